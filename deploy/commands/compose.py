@@ -1,0 +1,69 @@
+"""docker compose commands for one project, v2 (`docker compose`) or v1 (`docker-compose`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+def version(binary: Sequence[str]) -> list[str]:
+    return [*binary, "version", "--short"]
+
+
+@dataclass(frozen=True)
+class Compose:
+    """One compose project. ``variables`` feed the file's ${...} interpolation (image tag, port, proxy image)."""
+
+    project: str
+    file: str
+    binary: tuple[str, ...] = ("docker", "compose")
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def _base(self) -> list[str]:
+        # `env` passes interpolation variables the same way locally and over SSH, visibly in a dry run,
+        # without relying on the server's AcceptEnv.
+        prefix = ["env", *(f"{k}={v}" for k, v in sorted(self.variables.items()))] if self.variables else []
+        return [*prefix, *self.binary, "--project-name", self.project, "--file", self.file]
+
+    def with_variables(self, **variables: str) -> Compose:
+        return Compose(self.project, self.file, self.binary, {**self.variables, **variables})
+
+    def config(self, *, quiet: bool = True) -> list[str]:
+        return [*self._base(), "config", *(["--quiet"] if quiet else [])]
+
+    def services(self) -> list[str]:
+        return [*self._base(), "config", "--services"]
+
+    def up(self, services: Sequence[str] = (), *, no_deps: bool = False, no_recreate: bool = False,
+           scale: Mapping[str, int] | None = None, remove_orphans: bool = False) -> list[str]:
+        argv = [*self._base(), "up", "--detach"]
+        if no_deps:
+            argv.append("--no-deps")
+        if no_recreate:
+            argv.append("--no-recreate")
+        if remove_orphans:
+            argv.append("--remove-orphans")
+        for service, count in sorted((scale or {}).items()):
+            argv += ["--scale", f"{service}={count}"]
+        return argv + list(services)
+
+    def stop(self, services: Sequence[str] = (), *, timeout: int | None = None) -> list[str]:
+        argv = [*self._base(), "stop"]
+        if timeout is not None:
+            argv += ["--timeout", str(timeout)]
+        return argv + list(services)
+
+    def start(self, services: Sequence[str] = ()) -> list[str]:
+        return [*self._base(), "start", *services]
+
+    def restart(self, services: Sequence[str] = (), *, timeout: int | None = None) -> list[str]:
+        argv = [*self._base(), "restart"]
+        if timeout is not None:
+            argv += ["--timeout", str(timeout)]
+        return argv + list(services)
+
+    def down(self, *, volumes: bool = False) -> list[str]:
+        return [*self._base(), "down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+
+    def ps(self) -> list[str]:
+        return [*self._base(), "ps", "--all"]

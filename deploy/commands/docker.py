@@ -1,0 +1,91 @@
+"""docker CLI commands (engine side: images, containers, exec)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+REVISION_LABEL = "org.opencontainers.image.revision"
+
+
+def info() -> list[str]:
+    return ["docker", "info", "--format", "{{.ServerVersion}}"]
+
+
+def build(*, image: str, revision: str, context: str, dockerfile: str, build_args: Mapping[str, str],
+          target: str | None = None, no_cache: bool = False, labels: Mapping[str, str] | None = None) -> list[str]:
+    argv = ["docker", "build", "--file", dockerfile, "--tag", image]
+    for key, value in sorted({REVISION_LABEL: revision, **(labels or {})}.items()):
+        argv += ["--label", f"{key}={value}"]
+    for key, value in sorted({**build_args, "REVISION": revision}.items()):
+        argv += ["--build-arg", f"{key}={value}"]
+    if target:
+        argv += ["--target", target]
+    if no_cache:
+        argv.append("--no-cache")
+    argv.append(context)
+    return argv
+
+
+def image_inspect(image: str, fmt: str = "{{json .}}") -> list[str]:
+    return ["docker", "image", "inspect", "--format", fmt, image]
+
+
+def images(repository: str) -> list[str]:
+    return ["docker", "image", "ls", repository, "--format", "{{json .}}"]
+
+
+def remove_images(images: Sequence[str]) -> list[str]:
+    return ["docker", "image", "rm", *images]
+
+
+def run_once(image: str, command: Sequence[str], *, entrypoint: str | None = None, user: str | None = None,
+             env: Mapping[str, str] | None = None) -> list[str]:
+    """A throwaway container: no network, removed on exit, for checks inside an image."""
+    argv = ["docker", "run", "--rm", "--network", "none"]
+    if entrypoint is not None:
+        argv += ["--entrypoint", entrypoint]
+    if user is not None:
+        argv += ["--user", user]
+    for key, value in sorted((env or {}).items()):
+        argv += ["--env", f"{key}={value}"]
+    return argv + [image, *command]
+
+
+def containers(project: str, service: str | None = None, *, all_states: bool = False) -> list[str]:
+    argv = ["docker", "ps", "--no-trunc", "--format", "{{json .}}",
+            "--filter", f"label=com.docker.compose.project={project}"]
+    if service:
+        argv += ["--filter", f"label=com.docker.compose.service={service}"]
+    if all_states:
+        argv.append("--all")
+    return argv
+
+
+def inspect(containers: Sequence[str]) -> list[str]:
+    return ["docker", "inspect", "--type", "container", *containers]
+
+
+def exec_(container: str, command: Sequence[str]) -> list[str]:
+    return ["docker", "exec", container, *command]
+
+
+def stop(containers: Sequence[str], *, timeout: int) -> list[str]:
+    return ["docker", "stop", "--time", str(timeout), *containers]
+
+
+def remove(containers: Sequence[str], *, force: bool = False) -> list[str]:
+    return ["docker", "rm", *(["--force"] if force else []), *containers]
+
+
+def logs(container: str, *, since: str | None = None, tail: int | None = None, follow: bool = False,
+         timestamps: bool = False) -> list[str]:
+    argv = ["docker", "logs"]
+    if since:
+        argv += ["--since", since]
+    if tail is not None:
+        argv += ["--tail", str(tail)]
+    if follow:
+        argv.append("--follow")
+    if timestamps:
+        argv.append("--timestamps")
+    return argv + [container]

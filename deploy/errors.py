@@ -1,0 +1,110 @@
+"""One exception family. Each error carries its facts and renders one line: what, where, how to fix.
+
+The CLI (``deploy.tasks.cli``) turns any ``DeployError`` into ``invoke.Exit(str(err), err.exit_code)`` so users
+see that line and no traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DeployError(Exception):
+    """Base of every error the toolkit raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(DeployError):
+    """A setting is missing, of the wrong type or unknown."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, problem: str, fix: str):
+        self.key = key
+        super().__init__(f"config error: {key}: {problem}", hint=fix)
+
+
+class UsageError(DeployError):
+    """A command-line flag or argument the task cannot use."""
+
+    exit_code = 2
+
+
+class CommandFailed(DeployError):
+    """A command exited non-zero. Keeps the argv, exit status and the tail of stderr."""
+
+    def __init__(self, argv: Sequence[str], exit_status: int, stderr: str = "", where: str = "local"):
+        self.argv = list(argv)
+        self.exit_status = exit_status
+        self.stderr = stderr
+        self.where = where
+        tail = _last_line(stderr)
+        detail = f": {tail}" if tail else ""
+        super().__init__(f"[{where}] `{_short(self.argv)}` exited {exit_status}{detail}")
+
+
+class PreflightFailed(DeployError):
+    """The target is not fit to deploy to; nothing was changed."""
+
+
+class GitError(DeployError):
+    """The work tree cannot give a revision to deploy."""
+
+
+class VerifyFailed(DeployError):
+    """The built image failed one or more verification checks."""
+
+    def __init__(self, image: str, failed: Sequence[str]):
+        self.image = image
+        self.failed = list(failed)
+        super().__init__(
+            f"verify.build: {image} failed {len(self.failed)} check(s): {', '.join(self.failed)}",
+            hint="rebuild with `inv build --no-cache` and run `inv verify.build` again",
+        )
+
+
+class HealthTimeout(DeployError):
+    """The service never answered healthy with the expected revision in time."""
+
+    def __init__(self, url: str, timeout: float, last_seen: str):
+        self.url = url
+        self.timeout = timeout
+        self.last_seen = last_seen
+        super().__init__(f"health.wait: {url} not healthy after {timeout:g}s; last seen: {last_seen}")
+
+
+class RolloutFailed(DeployError):
+    """The new release did not prove itself; the previous one keeps serving."""
+
+
+class LockHeld(DeployError):
+    """Another deploy holds the lock on this target."""
+
+
+class ConnectError(DeployError):
+    """The SSH connection could not be made or the host key could not be trusted."""
+
+
+class BackupError(DeployError):
+    """A backup could not be made, verified or restored."""
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _short(argv: Sequence[str], limit: int = 160) -> str:
+    import shlex
+
+    text = shlex.join(argv)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

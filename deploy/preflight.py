@@ -1,0 +1,76 @@
+"""Checks that run before anything changes. Each yields a line; any failure stops the deploy untouched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .commands import docker, files
+from .errors import DeployError, PreflightFailed
+from .stack import Stack
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    ok: bool
+    detail: str
+
+
+def parse_df_free_mb(stdout: str) -> int | None:
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    fields = lines[-1].split()
+    try:
+        return int(fields[3]) // 1024
+    except (IndexError, ValueError):
+        return None
+
+
+def engine(stack: Stack) -> Item:
+    result = stack.target.probe(docker.info(), timeout=30)
+    if not result.ok:
+        return Item("docker engine", False, f"`docker info` failed on {stack.target.name}: "
+                    f"{(result.stderr.strip().splitlines() or ['no output'])[-1][:160]}")
+    return Item("docker engine", True, f"server {result.stdout.strip()}")
+
+
+def compose(stack: Stack) -> Item:
+    try:
+        binary = stack.binary
+    except DeployError as exc:
+        return Item("docker compose", False, str(exc))
+    version = stack.target.probe([*binary, "version", "--short"]).stdout.strip()
+    return Item("docker compose", True, f"{' '.join(binary)} {version}")
+
+
+def compose_file(stack: Stack, image: str) -> Item:
+    result = stack.target.probe(stack.compose(image).config(quiet=True))
+    if not result.ok:
+        tail = (result.stderr.strip().splitlines() or ["invalid"])[-1][:200]
+        return Item("compose file", False, f"{stack.compose_file}: {tail}")
+    return Item("compose file", True, f"{stack.compose_file} is valid")
+
+
+def disk(stack: Stack, path: str, minimum_mb: int) -> Item:
+    free = parse_df_free_mb(stack.target.probe(files.free_kib(path)).stdout)
+    if free is None:
+        return Item("free disk", False, f"cannot read free space of {path}")
+    return Item("free disk", free >= minimum_mb, f"{free} MB free at {path} (need {minimum_mb} MB)")
+
+
+def run(items: list[Callable[[], Item]], report: Callable[[Item], None]) -> list[Item]:
+    done = []
+    for make in items:
+        item = make()
+        report(item)
+        done.append(item)
+        if not item.ok and item.name in ("docker engine", "docker compose"):
+            break  # everything after needs these
+    failed = [i for i in done if not i.ok]
+    if failed:
+        first = failed[0]
+        raise PreflightFailed(f"preflight: {first.name}: {first.detail}",
+                              hint="nothing was changed" + (f"; {len(failed) - 1} more check(s) failed" if len(failed) > 1 else ""))
+    return done

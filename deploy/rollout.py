@@ -1,0 +1,154 @@
+"""Zero-downtime rollout: the new container starts beside the old one, proves itself, takes traffic, then the
+old one drains and goes. If the new one never proves itself, traffic stays on (or returns to) the old one.
+
+    start new (scale app to N+1, --no-recreate)  ─▶  poll the new container's own address until it reports the
+    new revision  ─▶  point the proxy at it, graceful nginx reload  ─▶  health + endpoint checks through the
+    public port  ─▶  SIGTERM the old container(s) with a drain time, remove them
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from . import health
+from .config import Settings
+from .containers import Container
+from .errors import DeployError, HealthTimeout, RolloutFailed
+from .stack import Stack
+
+
+@dataclass(frozen=True)
+class Outcome:
+    container: Container | None
+    previous: Container | None
+    first_deploy: bool
+
+
+def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> list[str]:
+    """GET each path; return one problem line per endpoint that does not answer 2xx/3xx."""
+    problems = []
+    for path in paths:
+        try:
+            response = requests.get(base_url + path, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            problems.append(f"{path}: {type(exc).__name__}")
+            continue
+        if response.status_code >= 400:
+            problems.append(f"{path}: HTTP {response.status_code}")
+    return problems
+
+
+def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], None],
+            health_timeout: float | None = None) -> Outcome:
+    settings = stack.settings
+    target = stack.target
+    compose = stack.compose(image)
+    timeout = health_timeout or settings.health_timeout
+
+    # Leftovers of an interrupted deploy would be counted by --scale; clear the stopped ones first.
+    stale = [c for c in stack.all_apps() if not c.running]
+    if stale:
+        say(f"removing {len(stale)} stopped app container(s) left from an earlier run")
+        target.run(["docker", "rm", "--force", *[c.id for c in stale]])
+
+    old = stack.apps()
+    proxy = stack.proxy()
+    serving = stack.serving() if old else None
+    if target.dry:
+        _print_plan(target, stack, compose, old, proxy)
+        return Outcome(None, serving, not old)
+
+    if not old:
+        say("no app container running: starting the whole stack")
+        target.run(compose.up())
+    else:
+        say(f"starting {image} beside {', '.join(c.name for c in old)}")
+        target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
+                              scale={settings.app_service: len(old) + 1}))
+        if proxy is None:
+            target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
+    old_ids = {c.id for c in old}
+    fresh = [c for c in stack.apps() if c.id not in old_ids]
+    if len(fresh) != 1:
+        raise RolloutFailed(f"expected one new {settings.app_service} container, found {len(fresh)}",
+                            hint="check `inv deploy.status` and the compose file's scale settings")
+    new = fresh[0]
+    still = _still_serving(serving)
+
+    try:
+        _wait_container(stack, new, revision, timeout, say)
+    except DeployError as exc:
+        say(f"new container {new.name} failed: {exc}; removing it")
+        stack.retire([new], drain=0)
+        raise RolloutFailed(f"new release never became healthy: {_reason(exc)}; {still}") from None
+
+    proxy = stack.proxy()
+    if proxy is None:
+        stack.retire([new], drain=0)
+        raise RolloutFailed(f"proxy service {settings.proxy_service!r} is not running; {still}",
+                            hint="see `inv deploy.logs --service proxy`")
+    say(f"switching traffic to {new.name}")
+    stack.switch(proxy, new)
+    try:
+        with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+            base = f"http://{host}:{port}"
+            health.wait(base + settings.health_path, revision, timeout=min(timeout, 30.0),
+                        interval=settings.health_interval)
+            problems = check_endpoints(base, settings.check_endpoints)
+        if problems:
+            raise RolloutFailed("post-deploy checks failed: " + "; ".join(problems))
+    except (DeployError, OSError) as exc:
+        _switch_back(stack, proxy, serving, new, say)
+        raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}; {still}") from None
+
+    previous = [c for c in old if c.id != new.id]
+    if previous:
+        say(f"draining {', '.join(c.name for c in previous)} (up to {settings.drain_seconds}s)")
+        stack.retire(previous, drain=settings.drain_seconds)
+    return Outcome(new, serving, not old)
+
+
+def _wait_container(stack: Stack, container: Container, revision: str, timeout: float,
+                    say: Callable[[str], None]) -> None:
+    """Poll the new container on its own address, before any traffic reaches it."""
+    if not container.addresses:
+        raise RolloutFailed(f"{container.name} has no network address")
+    with stack.target.tunnel(container.addresses[0], stack.settings.app_port) as (host, port):
+        url = f"http://{host}:{port}{stack.settings.health_path}"
+        health.wait(url, revision, timeout=timeout, interval=stack.settings.health_interval,
+                    progress=lambda line: say(f"{container.name}: {line.split(': ', 1)[-1]}"))
+
+
+def _switch_back(stack: Stack, proxy: Container, serving: Container | None, new: Container,
+                 say: Callable[[str], None]) -> None:
+    if serving is not None:
+        say(f"switching traffic back to {serving.name}")
+        stack.switch(proxy, serving)
+    stack.retire([new], drain=0)
+
+
+def _still_serving(container: Container | None) -> str:
+    if container is None:
+        return "nothing was serving before this deploy"
+    return f"{container.name} still serving revision {(container.revision or 'unknown')[:12]}"
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, HealthTimeout):
+        return f"not healthy after {exc.timeout:g}s, last seen: {exc.last_seen}"
+    return str(exc)
+
+
+def _print_plan(target, stack: Stack, compose, old: list[Container], proxy: Container | None) -> None:
+    settings: Settings = stack.settings
+    if not old:
+        target.run(compose.up())
+    else:
+        target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
+                              scale={settings.app_service: len(old) + 1}))
+    target.say(f"[dry-run] [{target.name}] wait for the new container to report the revision, "
+               f"switch {settings.proxy_service} to it, then stop {', '.join(c.name for c in old) or 'nothing'} "
+               f"with {settings.drain_seconds}s drain")

@@ -1,0 +1,102 @@
+"""One environment's compose stack on one target: its compose command, containers and proxy upstream."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from .commands import compose as compose_cmd
+from .commands import docker
+from .commands.compose import Compose
+from .config import Settings
+from .containers import Container, app_containers, list_containers, proxy_container
+from .errors import PreflightFailed
+from .target import Target
+
+# Rewrites the proxy's upstream to one container and reloads nginx gracefully; on a config nginx rejects,
+# the previous upstream is put back. Values arrive as positional parameters, never spliced into the script.
+_SWITCH_SCRIPT = (
+    'f="$1"; printf "server %s:%s;\\n" "$2" "$3" > "$f.next" || exit 1; '
+    'cp -f "$f" "$f.prev" 2>/dev/null; mv -f "$f.next" "$f"; '
+    'if nginx -t -q; then nginx -s reload; else mv -f "$f.prev" "$f"; echo "nginx rejected the upstream" >&2; exit 1; fi'
+)
+
+
+def detect_compose(target: Target, preference: str = "auto") -> tuple[str, ...]:
+    """The compose binary on the target: v2 plugin first, v1 ``docker-compose`` where users still have it."""
+    candidates = {
+        "auto": [("docker", "compose"), ("docker-compose",)],
+        "docker compose": [("docker", "compose")],
+        "docker-compose": [("docker-compose",)],
+    }[preference]
+    for binary in candidates:
+        if target.probe(compose_cmd.version(binary)).ok:
+            return binary
+    raise PreflightFailed(
+        f"[{target.name}] no docker compose found (tried {', '.join(' '.join(b) for b in candidates)})",
+        hint="install the Compose v2 plugin (see docs/DEPLOYMENT-RUNBOOK.md) or set deploy.compose_command",
+    )
+
+
+class Stack:
+    def __init__(self, target: Target, settings: Settings, *, compose_file: str | None = None):
+        self.target = target
+        self.settings = settings
+        self.compose_file = compose_file or settings.compose_file
+
+    @functools.cached_property
+    def binary(self) -> tuple[str, ...]:
+        return detect_compose(self.target, self.settings.compose_command)
+
+    def compose(self, image: str | None = None) -> Compose:
+        variables = {"PROXY_IMAGE": self.settings.proxy_image, "PUBLIC_PORT": str(self.settings.public_port)}
+        if image:
+            variables["APP_IMAGE"] = image
+        return Compose(self.settings.project, self.compose_file, self.binary, variables)
+
+    # -- state -------------------------------------------------------------------------------------------
+    def apps(self) -> list[Container]:
+        return app_containers(self.target, self.settings)
+
+    def all_apps(self) -> list[Container]:
+        return list_containers(self.target, self.settings, self.settings.app_service, all_states=True)
+
+    def proxy(self) -> Container | None:
+        return proxy_container(self.target, self.settings)
+
+    def upstream(self, proxy: Container | None = None) -> str | None:
+        """The app container the proxy sends traffic to, as written in its upstream file."""
+        proxy = proxy or self.proxy()
+        if proxy is None:
+            return None
+        result = self.target.probe(docker.exec_(proxy.id, ["cat", self.settings.upstream_file]))
+        return parse_upstream(result.stdout) if result.ok else None
+
+    def serving(self) -> Container | None:
+        """The running app container that takes traffic now (the upstream's, else the newest running)."""
+        apps = self.apps()
+        if not apps:
+            return None
+        name = self.upstream()
+        return next((c for c in apps if c.name == name), apps[-1])
+
+    # -- changes -----------------------------------------------------------------------------------------
+    def switch(self, proxy: Container, container: Container) -> None:
+        self.target.run(docker.exec_(proxy.id, ["sh", "-c", _SWITCH_SCRIPT, "switch", self.settings.upstream_file,
+                                                container.name, str(self.settings.app_port)]))
+
+    def retire(self, containers: Sequence[Container], *, drain: int) -> None:
+        """Graceful stop (SIGTERM, then ``drain`` seconds to finish in-flight requests), then remove."""
+        if not containers:
+            return
+        ids = [c.id for c in containers]
+        self.target.run(docker.stop(ids, timeout=drain))
+        self.target.run(docker.remove(ids, force=True))
+
+
+def parse_upstream(text: str) -> str | None:
+    for line in text.splitlines():
+        words = line.replace(";", " ").split()
+        if len(words) >= 2 and words[0] == "server":
+            return words[1].rsplit(":", 1)[0]
+    return None

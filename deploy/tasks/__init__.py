@@ -1,0 +1,16 @@
+"""The task tree. A project's tasks.py imports ``ns`` (or picks the collections it wants) and goes."""
+
+from invoke import Collection
+
+from ..config import DEFAULTS
+from . import deploy, health, verify
+from .build import build
+
+ns = Collection()
+ns.add_task(build)
+ns.add_collection(verify.ns)
+ns.add_collection(health.ns)
+ns.add_collection(deploy.ns)
+ns.configure({"deploy": DEFAULTS})
+
+__all__ = ["ns"]

@@ -1,0 +1,30 @@
+"""`inv build`: the image for HEAD, tagged <app>:<sha12> and labelled with the full revision."""
+
+from invoke import task
+
+from ..build import build_image
+from ..revision import current
+from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+
+
+@task(help={
+    "env": ENV_HELP,
+    "host": HOST_HELP,
+    "no-cache": "build every layer from scratch (the layer cache is safe: verify.build proves freshness)",
+    "allow-dirty": "build uncommitted changes; the revision then ends in -dirty",
+})
+@clean_errors
+def build(c, env=None, host=None, no_cache=False, allow_dirty=False):
+    """Build the app image for the current git revision."""
+    session = session_for(c, env, host)
+    try:
+        revision = current(session.local, allow_dirty=allow_dirty)
+        if session.settings.is_remote:
+            from ..remote import prepare_release
+
+            prepare_release(session, revision)
+        with session.ui.step("build", session.settings.image(revision.tag)):
+            image = build_image(session.target, session.settings, revision, no_cache=no_cache)
+        session.ui.line(f"built {image} (revision {revision.full})")
+    finally:
+        session.close()

@@ -1,0 +1,38 @@
+"""The thin layer between Invoke and the steps: one line per error, no traceback, the right exit code."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Exit
+
+from ..errors import DeployError
+from ..session import Session, open_session
+
+
+def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn DeployError into ``invoke.Exit``; Ctrl-C into a one-line exit 130. DEPLOY_DEBUG=1 shows tracebacks."""
+
+    @functools.wraps(body)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except DeployError as exc:
+            if os.environ.get("DEPLOY_DEBUG"):
+                raise
+            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted: the deploy lock was released; check `inv deploy.status`", code=130) from None
+
+    return wrapper
+
+
+def session_for(c, env: str | None = None, host: str | None = None) -> Session:
+    return open_session(c, env or None, host or None)
+
+
+ENV_HELP = "environment from deploy.environments (default: deploy.default_env, or prod with --host)"
+HOST_HELP = "run on this SSH host (ssh_config alias or user@host[:port]) instead of the environment's own"

@@ -1,0 +1,64 @@
+"""`inv deploy.*`: the pipeline per environment, plus the day-two tasks around it."""
+
+from invoke import Collection, task
+
+from .. import pipeline
+from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+
+PIPELINE_HELP = {
+    "allow-dirty": "deploy uncommitted changes (the revision ends in -dirty)",
+    "no-cache": "build every layer from scratch",
+    "health-timeout": "seconds the new container gets to report healthy (default: deploy.health_timeout)",
+}
+
+
+def _run(c, env, host=None, skip_backup=False, **flags):
+    session = session_for(c, env, host)
+    try:
+        options = pipeline.Options(
+            allow_dirty=flags.get("allow_dirty", False),
+            no_cache=flags.get("no_cache", False),
+            skip_backup=skip_backup,
+            health_timeout=float(flags["health_timeout"]) if flags.get("health_timeout") else None,
+        )
+        hooks = {}
+        if session.settings.is_remote:
+            from ..remote import preflight_checks, prepare_release
+
+            hooks = {"prepare": prepare_release, "preflight_extra": preflight_checks}
+        from ..backup import backup_hook
+
+        hooks["backup"] = backup_hook
+        pipeline.deploy(session, options, **hooks)
+    finally:
+        session.close()
+
+
+@task(help=PIPELINE_HELP)
+@clean_errors
+def test(c, allow_dirty=False, no_cache=False, health_timeout=None):
+    """Deploy HEAD to the local test stack (port 8001) with the production pipeline."""
+    _run(c, "test", allow_dirty=allow_dirty, no_cache=no_cache, health_timeout=health_timeout)
+
+
+@task(help={**PIPELINE_HELP, "host": HOST_HELP, "skip-backup": "deploy without the pre-deploy backup (recorded)"})
+@clean_errors
+def prod(c, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False):
+    """Deploy HEAD to production over SSH: backup, build, verify, zero-downtime rollout."""
+    _run(c, "prod", host, skip_backup=skip_backup, allow_dirty=allow_dirty, no_cache=no_cache,
+         health_timeout=health_timeout)
+
+
+@task(name="env", help={**PIPELINE_HELP, "name": ENV_HELP, "host": HOST_HELP,
+                        "skip-backup": "deploy without the pre-deploy backup (recorded)"})
+@clean_errors
+def to_env(c, name, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False):
+    """Deploy HEAD to any configured environment by name."""
+    _run(c, name, host, skip_backup=skip_backup, allow_dirty=allow_dirty, no_cache=no_cache,
+         health_timeout=health_timeout)
+
+
+ns = Collection("deploy")
+ns.add_task(test)
+ns.add_task(prod)
+ns.add_task(to_env, name="env")

@@ -1,0 +1,57 @@
+"""`inv health.wait`: poll until the service is healthy at the expected revision."""
+
+from invoke import Collection, task
+
+from .. import health as health_mod
+from ..errors import UsageError
+from ..revision import current
+from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+
+
+@task(help={
+    "url": "health URL to poll (default: the environment's public port + health_path)",
+    "revision": "revision the service must report (default: git HEAD; 'any' accepts any healthy answer)",
+    "timeout": "seconds before giving up (default: deploy.health_timeout)",
+    "interval": "seconds between checks (default: deploy.health_interval, 0.5)",
+    "env": ENV_HELP,
+    "host": HOST_HELP,
+    "allow-dirty": "expect the -dirty revision of an uncommitted work tree",
+})
+@clean_errors
+def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host=None, allow_dirty=False):
+    """Wait until the service answers healthy and reports the expected revision."""
+    session = session_for(c, env, host)
+    settings = session.settings
+    try:
+        timeout = _positive("timeout", timeout, settings.health_timeout)
+        interval = _positive("interval", interval, settings.health_interval)
+        if revision == "any":
+            expected = None
+        else:
+            head = current(session.local, allow_dirty=True)
+            expected = revision or (head.full if allow_dirty else head.sha)
+        if url:
+            verdict = health_mod.wait(url, expected, timeout=timeout, interval=interval, progress=session.ui.note)
+        else:
+            with session.target.tunnel("127.0.0.1", settings.public_port) as (h, p):
+                verdict = health_mod.wait(f"http://{h}:{p}{settings.health_path}", expected, timeout=timeout,
+                                          interval=interval, progress=session.ui.note)
+        session.ui.line(f"healthy: {verdict.reason}")
+    finally:
+        session.close()
+
+
+def _positive(name: str, value, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--{name} {value!r} is not a number", hint=f"give seconds, e.g. --{name} 30") from None
+    if number <= 0:
+        raise UsageError(f"--{name} must be greater than 0", hint=f"give seconds, e.g. --{name} 30")
+    return number
+
+
+ns = Collection("health")
+ns.add_task(wait, default=True)

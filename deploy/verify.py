@@ -1,0 +1,111 @@
+"""Prove a built image holds exactly this revision and nothing stale.
+
+Each check runs against the image itself (inspect, or a throwaway container with no network) and yields a
+``Check`` with pass/fail and what it saw. ``verify_image`` raises ``VerifyFailed`` naming every failed check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .commands import docker
+from .config import Settings
+from .errors import VerifyFailed
+from .target import Target
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+_ROUTES_RE = re.compile(r"(\d+)\s+routes?\b")
+
+
+def check_revision(labels: dict | None, expected: str) -> Check:
+    found = (labels or {}).get(docker.REVISION_LABEL)
+    if found == expected:
+        return Check("revision label", True, f"{docker.REVISION_LABEL}={expected[:12]}")
+    return Check("revision label", False, f"label says {found or 'nothing'!s:.20}, HEAD is {expected[:12]}")
+
+
+def check_bytecode(exit_status: int, stdout: str, app_dir: str) -> Check:
+    found = [line for line in stdout.splitlines() if line.strip()]
+    if exit_status != 0:
+        return Check("no bytecode", False, f"cannot search {app_dir} (find exited {exit_status})")
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        return Check("no bytecode", False, f"found {found[0]}{more}")
+    return Check("no bytecode", True, f"no .pyc or __pycache__ under {app_dir}")
+
+
+def check_imports(exit_status: int, output: str) -> Check:
+    last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
+    if exit_status != 0:
+        return Check("app imports", False, f"check command exited {exit_status}: {last[:160]}")
+    match = _ROUTES_RE.search(output)
+    if not match:
+        return Check("app imports", False, f"check command did not report a route count: {last[:160]!r}")
+    routes = int(match.group(1))
+    if routes == 0:
+        return Check("app imports", False, "app imports but has 0 routes")
+    return Check("app imports", True, f"{routes} routes")
+
+
+def check_user(exit_status: int, stdout: str) -> Check:
+    uid = stdout.strip()
+    if exit_status != 0 or not uid.isdigit():
+        return Check("non-root user", False, f"cannot tell the user (id exited {exit_status})")
+    if uid == "0":
+        return Check("non-root user", False, "runs as root (uid 0); add a USER line to the Dockerfile")
+    return Check("non-root user", True, f"uid {uid}")
+
+
+def check_no_env(exit_status: int, stdout: str) -> Check:
+    found = [line for line in stdout.splitlines() if line.strip()]
+    if found:
+        return Check("no .env inside", False, f"found {', '.join(found[:3])}")
+    if exit_status not in (0, 1):  # find exits 1 on unreadable dirs, which is fine for this search
+        return Check("no .env inside", False, f"cannot search the image (find exited {exit_status})")
+    return Check("no .env inside", True, "no .env file in the image")
+
+
+def run_checks(target: Target, settings: Settings, image: str, revision: str) -> Iterator[Check]:
+    inspected = target.probe(docker.image_inspect(image, "{{json .Config.Labels}}"))
+    if not inspected.ok:
+        yield Check("image exists", False, f"{image} not found on {target.name}; run `inv build` first")
+        return
+    yield check_revision(json.loads(inspected.stdout or "null"), revision)
+
+    def once(command: list[str], entrypoint: str, user: str | None = None):
+        return target.probe(docker.run_once(image, command, entrypoint=entrypoint, user=user), timeout=120)
+
+    app_dir = settings.app_dir
+    found = once([app_dir, "(", "-name", "*.pyc", "-o", "-name", "*.pyo", "-o", "-name", "__pycache__", ")",
+                  "-print"], "find")
+    yield check_bytecode(found.exit_status, found.stdout, app_dir)
+    ran = once(settings.check_command[1:], settings.check_command[0])
+    yield check_imports(ran.exit_status, ran.stdout + ran.stderr)
+    uid = once(["-u"], "id")
+    yield check_user(uid.exit_status, uid.stdout)
+    envs = once(["/", "-xdev", "(", "-name", ".env", "-o", "-name", ".env.*", ")", "-not", "-name", ".env.example",
+                 "-print"], "find")
+    yield check_no_env(envs.exit_status, envs.stdout)
+
+
+def verify_image(target: Target, settings: Settings, image: str, revision: str,
+                 report: Callable[[Check], None] | None = None) -> list[Check]:
+    checks = []
+    for check in run_checks(target, settings, image, revision):
+        checks.append(check)
+        if report:
+            report(check)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        raise VerifyFailed(image, failed)
+    return checks

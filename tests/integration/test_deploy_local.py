@@ -1,0 +1,96 @@
+"""`inv deploy.test` and its steps on the real Docker engine, run as users run them (the `inv` command)."""
+
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_deploy_from_scratch_serves_head_then_a_code_change(project):
+    first = project.head()
+    result = project.inv("deploy.test")
+    assert f"deployed {first[:12]} to test" in result.stdout
+    for step in ("==> preflight", "==> build", "==> verify.build", "==> rollout"):
+        assert step in result.stdout
+    answer = project.health()
+    assert (answer["status"], answer["revision"]) == ("healthy", first)
+    (old_container,) = project.containers()
+
+    # A one-line code change: the new container must serve the new code, not a cached copy.
+    index = project.path / "app" / "routes.py"
+    assert index.exists(), "the reference app keeps its handlers in app/routes.py"
+    index.write_text(index.read_text() + "\nDEPLOY_MARKER = 'second release'\n")
+    second = project.commit("second release")
+    project.inv("deploy.test")
+    assert project.health()["revision"] == second
+    containers = project.containers()
+    assert len(containers) == 1 and containers != [old_container], "the old container drained and went"
+    shown = subprocess.run(["docker", "exec", containers[0], "grep", "-c", "DEPLOY_MARKER",
+                            "/srv/app/routes.py"], capture_output=True, text=True)
+    assert shown.stdout.strip() == "1", "the running container holds the new code"
+
+
+def test_stale_bytecode_in_the_build_context_never_reaches_the_image(project):
+    # Ignored by git, so the tree is clean, but present in the build context: .dockerignore and the
+    # clean-up step must keep them out.
+    (project.path / "app" / "__pycache__").mkdir(exist_ok=True)
+    (project.path / "app" / "__pycache__" / "routes.cpython-311.pyc").write_bytes(b"\x00stale")
+    (project.path / "app" / "stale.pyc").write_bytes(b"\x00stale")
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=project.path, capture_output=True,
+                          text=True).stdout == ""
+    result = project.inv("build", "verify.build")
+    assert "PASS  no bytecode" in result.stdout
+    image = f"{project.name}:{project.head()[:12]}"
+    found = subprocess.run(["docker", "run", "--rm", "--entrypoint", "find", image, "/srv", "-name", "*.pyc",
+                            "-o", "-name", "__pycache__"], capture_output=True, text=True, check=True)
+    assert found.stdout == ""
+
+
+def test_verify_build_fails_on_an_image_holding_bytecode(project, tmp_path):
+    project.inv("build")
+    good = f"{project.name}:{project.head()[:12]}"
+    bad = f"{project.name}:with-pyc"
+    dockerfile = tmp_path / "bad.Dockerfile"
+    dockerfile.write_text(f"FROM {good}\nUSER 0\nRUN mkdir -p /srv/app/__pycache__ && "
+                          "touch /srv/app/__pycache__/routes.cpython-311.pyc\nUSER 10001\n")
+    subprocess.run(["docker", "build", "-q", "-t", bad, "-f", str(dockerfile), str(tmp_path)], check=True,
+                   capture_output=True)
+    result = project.inv("verify.build", "--image", bad, check=False)
+    assert result.returncode == 1
+    assert "FAIL  no bytecode" in result.stdout
+    assert "failed 1 check(s): no bytecode" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dirty_tree_is_refused_unless_allowed(project):
+    project.write("app/extra.txt", "uncommitted\n")
+    refused = project.inv("build", check=False)
+    assert refused.returncode == 1
+    assert "uncommitted change" in refused.stderr and "--allow-dirty" in refused.stderr
+    allowed = project.inv("build", "--allow-dirty")
+    assert f"{project.head()[:12]}-dirty" in allowed.stdout
+
+
+def test_failed_build_leaves_the_running_release_untouched(project):
+    project.inv("deploy.test")
+    before = project.containers()
+    serving = project.health()["revision"]
+    dockerfile = project.path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nRUN exit 3\n")
+    project.commit("broken build")
+    result = project.inv("deploy.test", check=False)
+    assert result.returncode == 1
+    assert "exited 3" in result.stderr or "returned a non-zero code: 3" in result.stderr
+    assert project.containers() == before
+    assert project.health()["revision"] == serving
+
+
+def test_bad_config_is_one_line_and_changes_nothing(project):
+    project.configure(environments={"test": {"public_port": "eighty"}})
+    result = project.inv("deploy.test", check=False)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: config error: deploy.environments.test.public_port: must be an integer, got string "
+                     "'eighty' (set deploy.environments.test.public_port to an integer)"]
+    assert project.containers() == []
