@@ -94,3 +94,43 @@ def test_bad_config_is_one_line_and_changes_nothing(project):
     assert lines == ["error: config error: deploy.environments.test.public_port: must be an integer, got string "
                      "'eighty' (set deploy.environments.test.public_port to an integer)"]
     assert project.containers() == []
+
+
+def _docker_state(project):
+    def out(*argv):
+        return subprocess.run(list(argv), capture_output=True, text=True, check=True).stdout
+
+    return (out("docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Image}} {{.Status}}",
+                "--filter", f"label=com.docker.compose.project={project.compose_project()}").splitlines(),
+            sorted(out("docker", "image", "ls", project.name, "--format", "{{.ID}} {{.Tag}}").splitlines()))
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(project):
+    project.inv("deploy.test")
+    history = project.path / ".deploy" / "test" / "history.jsonl"
+    lines_before = history.read_text()
+    index = project.path / "app" / "routes.py"
+    index.write_text(index.read_text() + "\n# next release\n")
+    project.commit("next release")
+    before = _docker_state(project)
+
+    result = project.inv("--dry", "deploy.test")
+    printed = result.stderr
+    assert "[dry-run] [local] docker build" in printed
+    assert "--scale app=2" in printed, "the plan starts the new container beside the running one"
+    assert "[dry-run] [local] mkdir" in printed, "the lock is part of the plan"
+    assert f"planned {project.head()[:12]} to test" in result.stdout
+    time_sensitive = [line.split(" Up ")[0] for line in before[0]]
+    after = _docker_state(project)
+    assert [line.split(" Up ")[0] for line in after[0]] == time_sensitive
+    assert after[1] == before[1]
+    assert history.read_text() == lines_before
+    assert not (project.path / ".deploy" / "test" / "lock").exists()
+
+
+def test_tasks_compose_on_one_command_line(project):
+    result = project.inv("build", "verify.build")
+    assert "==> build" in result.stdout and "verified" in result.stdout
+    project.inv("deploy.test")
+    waited = project.inv("health.wait", "--timeout", "5")
+    assert f"healthy at revision {project.head()[:12]}" in waited.stdout

@@ -1,0 +1,63 @@
+"""LocalTarget on a real invoke.Context: quoting, dry runs and probes."""
+
+import io
+
+import pytest
+from invoke import Config, Context
+
+from deploy.errors import CommandFailed
+from deploy.target import LocalTarget
+
+
+def target(tmp_path, dry=False):
+    out = io.StringIO()
+    config = Config(overrides={"run": {"dry": dry, "in_stream": False}})
+    return LocalTarget(Context(config), str(tmp_path), out=out), out
+
+
+def test_run_quotes_every_argument(tmp_path):
+    t, out = target(tmp_path)
+    hostile = "a b; touch pwned"
+    result = t.run(["printf", "%s|", hostile, "$(id)"])
+    assert result.stdout == "a b; touch pwned|$(id)|"
+    assert not (tmp_path / "pwned").exists()
+    assert "[local] $ printf" in out.getvalue()
+
+
+def test_runs_in_the_target_directory_even_with_spaces(tmp_path):
+    where = tmp_path / "my project"
+    where.mkdir()
+    t, _ = target(where)
+    assert t.probe(["pwd"]).stdout.strip() == str(where)
+
+
+def test_failure_carries_command_status_and_stderr(tmp_path):
+    t, _ = target(tmp_path)
+    with pytest.raises(CommandFailed) as info:
+        t.run(["sh", "-c", "echo boom >&2; exit 7"])
+    err = info.value
+    assert err.exit_status == 7 and err.stderr.strip() == "boom"
+    assert str(err).startswith("[local] `sh -c") and str(err).endswith("exited 7: boom")
+    assert not t.run(["false"], check=False).ok
+
+
+def test_dry_run_prints_and_changes_nothing_but_probes_still_read(tmp_path):
+    t, out = target(tmp_path, dry=True)
+    assert t.dry
+    t.run(["touch", "made-by-run"])
+    t.write_text("written.txt", "x")
+    assert not (tmp_path / "made-by-run").exists()
+    assert not (tmp_path / "written.txt").exists()
+    assert "[dry-run] [local] touch made-by-run" in out.getvalue()
+    assert "[dry-run] [local] write written.txt" in out.getvalue()
+    (tmp_path / "real.txt").write_text("state")
+    assert t.read_text("real.txt") == "state", "probes read real state during a dry run"
+
+
+def test_write_text_is_atomic_and_sets_mode(tmp_path):
+    t, _ = target(tmp_path)
+    t.write_text("sub/secret.env", "A=1\n", mode=0o600)
+    path = tmp_path / "sub" / "secret.env"
+    assert path.read_text() == "A=1\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert t.read_text("missing") is None
