@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import health
 from .config import Config
-from .web import HttpError, Request, Response, RouteTable, html_response, json_response
+from .web import HttpError, Request, Response, RouteTable, html_response, is_digits, json_response
 
 if TYPE_CHECKING:
     from .server import App
@@ -111,7 +111,7 @@ def list_quotes(app: App, request: Request) -> Response:
     raw = request.arg("limit")
     limit = DEFAULT_LIST_LIMIT
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST_LIMIT:
+        if not is_digits(raw) or not 1 <= int(raw) <= MAX_LIST_LIMIT:
             raise HttpError(400, f"limit must be an integer 1-{MAX_LIST_LIMIT}", field="limit")
         limit = int(raw)
     quotes = app.db.list_quotes(limit)
@@ -161,7 +161,7 @@ def get_quote(app: App, request: Request) -> Response:
 def slow(app: App, request: Request) -> Response:
     """Answer after ``ms`` milliseconds: lets tests hold a request in flight across a shutdown."""
     raw = request.arg("ms") or "1000"
-    if not raw.isdigit() or int(raw) > MAX_SLOW_MS:
+    if not is_digits(raw) or int(raw) > MAX_SLOW_MS:
         raise HttpError(400, f"ms must be an integer 0-{MAX_SLOW_MS}", field="ms")
     time.sleep(int(raw) / 1000)
     return json_response(200, {"slept_ms": int(raw)})

@@ -22,7 +22,7 @@ from .config import Config
 from .db import Database
 from .logs import close_logging, request_id_from, setup_logging
 from .routes import route_table
-from .web import JSON, HttpError, Request, Response, RouteTable, Router, json_response
+from .web import HttpError, Request, Response, Router, RouteTable, is_digits, json_response
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -74,7 +74,6 @@ class Handler(BaseHTTPRequestHandler):
         request_id = request_id_from(self.headers.get("X-Request-ID"))
         target = urlsplit(self.path)
         path = target.path or "/"
-        status = 500
         try:
             body = self._read_body()
             request = Request(self.command, path, parse_qs(target.query, keep_blank_values=True),
@@ -86,13 +85,13 @@ class Handler(BaseHTTPRequestHandler):
             app.log.exception("unhandled error", extra={"method": self.command, "path": path,
                                                         "request_id": request_id})
             response = json_response(500, {"error": "internal error", "request_id": request_id})
-        status = response.status
+        # Logged before the answer is sent: whoever reads the answer can rely on the line being there.
+        self._log_request(response.status, started, request_id, self.command, path)
         try:
             self._write(response, request_id, head_only=self.command == "HEAD")
-        except OSError as exc:  # the client went away; the request still gets its log line
-            app.log.debug("client disconnected", extra={"error": str(exc), "request_id": request_id})
-        finally:
-            self._log_request(status, started, request_id, self.command, path)
+        except OSError as exc:
+            app.log.debug("client went away before the answer was sent",
+                          extra={"error": str(exc), "request_id": request_id})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -100,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.headers.get("Content-Length")
         if raw is None:
             return b""
-        if not raw.strip().isdigit():
+        if not is_digits(raw.strip()):
             raise HttpError(400, "Content-Length must be a non-negative integer")
         length = int(raw)
         if length > MAX_BODY_BYTES:
@@ -133,12 +132,12 @@ class Handler(BaseHTTPRequestHandler):
         request_id = request_id_from(self.headers.get("X-Request-ID") if getattr(self, "headers", None) else None)
         self.close_connection = True
         response = json_response(code, {"error": message or self.responses.get(code, ("error",))[0]})
+        path = urlsplit(self.path).path if getattr(self, "path", None) else None
+        self._log_request(code, started, request_id, getattr(self, "command", None), path)
         try:
             self._write(response, request_id, head_only=code < 200 or code in (204, 304))
         except OSError:
             pass
-        path = urlsplit(self.path).path if getattr(self, "path", None) else None
-        self._log_request(code, started, request_id, getattr(self, "command", None), path)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # every request is logged once, as JSON, by _log_request
@@ -212,10 +211,11 @@ class Service:
         assert self.httpd is not None, "not started"
         return self.httpd.server_port
 
-    def start(self) -> None:
+    def start(self, poll_interval: float = 0.2) -> None:
+        """Listen; ``poll_interval`` bounds how long ``stop()`` waits for the accept loop to notice."""
         self.app.prepare()
         self.httpd = Server((self.config.host, self.config.port), self.app)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": poll_interval},
                                         name="http-accept", daemon=True)
         self._thread.start()
         self.log.info("listening", extra={"host": self.config.host, "port": self.port,

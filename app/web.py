@@ -14,6 +14,11 @@ HTML = "text/html; charset=utf-8"
 _PARAM_RE = re.compile(r"\{([a-z_]+)\}")
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts characters like '²' that int() then rejects."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclass
 class Request:
     method: str

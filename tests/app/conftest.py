@@ -21,7 +21,7 @@ def start_service(tmp_path: Path) -> Iterator:
         root = root or tmp_path
         config = replace(load(base_env(root, **overrides)), port=0)
         service = Service(config)
-        service.start()
+        service.start(poll_interval=0.02)
         running = Running(service, f"http://127.0.0.1:{service.port}", root)
         started.append(running)
         return running

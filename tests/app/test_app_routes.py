@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -136,7 +137,7 @@ def test_bad_quote_bodies_get_a_clear_error(service, raw, expected):
     assert expected in response.json()["error"]
 
 
-@pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1"])
+@pytest.mark.parametrize("limit", ["0", "abc", "1001", "-1", "\u00b2", "\u0663"])
 def test_bad_list_limit(service, limit):
     response = service.get("/api/quotes", params={"limit": limit})
     assert response.status_code == 400
@@ -174,6 +175,11 @@ def test_head_answers_headers_only(service):
     assert head.headers["Content-Length"] == response.headers["Content-Length"]
 
 
+def test_non_ascii_digits_in_content_length_are_a_400(service):
+    answer = _raw_exchange(service, "POST /api/quotes HTTP/1.0\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"))
+    assert answer.startswith(b"HTTP/1.0 400")
+
+
 def test_oversized_body_is_413(service):
     response = service.post("/api/quotes", data=b"x" * (65 * 1024))
     assert response.status_code == 413
@@ -183,17 +189,27 @@ def test_server_header_does_not_reveal_the_python_version(service):
     assert service.get("/health/live").headers["Server"] == "deploy-demo"
 
 
-def test_malformed_request_line_gets_a_json_400_and_a_log_line(service):
-    port = int(service.url.rsplit(":", 1)[1])
+def _raw_exchange(running, payload: bytes) -> bytes:
+    port = int(running.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GARBAGE\r\n\r\n")
+        sock.sendall(payload)
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk
+    return answer
+
+
+def test_requests_http_server_rejects_get_json_errors_and_a_log_line(service):
+    answer = _raw_exchange(service, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 400")
-    assert b'"error"' in body
-    assert any(line.get("status") == 400 and line.get("request_id") for line in service.log_lines())
+    assert head.startswith(b"HTTP/1.0 431")
+    assert b"X-Request-ID: " in head
+    assert json.loads(body)["error"]
+    garbage = _raw_exchange(service, b"GARBAGE\r\n\r\n")  # HTTP/0.9 style: the answer is a bare body
+    assert json.loads(garbage)["error"].startswith("Bad request")
+    statuses = [line["status"] for line in service.log_lines() if line["msg"] == "request"]
+    assert statuses == [431, 400]
+    assert all(line["request_id"] for line in service.log_lines() if line["msg"] == "request")
 
 
 def test_slow_route_exists_outside_production(service):
