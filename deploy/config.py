@@ -56,6 +56,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "backup_dir": (_STR, None),
     "keep_backups": (_INT, 7),
     "db_path": (_STR, "/data/app.db"),
+    "restore_command": (_LIST, None),
+    # Unset: on for environments with a host (production data), off for the local test stack.
+    "backup_before_deploy": (_BOOL, None),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -123,6 +126,8 @@ class Settings:
     backup_dir: str | None
     keep_backups: int
     db_path: str
+    restore_command: list[str] | None
+    backup_before_deploy: bool | None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -86,6 +86,10 @@ class RolloutFailed(DeployError):
     """The new release did not prove itself; the previous one keeps serving."""
 
 
+class RollbackImpossible(DeployError):
+    """There is no release to roll back to (none in the history, or its image was pruned); nothing changed."""
+
+
 class LockHeld(DeployError):
     """Another deploy holds the lock on this target."""
 
@@ -94,8 +98,34 @@ class ConnectError(DeployError):
     """The SSH connection could not be made or the host key could not be trusted."""
 
 
+class HostKeyUnknown(ConnectError):
+    """The host's key is in no known_hosts file and first-seen keys are not accepted; nothing ran."""
+
+
+class HostKeyChanged(ConnectError):
+    """The host offers a key other than the one on record: refused, even with accept-new; nothing ran."""
+
+
+class NotDeployed(DeployError):
+    """The environment has no containers yet: there is nothing to start, stop or restart."""
+
+
 class BackupError(DeployError):
     """A backup could not be made, verified or restored."""
+
+
+class NothingToBackUp(BackupError):
+    """No app container is running (a first deploy, or a stack that is down): there is no database to copy."""
+
+
+class BackupInvalid(BackupError):
+    """A stored backup fails verification. Names the backup and every file that failed."""
+
+    def __init__(self, backup_id: str, problems: Sequence[str]):
+        self.backup_id = backup_id
+        self.problems = list(problems)
+        super().__init__(f"backup {backup_id} is damaged: {'; '.join(self.problems)}",
+                         hint="do not restore it; pick another with `inv backup.list`")
 
 
 def _last_line(text: str) -> str:

@@ -68,16 +68,27 @@ def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str) ->
     target.run(files.mkdir_p(state_dir))
     result = target.run(files.mkdir_exclusive(lock_dir(state_dir)), check=False)
     if not result.ok:
-        current = read_holder(target, state_dir)
-        if current is None:
-            raise LockHeld(f"[{target.name}] a deploy lock exists at {lock_dir(state_dir)} with no readable holder",
-                           hint=f"if no deploy is running: {unlock_hint}")
-        if holder_gone(current):
-            raise LockHeld(f"[{target.name}] stale deploy lock: held by {current.describe()}, a process that is gone",
-                           hint=f"clear it with: {unlock_hint}")
-        raise LockHeld(f"[{target.name}] another deploy is running: {current.describe()}",
-                       hint=f"wait for it to finish; if it died, clear the lock with: {unlock_hint}")
+        raise refusal(target, state_dir, unlock_hint)
     target.write_text(f"{lock_dir(state_dir)}/holder.json", json.dumps(asdict(holder)) + "\n")
+
+
+def refusal(target: Target, state_dir: str, unlock_hint: str) -> LockHeld:
+    """Why the lock cannot be had: who holds it, or that its holder is gone and how to clear it."""
+    current = read_holder(target, state_dir)
+    if current is None:
+        return LockHeld(f"[{target.name}] a deploy lock exists at {lock_dir(state_dir)} with no readable holder",
+                        hint=f"if no deploy is running: {unlock_hint}")
+    if holder_gone(current):
+        return LockHeld(f"[{target.name}] stale deploy lock: held by {current.describe()}, a process that is gone",
+                        hint=f"clear it with: {unlock_hint}")
+    return LockHeld(f"[{target.name}] another deploy is running: {current.describe()}",
+                    hint=f"wait for it to finish; if it died, clear the lock with: {unlock_hint}")
+
+
+def refuse_if_held(target: Target, state_dir: str, unlock_hint: str) -> None:
+    """A read-only early check (it also runs under --dry); ``acquire`` stays the atomic guard."""
+    if target.probe(["test", "-d", lock_dir(state_dir)]).ok:
+        raise refusal(target, state_dir, unlock_hint)
 
 
 def release(target: Target, state_dir: str) -> None:

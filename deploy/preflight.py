@@ -46,6 +46,10 @@ def compose(stack: Stack) -> Item:
 
 
 def compose_file(stack: Stack, image: str) -> Item:
+    if stack.target.dry and not stack.target.probe(["test", "-f", stack.compose_file]).ok:
+        # A dry run before the first release: the files were not uploaded, so there is nothing to check yet.
+        return Item("compose file", True, f"{stack.compose_file} not on {stack.target.name} yet (dry run before "
+                                          "the first release): checked when a real deploy uploads it")
     result = stack.target.probe(stack.compose(image).config(quiet=True))
     if not result.ok:
         tail = (result.stderr.strip().splitlines() or ["invalid"])[-1][:200]

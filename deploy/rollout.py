@@ -62,6 +62,9 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
         return Outcome(None, serving, not old)
 
     if not old:
+        if proxy is None:
+            say("no proxy running: pointing its upstream at the app service before it starts")
+            stack.reset_upstream(compose)
         say("no app container running: starting the whole stack")
         target.run(compose.up())
     else:
@@ -124,10 +127,24 @@ def _wait_container(stack: Stack, container: Container, revision: str, timeout: 
 
 def _switch_back(stack: Stack, proxy: Container, serving: Container | None, new: Container,
                  say: Callable[[str], None]) -> None:
+    """Return traffic to the old container, then retire the new one the way a deploy retires the old.
+
+    The new container has taken traffic by now: stopping it at once would cut the requests it is still
+    answering, and the ones nginx's old workers hand it until the reload completes (both showed up as 502s
+    under load). So wait until the public port answers with the old revision again, then drain.
+    """
+    settings = stack.settings
     if serving is not None:
         say(f"switching traffic back to {serving.name}")
         stack.switch(proxy, serving)
-    stack.retire([new], drain=0)
+        try:
+            with stack.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+                health.wait(f"http://{host}:{port}{settings.health_path}", serving.revision,
+                            timeout=min(settings.health_timeout, 30.0), interval=settings.health_interval)
+        except (DeployError, OSError) as exc:
+            say(f"{serving.name} did not answer through the proxy after the switch back: {_reason(exc)}")
+    say(f"draining {new.name} (up to {settings.drain_seconds}s)")
+    stack.retire([new], drain=settings.drain_seconds)
 
 
 def _still_serving(container: Container | None) -> str:
@@ -145,6 +162,8 @@ def _reason(exc: Exception) -> str:
 def _print_plan(target, stack: Stack, compose, old: list[Container], proxy: Container | None) -> None:
     settings: Settings = stack.settings
     if not old:
+        if proxy is None:
+            stack.reset_upstream(compose)
         target.run(compose.up())
     else:
         target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,

@@ -70,8 +70,13 @@ def load_settings(c: Context, env: str | None = None, host: str | None = None) -
     return config_mod.load(raw, env, root=project_root(c), host=host)
 
 
-def open_session(c: Context, env: str | None = None, host: str | None = None) -> Session:
+def open_session(c: Context, env: str | None = None, host: str | None = None, *,
+                 accept_new_host_key: bool = False) -> Session:
     settings = load_settings(c, env, host)
+    if accept_new_host_key:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, accept_new_host_key=True)  # the flag wins over the config
     local = LocalTarget(c, str(settings.root))
     if settings.is_remote:
         from .remote import connect

@@ -21,6 +21,11 @@ _SWITCH_SCRIPT = (
     'if nginx -t -q; then nginx -s reload; else mv -f "$f.prev" "$f"; echo "nginx rejected the upstream" >&2; exit 1; fi'
 )
 
+# Points the upstream back at the app *service* name, which Docker's DNS resolves to whichever app container
+# runs. Needed when the proxy starts afresh: a file still naming a container that has since been removed
+# (the stack was taken down after a rollout) makes nginx refuse to start at all.
+_RESET_SCRIPT = 'mkdir -p "$(dirname "$1")" && printf "server %s:%s;\\n" "$2" "$3" > "$1"'
+
 
 def detect_compose(target: Target, preference: str = "auto") -> tuple[str, ...]:
     """The compose binary on the target: v2 plugin first, v1 ``docker-compose`` where users still have it."""
@@ -84,6 +89,12 @@ class Stack:
     def switch(self, proxy: Container, container: Container) -> None:
         self.target.run(docker.exec_(proxy.id, ["sh", "-c", _SWITCH_SCRIPT, "switch", self.settings.upstream_file,
                                                 container.name, str(self.settings.app_port)]))
+
+    def reset_upstream(self, compose: Compose) -> None:
+        """Rewrite the upstream through a one-off proxy container, for when no proxy runs to exec into."""
+        settings = self.settings
+        self.target.run(compose.run(settings.proxy_service, ["sh", "-c", _RESET_SCRIPT, "reset", settings.upstream_file,
+                                                             settings.app_service, str(settings.app_port)]))
 
     def retire(self, containers: Sequence[Container], *, drain: int) -> None:
         """Graceful stop (SIGTERM, then ``drain`` seconds to finish in-flight requests), then remove."""

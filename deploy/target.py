@@ -104,6 +104,17 @@ class _Base:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
 
+    def follow(self, argv: Sequence[str], write, *, timeout: float | None = None) -> Result:
+        """A read-only command whose output goes to ``write(text)`` as it arrives (``logs --follow``).
+
+        Like ``probe`` it runs under ``--dry``; stdout and stderr both go to ``write`` in arrival order.
+        """
+        stream = _WriteStream(write)
+        argv = tuple(str(a) for a in argv)
+        raw = self._runner.run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, in_stream=False,
+                               out_stream=stream, err_stream=stream, timeout=timeout, **self._run_kwargs())
+        return Result(argv, raw.exited if raw.exited is not None else -1, "", "")
+
     def _run_kwargs(self) -> dict:
         return {}
 
@@ -164,8 +175,11 @@ class SshTarget(_Base):
 
     @contextlib.contextmanager
     def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
-        local_port = free_port()
-        with self.connection.forward_local(local_port, remote_port=port, remote_host=host, local_host="127.0.0.1"):
+        # Not Fabric's forward_local: it stops at the first refused connection (a container still booting).
+        from .tunnel import forward
+
+        self.connection.open()
+        with forward(self.connection.transport, host, port) as local_port:
             yield "127.0.0.1", local_port
 
     def close(self) -> None:
@@ -176,3 +190,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class _WriteStream:
+    """The file-like object Invoke writes output to, handing each chunk to a callable."""
+
+    def __init__(self, write):
+        self._write = write
+
+    def write(self, text: str) -> None:
+        self._write(text)
+
+    def flush(self) -> None:
+        pass

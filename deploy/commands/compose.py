@@ -65,5 +65,22 @@ class Compose:
     def down(self, *, volumes: bool = False) -> list[str]:
         return [*self._base(), "down", "--remove-orphans", *(["--volumes"] if volumes else [])]
 
+    def logs(self, services: Sequence[str] = (), *, since: str | None = None, tail: int | None = None,
+             follow: bool = False, timestamps: bool = False) -> list[str]:
+        argv = [*self._base(), "logs", "--no-color"]
+        if since:
+            argv += ["--since", since]
+        if tail is not None:
+            argv += ["--tail", str(tail)]
+        if follow:
+            argv.append("--follow")
+        if timestamps:
+            argv.append("--timestamps")
+        return argv + list(services)
+
     def ps(self) -> list[str]:
         return [*self._base(), "ps", "--all"]
+
+    def run(self, service: str, command: Sequence[str]) -> list[str]:
+        """A one-off container of ``service`` with its volumes: no dependencies, no TTY, removed on exit."""
+        return [*self._base(), "run", "--rm", "--no-deps", "-T", service, *command]

@@ -3,14 +3,16 @@
 from invoke import Collection
 
 from ..config import DEFAULTS
-from . import deploy, health, verify
+from . import backup, deploy, health, ops, verify
 from .build import build
 
 ns = Collection()
 ns.add_task(build)
 ns.add_collection(verify.ns)
 ns.add_collection(health.ns)
+ops.register(deploy.ns)
 ns.add_collection(deploy.ns)
+ns.add_collection(backup.ns)
 ns.configure({"deploy": DEFAULTS})
 
 __all__ = ["ns"]

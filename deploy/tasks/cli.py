@@ -30,9 +30,10 @@ def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def session_for(c, env: str | None = None, host: str | None = None) -> Session:
-    return open_session(c, env or None, host or None)
+def session_for(c, env: str | None = None, host: str | None = None, *, accept_new_host_key: bool = False) -> Session:
+    return open_session(c, env or None, host or None, accept_new_host_key=accept_new_host_key)
 
 
 ENV_HELP = "environment from deploy.environments (default: deploy.default_env, or prod with --host)"
 HOST_HELP = "run on this SSH host (ssh_config alias or user@host[:port]) instead of the environment's own"
+ACCEPT_NEW_HELP = "record the host's key if it is not known yet (like ssh's accept-new); a changed key is still refused"

@@ -3,17 +3,18 @@
 from invoke import Collection, task
 
 from .. import pipeline
-from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, session_for
 
 PIPELINE_HELP = {
     "allow-dirty": "deploy uncommitted changes (the revision ends in -dirty)",
     "no-cache": "build every layer from scratch",
     "health-timeout": "seconds the new container gets to report healthy (default: deploy.health_timeout)",
 }
+REMOTE_HELP = {"host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 
 
 def _run(c, env, host=None, skip_backup=False, **flags):
-    session = session_for(c, env, host)
+    session = session_for(c, env, host, accept_new_host_key=flags.get("accept_new_host_key", False))
     try:
         options = pipeline.Options(
             allow_dirty=flags.get("allow_dirty", False),
@@ -41,24 +42,51 @@ def test(c, allow_dirty=False, no_cache=False, health_timeout=None):
     _run(c, "test", allow_dirty=allow_dirty, no_cache=no_cache, health_timeout=health_timeout)
 
 
-@task(help={**PIPELINE_HELP, "host": HOST_HELP, "skip-backup": "deploy without the pre-deploy backup (recorded)"})
+@task(help={**PIPELINE_HELP, **REMOTE_HELP, "skip-backup": "deploy without the pre-deploy backup (recorded)"})
 @clean_errors
-def prod(c, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False):
+def prod(c, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False,
+         accept_new_host_key=False):
     """Deploy HEAD to production over SSH: backup, build, verify, zero-downtime rollout."""
     _run(c, "prod", host, skip_backup=skip_backup, allow_dirty=allow_dirty, no_cache=no_cache,
-         health_timeout=health_timeout)
+         health_timeout=health_timeout, accept_new_host_key=accept_new_host_key)
 
 
-@task(name="env", help={**PIPELINE_HELP, "name": ENV_HELP, "host": HOST_HELP,
+@task(name="env", help={**PIPELINE_HELP, **REMOTE_HELP, "name": ENV_HELP,
                         "skip-backup": "deploy without the pre-deploy backup (recorded)"})
 @clean_errors
-def to_env(c, name, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False):
+def to_env(c, name, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False,
+           accept_new_host_key=False):
     """Deploy HEAD to any configured environment by name."""
     _run(c, name, host, skip_backup=skip_backup, allow_dirty=allow_dirty, no_cache=no_cache,
-         health_timeout=health_timeout)
+         health_timeout=health_timeout, accept_new_host_key=accept_new_host_key)
+
+
+@task(help={
+    "to": "revision (or unique prefix) from the release history to go back to (default: the previous release)",
+    "env": ENV_HELP,
+    **REMOTE_HELP,
+    "health-timeout": PIPELINE_HELP["health-timeout"],
+})
+@clean_errors
+def rollback(c, to=None, env=None, host=None, health_timeout=None, accept_new_host_key=False):
+    """Go back to the previous release (or --to REV) from its kept image: no rebuild, zero-downtime switch."""
+    from .. import rollback as rollback_mod
+
+    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
+    try:
+        hooks = {}
+        if session.settings.is_remote:
+            from ..remote import preflight_checks
+
+            hooks = {"prepare": rollback_mod.use_shipped_release, "preflight_extra": preflight_checks}
+        rollback_mod.rollback(session, to=to, health_timeout=float(health_timeout) if health_timeout else None,
+                              **hooks)
+    finally:
+        session.close()
 
 
 ns = Collection("deploy")
 ns.add_task(test)
 ns.add_task(prod)
 ns.add_task(to_env, name="env")
+ns.add_task(rollback)

@@ -1,0 +1,40 @@
+"""The pipeline's backup step: a backup of the running stack before a deploy changes anything.
+
+A failed backup raises, and the pipeline stops before the build: the deploy is aborted with the site untouched
+(``--skip-backup`` deploys anyway and the history records it). With no app container running yet, as on a
+first deploy, there is nothing to back up: that is said and the deploy goes on.
+"""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import BackupError, NothingToBackUp
+from ..revision import Revision
+from ..session import Session
+from .create import create
+
+
+def wanted(settings: Settings) -> bool:
+    """``backup_before_deploy`` when set; otherwise on for a host (production data), off for the local stack."""
+    if settings.backup_before_deploy is not None:
+        return settings.backup_before_deploy
+    return settings.is_remote
+
+
+def backup_hook(session: Session, revision: Revision) -> None:
+    ui, settings = session.ui, session.settings
+    if not wanted(settings):
+        ui.note(f"off for {settings.env} (set backup_before_deploy: true to back up before each deploy)")
+        return
+    try:
+        summary = create(session, note=f"before deploy of {revision.full}")
+    except NothingToBackUp:
+        ui.note("no app container running yet (first deploy): nothing to back up")
+        return
+    except BackupError as exc:
+        way_out = ("or deploy without it with --skip-backup (the history records it)" if settings.is_remote
+                   else "or set backup_before_deploy: false for this environment")
+        raise BackupError(f"backup before deploy failed: {exc.message}",
+                          hint=f"the deploy stopped before changing anything; fix the backup {way_out}") from None
+    if summary is not None:
+        ui.note(summary.line(session.where))

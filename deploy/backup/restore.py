@@ -1,0 +1,100 @@
+"""Putting a backup's database back into the running stack:
+
+    verify the backup (checksums, integrity) ─▶ confirm ─▶ deploy lock ─▶ backup of the current state
+        ─▶ restore into the live database ─▶ history line ``action: restore`` ─▶ unlock
+
+The SQLite restore goes through the backup API into the live file, from inside the running app container,
+rather than stopping the app and swapping the file, because:
+- it is one write transaction on the live database: readers see the old data or the restored data, never a
+  mix, and a write arriving meanwhile waits on SQLite's lock and lands after it instead of being lost in a swap;
+- swapping a WAL database's file is how databases get corrupted: a ``-wal``/``-shm`` left from the old file is
+  replayed into the new one; the backup API works through SQLite's own locking and WAL;
+- it runs as the app's user, so the live file keeps its owner and mode;
+- nothing stops, so the proxy keeps serving, and it works the same on a volume just recreated empty.
+A custom ``restore_command`` (for ``pg_restore`` and the like) reads the dump on stdin instead.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import history, lock
+from ..commands import backup as cmd
+from ..errors import BackupError, CommandFailed, DeployError
+from ..session import Session
+from . import manifest as mf
+from . import store
+from .create import Summary, create, run_quietly
+from .verify import Report, verify
+
+
+@dataclass(frozen=True)
+class Restored:
+    manifest: mf.Manifest
+    safety: Summary | None
+    seconds: float
+
+
+def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest], bool],
+            report: Report) -> Restored | None:
+    """Restore ``backup_id``; None when ``confirm`` says no (nothing was changed)."""
+    settings, target, ui = session.settings, session.target, session.ui
+    found = verify(session, backup_id, report)  # a damaged backup is never restored
+    if not found.is_sqlite and not settings.restore_command:
+        raise BackupError(f"backup {backup_id} was made by backup_command; restoring it needs restore_command",
+                          hint=f"set deploy.environments.{settings.env}.restore_command (it reads the dump on stdin)")
+    _serving_or_fail(session)
+    if not confirm(found):
+        return None
+
+    started_wall, started = time.time(), time.monotonic()
+    holder = lock.me(found.revision)
+    with lock.held(target, session.state_dir, holder, session.unlock_hint()):
+        serving = _serving_or_fail(session)
+        outcome, reason, safety = "failed", "", None
+        try:
+            with ui.step("backup", "of the current state first"):
+                safety = create(session, note=f"before restore of {backup_id}", protect=(backup_id,))
+                if safety is not None:
+                    ui.note(safety.line(session.where))
+            with ui.step("restore", backup_id):
+                entry = found.entry(found.database_file)
+                source = posixpath.join(store.path_of(settings, backup_id), found.database_file)
+                command = (settings.restore_command if not found.is_sqlite
+                           else cmd.restore_into(settings.db_path, entry.sha256 if entry else ""))
+                run_quietly(target, cmd.load_with(serving.id, command, source))
+            outcome = "ok"
+        except CommandFailed as exc:
+            reason = str(exc)
+            raise BackupError(f"restore of {backup_id} on {session.where} failed: {exc}",
+                              hint=_after_failure(safety)) from None
+        except DeployError as exc:
+            reason = str(exc)
+            raise
+        finally:
+            if not target.dry:
+                history.record(target, session.state_dir, history.Record(
+                    revision=serving.revision or "unknown", image=serving.image, env=settings.env,
+                    who=holder.holder, started_at=started_wall, duration_s=round(time.monotonic() - started, 2),
+                    result=outcome, reason=reason, action="restore", backup=backup_id,
+                ))
+    return Restored(found, safety, time.monotonic() - started)
+
+
+def _serving_or_fail(session: Session):
+    serving = session.stack.serving()
+    if serving is None:
+        settings = session.settings
+        raise BackupError(f"no running {settings.app_service} container in {settings.project} on "
+                          f"{session.where} to restore into",
+                          hint="deploy first (the app creates an empty database), then restore")
+    return serving
+
+
+def _after_failure(safety: Summary | None) -> str:
+    if safety is None:
+        return "the current state was not backed up; nothing was restored"
+    return f"the state before the restore is in backup {safety.manifest.id}"

@@ -1,0 +1,104 @@
+"""Where backups live on the target, and reading, pruning and downloading them."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..commands import backup as cmd
+from ..commands import files
+from ..config import Settings
+from ..errors import BackupError, UsageError
+from ..session import remote_dir
+from ..target import Target
+from . import manifest as mf
+
+
+def root(settings: Settings) -> str:
+    """``<backup_dir>/<env>``; backup_dir (default ``backups``) is relative to the project root locally and to
+    remote_dir on a host, unless absolute."""
+    base = remote_dir(settings) if settings.is_remote else str(settings.root)
+    return posixpath.join(base, settings.backup_dir or "backups", settings.env)
+
+
+def path_of(settings: Settings, backup_id: str) -> str:
+    return posixpath.join(root(settings), check_id(backup_id))
+
+
+def check_id(backup_id: str) -> str:
+    if not mf.valid_id(backup_id):
+        raise UsageError(f"{backup_id!r} is not a backup id",
+                         hint="ids look like 20250101T120000Z-abc123def456; see `inv backup.list`")
+    return backup_id
+
+
+@dataclass(frozen=True)
+class Listing:
+    backups: list[mf.Manifest]  # oldest first
+    unreadable: list[str]  # a manifest that does not parse
+    unfinished: list[str]  # no manifest: interrupted, or being written now
+
+
+def listing(target: Target, settings: Settings) -> Listing:
+    base = root(settings)
+    found, unreadable = mf.parse_listing(target.probe(cmd.read_manifests(base)).stdout)
+    dirs = target.probe(cmd.list_dirs(base))
+    names = {line.rstrip("/").rsplit("/", 1)[-1] for line in dirs.stdout.splitlines() if line.strip()}
+    listed = {m.id for m in found} | set(unreadable)
+    return Listing(sorted(found, key=lambda m: m.id), sorted(unreadable), sorted(names - listed))
+
+
+def read(target: Target, settings: Settings, backup_id: str) -> mf.Manifest:
+    directory = path_of(settings, backup_id)
+    text = target.read_text(posixpath.join(directory, mf.MANIFEST))
+    if text is None:
+        exists = target.probe(["test", "-d", directory]).ok
+        if exists:
+            raise BackupError(f"backup {backup_id} is unfinished: {directory} has no {mf.MANIFEST}",
+                              hint="it was interrupted or is being written; do not restore it")
+        raise BackupError(f"no backup {backup_id} in {root(settings)} on {target.name}",
+                          hint="see `inv backup.list` for the ones kept")
+    try:
+        found = mf.parse(text)
+    except ValueError as exc:
+        raise BackupError(f"backup {backup_id}: {exc}") from None
+    if found.id != backup_id:
+        raise BackupError(f"backup {backup_id}: its manifest names a different backup ({found.id})")
+    return found
+
+
+def prune(target: Target, settings: Settings, keep: int, protect: tuple[str, ...] = ()) -> list[str]:
+    """Delete all but the newest ``keep`` finished backups. Unfinished directories are left alone: one may be a
+    backup being written by someone else right now."""
+    doomed = mf.choose_prune([m.id for m in listing(target, settings).backups], keep, protect)
+    for backup_id in doomed:
+        target.run(files.remove_tree(path_of(settings, backup_id)))
+    return doomed
+
+
+def download(target: Target, settings: Settings, found: mf.Manifest, dest: str | os.PathLike) -> Path:
+    """Copy one backup to ``dest/<id>`` on this machine, readable by this user only (it holds data and the .env)."""
+    source = path_of(settings, found.id)
+    local = Path(dest).expanduser().resolve() / found.id
+    if local.exists():
+        raise BackupError(f"{local} already exists", hint="download into another directory or remove it first")
+    names = [mf.MANIFEST, mf.SUMS, *(f.path for f in found.files)]
+    local.mkdir(parents=True, mode=0o700)
+    os.chmod(local, 0o700)
+    connection = getattr(target, "connection", None)
+    try:
+        for name in names:
+            dest_file = local / name
+            dest_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if connection is not None:
+                connection.get(posixpath.join(source, name), local=str(dest_file))
+            else:
+                shutil.copyfile(posixpath.join(source, name), dest_file)
+            os.chmod(dest_file, 0o600)
+    except OSError as exc:
+        shutil.rmtree(local, ignore_errors=True)
+        raise BackupError(f"download of {found.id} from {target.name} failed: {exc}") from None
+    return local

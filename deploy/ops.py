@@ -1,0 +1,151 @@
+"""Day-two steps on a deployed stack: logs, start/stop/restart and clearing a deploy lock."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from . import health, lock
+from .containers import Container, list_containers
+from .errors import CommandFailed, NotDeployed, UsageError
+from .session import Session
+
+ACTIONS = ("start", "stop", "restart")
+
+
+class LineFilter:
+    """Passes on the whole lines that match ``pattern``; output arrives in chunks that split lines anywhere."""
+
+    def __init__(self, pattern: re.Pattern[str], write: Callable[[str], None]):
+        self.pattern = pattern
+        self.write = write
+        self._partial = ""
+
+    def __call__(self, text: str) -> None:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if self.pattern.search(line):
+                self.write(line + "\n")
+
+    def close(self) -> None:
+        if self._partial and self.pattern.search(self._partial):
+            self.write(self._partial + "\n")
+        self._partial = ""
+
+
+def grep_pattern(text: str) -> re.Pattern[str]:
+    """``--grep``: a regular expression, case-insensitive (``error`` also finds ``"level": "ERROR"``)."""
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error as exc:
+        raise UsageError(f"--grep {text!r} is not a regular expression: {exc}",
+                         hint="quote it, or escape special characters with a backslash") from None
+
+
+def parse_tail(value: str | int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = -1
+    if count < 0:
+        raise UsageError(f"--tail {value!r} is not a number of lines", hint="give e.g. --tail 100")
+    return count
+
+
+def parse_services(value: str | None, known: Sequence[str]) -> list[str]:
+    services = [s.strip() for s in (value or "").split(",") if s.strip()]
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        raise UsageError(f"--service {unknown[0]!r} is not a service of this stack",
+                         hint=f"use one of: {', '.join(known)}")
+    return services
+
+
+def logs(session: Session, *, services: Sequence[str] = (), since: str | None = None, tail: int | None = None,
+         follow: bool = False, grep: str | None = None, write: Callable[[str], None]) -> None:
+    """Stream the stack's logs (all services unless named) to ``write``; read-only, so it runs under --dry."""
+    pattern = grep_pattern(grep) if grep else None
+    argv = session.stack.compose(_image(session)).logs(services, since=since, tail=tail, follow=follow)
+    out = LineFilter(pattern, write) if pattern else write
+    try:
+        result = session.target.follow(argv, out)
+    finally:
+        if isinstance(out, LineFilter):
+            out.close()
+    interrupted = follow and result.exit_status == 130  # Ctrl-C is how --follow ends
+    if not result.ok and not interrupted:
+        raise CommandFailed(argv, result.exit_status, "see the output above", where=session.where)
+
+
+def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> str:
+    """``compose start|stop|restart`` under the deploy lock; after start/restart, wait for health."""
+    settings, target, stack = session.settings, session.target, session.stack
+    containers = list_containers(target, settings, all_states=True)
+    if not containers:
+        raise NotDeployed(f"nothing to {action}: no containers of {settings.project} on {session.where}",
+                          hint=f"deploy first: {deploy_command(session)}")
+    app = _newest_app(session, containers)
+    compose = stack.compose(app.image if app else None)
+    command = {"start": compose.start, "stop": compose.stop, "restart": compose.restart}[action]
+    holder = lock.me(app.revision if app and app.revision else "none")
+    with lock.held(target, session.state_dir, holder, session.unlock_hint()):
+        target.run(command(list(services)), stream=True)
+    touched = ", ".join(services) or "all services"
+    if action == "stop" or target.dry or app is None:
+        return f"{'planned' if target.dry else 'done'}: {action} {touched} of {settings.env} on {session.where}"
+    if services and settings.app_service not in services and settings.proxy_service not in services:
+        return f"done: {action} {touched} of {settings.env} on {session.where}"
+    with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+        verdict = health.wait(f"http://{host}:{port}{settings.health_path}", app.revision,
+                              timeout=settings.health_timeout, interval=settings.health_interval,
+                              progress=session.ui.note)
+    return f"done: {action} {touched} of {settings.env} on {session.where}; {verdict.reason}"
+
+
+def unlock(session: Session) -> str:
+    target, state_dir = session.target, session.state_dir
+    if not target.probe(["test", "-d", lock.lock_dir(state_dir)]).ok:
+        return f"no deploy lock on {session.where}"
+    holder = lock.read_holder(target, state_dir)
+    lock.release(target, state_dir)
+    whose = holder.describe() if holder else "an unknown holder (no readable holder.json)"
+    if target.dry:
+        return f"would clear the deploy lock held by {whose} on {session.where}"
+    alive = holder is not None and _running_here(holder)
+    warning = f"; note: pid {holder.pid} still runs on this machine, stop it first" if alive else ""
+    return f"cleared the deploy lock held by {whose} on {session.where}{warning}"
+
+
+def _newest_app(session: Session, containers: list[Container]) -> Container | None:
+    apps = [c for c in containers if c.service == session.settings.app_service]
+    running = [c for c in apps if c.running]
+    pool = running or apps
+    return max(pool, key=lambda c: (c.started_at, c.number)) if pool else None
+
+
+def _image(session: Session) -> str | None:
+    app = _newest_app(session, list_containers(session.target, session.settings, session.settings.app_service,
+                                               all_states=True))
+    return app.image if app else None
+
+
+def deploy_command(session: Session) -> str:
+    settings = session.settings
+    task = {"test": "deploy.test", "prod": "deploy.prod"}.get(settings.env, f"deploy.env {settings.env}")
+    return f"inv {task}" + (f" --host {settings.host}" if settings.is_remote else "")
+
+
+def _running_here(holder: lock.Holder) -> bool:
+    import os
+    import socket
+
+    if holder.machine != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except OSError:
+        return False
+    return True

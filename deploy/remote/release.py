@@ -1,0 +1,245 @@
+"""Ship exactly the revision to the host, as a release directory, with no git access on the server.
+
+    <remote_dir>/
+      releases/<UTC timestamp>-<sha12>/   the tree of one commit (``git archive``), where build and compose run
+      shared/.env                         the host's secrets, linked into each release, never uploaded or shown
+      state/                              lock and history
+
+The newest ``keep_releases`` releases stay, and so does any release a container of the stack was created from
+(compose records it), so the one serving is never removed.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..commands import git
+from ..commands import release as cmd
+from ..config import Settings
+from ..errors import CommandFailed, GitError, PreflightFailed
+from ..preflight import Item
+from ..revision import Revision
+from ..session import Session, remote_dir
+from ..target import Target
+
+RELEASE_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}(-dirty)?$")
+UPLOAD_NAME = ".upload.tar.gz"
+
+
+# --- pure -----------------------------------------------------------------------------------------------
+
+
+def release_name(revision: Revision, now: float) -> str:
+    """Sorts by time as text, and names the revision it holds."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + revision.tag
+
+
+def parse_release_names(stdout: str) -> list[str]:
+    """Release directories in a listing, oldest first; anything else that lives there is ignored."""
+    return sorted(line.strip() for line in stdout.splitlines() if RELEASE_RE.match(line.strip()))
+
+
+def to_prune(names: Iterable[str], keep: int, in_use: Iterable[str]) -> list[str]:
+    """The releases to delete: all but the newest ``keep`` and any in use."""
+    newest_first = sorted(set(names), reverse=True)
+    spared = set(newest_first[:max(keep, 1)]) | set(in_use)
+    return sorted(n for n in newest_first if n not in spared)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What compose recorded about the stack's containers: the directory each was created from."""
+
+    working_dir: str
+    state: str
+    service: str
+
+
+def parse_usage(stdout: str) -> list[Usage]:
+    found = []
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[0]:
+            found.append(Usage(*parts))
+    return found
+
+
+def releases_in_use(usages: Sequence[Usage], releases_dir: str) -> set[str]:
+    prefix = releases_dir.rstrip("/") + "/"
+    return {u.working_dir[len(prefix):].split("/", 1)[0] for u in usages if u.working_dir.startswith(prefix)}
+
+
+def serving_release(usages: Sequence[Usage], releases_dir: str, app_service: str) -> str | None:
+    """The newest release a running app container came from (the proxy may still run from an older one)."""
+    running = [u for u in usages if u.state == "running" and u.service == app_service]
+    names = releases_in_use(running, releases_dir)
+    return max(names) if names else None
+
+
+def env_file_paths(settings: Settings, release_dir: str) -> tuple[str, str] | None:
+    """(file on the host, link in the release) for the env file the stack reads, if it reads one."""
+    if not settings.env_file:
+        return None
+    name = settings.env_file
+    if posixpath.isabs(name):
+        return name, posixpath.join(release_dir, posixpath.basename(name))
+    return posixpath.join(remote_dir(settings), "shared", name), posixpath.join(release_dir, name)
+
+
+def judge_env_file(path: str, exit_ok: bool, mode_text: str) -> Item:
+    """Only its permission bits are read: the values never leave the host."""
+    if not exit_ok:
+        return Item("env file", False, f"{path} is missing on the host: create it from .env.example with the "
+                                       f"production secrets, then `chmod 600 {path}`")
+    try:
+        mode = int(mode_text.strip(), 8)
+    except ValueError:
+        return Item("env file", False, f"cannot read the permissions of {path}")
+    if mode & 0o077:
+        return Item("env file", False, f"{path} is readable by others (mode {mode:o}): `chmod 600 {path}`")
+    return Item("env file", True, f"{path} present (mode {mode:o}, values not shown)")
+
+
+# --- on the host ----------------------------------------------------------------------------------------
+
+
+def releases_dir(settings: Settings) -> str:
+    return posixpath.join(remote_dir(settings), "releases")
+
+
+def list_releases(target: Target, settings: Settings) -> list[str]:
+    result = target.probe(cmd.list_names(releases_dir(settings)))
+    return parse_release_names(result.stdout) if result.ok else []
+
+
+def usage(target: Target, settings: Settings) -> list[Usage]:
+    result = target.probe(cmd.working_dirs(settings.project))
+    return parse_usage(result.stdout) if result.ok else []
+
+
+def current_release_dir(target: Target, settings: Settings) -> str:
+    """Where compose commands about the running stack work: the serving release, else the newest one."""
+    base = releases_dir(settings)
+    name = serving_release(usage(target, settings), base, settings.app_service)
+    if name is None:
+        names = list_releases(target, settings)
+        name = names[-1] if names else None
+    if name is not None:
+        return posixpath.join(base, name)
+    root = remote_dir(settings)
+    return root if target.probe(cmd.is_dir(root)).ok else "/"
+
+
+def env_file_check(target: Target, settings: Settings) -> Item | None:
+    paths = env_file_paths(settings, remote_dir(settings))
+    if paths is None:
+        return None
+    source = paths[0]
+    result = target.probe(cmd.file_mode(source))
+    return judge_env_file(source, result.ok, result.stdout)
+
+
+def prepare_release(session: Session, revision: Revision) -> None:
+    """Upload ``revision`` into a new release directory and make it the target's working directory."""
+    settings, target, ui = session.settings, session.target, session.ui
+    _refuse_if_locked(session)
+    env = env_file_check(target, settings)
+    if env is not None and not env.ok:
+        raise PreflightFailed(f"preflight: env file: {env.detail}", hint="nothing was uploaded or changed")
+
+    base = releases_dir(settings)
+    name = release_name(revision, time.time())
+    release = posixpath.join(base, name)
+    upload = posixpath.join(release, UPLOAD_NAME)
+    if revision.dirty:
+        what = f"the work tree as it is ({len(_work_tree_files(session))} files, --allow-dirty)"
+    else:
+        what = f"git archive of {revision.sha[:12]} ({len(_commit_files(session, revision))} files)"
+    ui.note(f"{'would upload' if target.dry else 'uploading'} {what} to {target.name}:{release}")
+
+    with tempfile.TemporaryDirectory(prefix="deploy-release-") as tmp:
+        archive = os.path.join(tmp, f"{name}.tar.gz")
+        if not revision.dirty:
+            session.local.run(git.archive(revision.sha, archive))  # under --dry: printed only
+        elif not target.dry:
+            _tar_work_tree(session, archive)
+        target.run(cmd.make_dirs(base, posixpath.join(remote_dir(settings), "shared")))
+        target.run(cmd.make_release_dir(release))
+        try:
+            _upload(target, archive, upload)
+            target.run(cmd.unpack(upload, release))
+            target.run(cmd.remove_file(upload))
+            _link_env(target, settings, release)
+        except BaseException:
+            target.run(cmd.remove_tree(release), check=False)  # a half-unpacked release must never be built
+            raise
+    if target.dry:
+        # Nothing was uploaded: the build and compose commands that follow are planned in the release serving now.
+        in_service = target.cwd.startswith(base + "/")
+        ui.note(f"planning the rest in the release in service: {target.cwd}" if in_service
+                else "no release on the host yet: planning a first deploy")
+    else:
+        target.cwd = release
+        ui.note(f"release {name} ready")
+    _prune(session, name)
+
+
+def _upload(target: Target, archive: str, remote: str) -> None:
+    try:
+        target.put_file(archive, remote)
+    except OSError as exc:  # SFTP reports a full disk or a permission problem as an OSError
+        raise CommandFailed(["upload", archive, remote], -1, exc.strerror or str(exc), where=target.name) from None
+
+
+def _link_env(target: Target, settings: Settings, release: str) -> None:
+    paths = env_file_paths(settings, release)
+    if paths is not None:
+        target.run(cmd.link(paths[0], paths[1]))
+
+
+def _prune(session: Session, new: str) -> None:
+    target, settings = session.target, session.settings
+    names = {*list_releases(target, settings), new}
+    in_use = releases_in_use(usage(target, settings), releases_dir(settings)) | {new}
+    doomed = to_prune(names, settings.keep_releases, in_use)
+    for name in doomed:
+        target.run(cmd.remove_tree(posixpath.join(releases_dir(settings), name)), check=False)
+    if doomed:
+        session.ui.note(f"kept the newest {settings.keep_releases} release(s) and those in use, "
+                        f"{'would remove' if target.dry else 'removed'} {len(doomed)}")
+
+
+def _refuse_if_locked(session: Session) -> None:
+    """Refuse before uploading anything; the lock taken later by the pipeline remains the real guard."""
+    from .. import lock
+
+    lock.refuse_if_held(session.target, session.state_dir, session.unlock_hint())
+
+
+def _commit_files(session: Session, revision: Revision) -> list[str]:
+    result = session.local.probe(["git", "ls-tree", "-r", "-z", "--name-only", revision.sha], check=True)
+    return [f for f in result.stdout.split("\0") if f]
+
+
+def _work_tree_files(session: Session) -> list[str]:
+    """Tracked and untracked-but-not-ignored files: what the build would see in a clean checkout of this tree."""
+    result = session.local.probe(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], check=True)
+    root = session.settings.root
+    return sorted({f for f in result.stdout.split("\0") if f and os.path.lexists(root / f)})
+
+
+def _tar_work_tree(session: Session, archive: str) -> None:
+    files = _work_tree_files(session)
+    if not files:
+        raise GitError("the work tree has no files to ship", hint="commit the project first")
+    root = session.settings.root
+    with tarfile.open(archive, "w:gz") as tar:
+        for rel in files:
+            tar.add(root / rel, arcname=rel, recursive=False)

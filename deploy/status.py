@@ -1,0 +1,126 @@
+"""`deploy.status`: what serves, whether it is healthy, what each container does, who holds the lock, and
+the last releases. ``gather`` only reads (it runs under ``--dry`` too); ``render`` is pure.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass
+
+from . import health, history, lock
+from .commands import release as release_cmd
+from .containers import Container, list_containers
+from .session import Session
+
+
+@dataclass(frozen=True)
+class Status:
+    env: str
+    where: str
+    release_dir: str | None
+    containers: list[Container]
+    upstream: str | None
+    serving: Container | None
+    health_url: str
+    health: health.Verdict | None
+    lock_present: bool
+    holder: lock.Holder | None
+    holder_gone: bool
+    releases: list[history.Record]
+    now: float
+
+
+def gather(session: Session, releases: int = 5) -> Status:
+    target, settings, stack = session.target, session.settings, session.stack
+    containers = list_containers(target, settings, all_states=True)
+    proxy = next((c for c in containers if c.service == settings.proxy_service and c.running), None)
+    upstream = stack.upstream(proxy) if proxy else None
+    apps = [c for c in containers if c.service == settings.app_service and c.running]
+    serving = next((c for c in apps if c.name == upstream), apps[-1] if apps else None)
+
+    verdict = None
+    if proxy is not None:
+        with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+            code, body = health.probe(f"http://{host}:{port}{settings.health_path}", timeout=5.0)
+        verdict = health.judge(code, body, serving.revision if serving else None)
+
+    lock_present = target.probe(["test", "-d", lock.lock_dir(session.state_dir)]).ok
+    holder = lock.read_holder(target, session.state_dir) if lock_present else None
+    clock = target.probe(release_cmd.clock()).stdout.strip()
+    return Status(
+        env=settings.env, where=session.where,
+        release_dir=target.cwd if settings.is_remote else None,
+        containers=containers, upstream=upstream, serving=serving,
+        health_url=settings.health_url, health=verdict,
+        lock_present=lock_present, holder=holder, holder_gone=bool(holder and lock.holder_gone(holder)),
+        releases=history.recent(target, session.state_dir, releases),
+        now=float(clock) if clock.isdigit() else time.time(),
+    )
+
+
+def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
+    lines = [f"{status.env} on {status.where}"]
+    serving = status.serving
+    if serving is None:
+        lines.append("  revision   nothing running")
+    else:
+        lines.append(f"  revision   {(serving.revision or 'unknown')[:12]}  ({serving.image})")
+    if status.health is None:
+        lines.append("  health     no proxy running")
+    else:
+        lines.append(f"  health     {'OK' if status.health.ok else 'FAILING'}: {status.health.reason}  "
+                     f"({status.health_url})")
+    lines.append(f"  proxy      -> {status.upstream or 'no upstream'}")
+    lines.append(f"  lock       {lock_line(status, unlock_hint)}")
+    if status.release_dir:
+        lines.append(f"  release    {status.release_dir}")
+    lines.append("  containers" + ("" if status.containers else "  none"))
+    for c in status.containers:
+        state = c.state + (f" ({c.health})" if c.health else "")
+        up = f"up {uptime(c.started_at, status.now)}" if c.running else ""
+        mark = "  <- serving" if serving is not None and c.id == serving.id else ""
+        lines.append(f"    {c.service:<8} {c.name:<32} {state:<20} {up:<12} {(c.revision or '-')[:12]}{mark}")
+    lines.append(f"  releases   last {len(status.releases)}, newest first" if status.releases
+                 else "  releases   none recorded")
+    for r in reversed(status.releases):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+        reason = f"  {r.reason[:80]}" if r.reason else ""
+        lines.append(f"    {when}  {r.revision[:12]:<12}  {r.action:<8} {r.result:<11} {r.duration_s:>6.1f}s  "
+                     f"{r.who}{reason}")
+    return lines
+
+
+def lock_line(status: Status, unlock_hint: str) -> str:
+    if not status.lock_present:
+        return "free"
+    if status.holder is None:
+        return f"held, holder unreadable (if no deploy runs: {unlock_hint})"
+    if status.holder_gone:
+        return f"STALE: held by {status.holder.describe()}, a process that is gone (clear it: {unlock_hint})"
+    return f"held by {status.holder.describe()}"
+
+
+def uptime(started_at: str, now: float) -> str:
+    """Docker's ``StartedAt`` (RFC 3339, nanoseconds, UTC) to a short age like ``2h05m``."""
+    try:
+        started = calendar.timegm(time.strptime(started_at[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return "?"
+    if started_at.startswith("0001-"):
+        return "-"
+    return duration(max(0.0, now - started))
+
+
+def duration(seconds: float) -> str:
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{s:02d}s"
+    return f"{s}s"

@@ -1,0 +1,107 @@
+"""`inv deploy.status|logs|start|stop|restart|unlock`: the day-two tasks, locally (--env) or on a host (--host)."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Collection, task
+
+from .. import ops
+from .. import status as status_mod
+from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, session_for
+
+WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
+SERVICE_HELP = "only these services, comma-separated (default: all)"
+
+
+@task(help={**WHERE, "releases": "how many releases from the history to list (default 5)"})
+@clean_errors
+def status(c, env=None, host=None, releases=5, accept_new_host_key=False):
+    """Running revision, health, containers and uptime, proxy upstream, lock holder and the last releases."""
+    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
+    try:
+        found = status_mod.gather(session, releases=int(releases))
+        for line in status_mod.render(found, session.unlock_hint()):
+            session.ui.line(line)
+    finally:
+        session.close()
+
+
+@task(help={
+    **WHERE,
+    "follow": "keep printing new lines until Ctrl-C",
+    "since": "only lines newer than this: 10m, 2h, or a timestamp like 2025-01-02T13:23:37Z",
+    "grep": "only lines matching this regular expression (case-insensitive)",
+    "service": SERVICE_HELP,
+    "tail": "the last N lines of each container (default: all)",
+})
+@clean_errors
+def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=None, host=None,
+         accept_new_host_key=False):
+    """The stack's logs: all services, or --service app; --follow, --since 10m, --grep error, --tail N."""
+    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
+    try:
+        settings = session.settings
+        services = ops.parse_services(service, [settings.app_service, settings.proxy_service])
+        ops.logs(session, services=services, since=since, tail=ops.parse_tail(tail), follow=follow, grep=grep,
+                 write=_stdout)
+    except KeyboardInterrupt:
+        pass  # the way to stop --follow, not a failure
+    finally:
+        session.close()
+
+
+def _lifecycle(c, action, service, env, host, accept_new_host_key):
+    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
+    try:
+        settings = session.settings
+        services = ops.parse_services(service, [settings.app_service, settings.proxy_service])
+        session.ui.line(ops.lifecycle(session, action, services))
+    finally:
+        session.close()
+
+
+@task(help={**WHERE, "service": SERVICE_HELP})
+@clean_errors
+def start(c, service=None, env=None, host=None, accept_new_host_key=False):
+    """Start the stack's stopped containers, then wait until it answers healthy at its revision."""
+    _lifecycle(c, "start", service, env, host, accept_new_host_key)
+
+
+@task(help={**WHERE, "service": SERVICE_HELP})
+@clean_errors
+def stop(c, service=None, env=None, host=None, accept_new_host_key=False):
+    """Stop the stack's containers (graceful: SIGTERM, then each service's stop grace period)."""
+    _lifecycle(c, "stop", service, env, host, accept_new_host_key)
+
+
+@task(help={**WHERE, "service": SERVICE_HELP})
+@clean_errors
+def restart(c, service=None, env=None, host=None, accept_new_host_key=False):
+    """Restart the stack's containers, then wait until it answers healthy at its revision."""
+    _lifecycle(c, "restart", service, env, host, accept_new_host_key)
+
+
+@task(help=WHERE)
+@clean_errors
+def unlock(c, env=None, host=None, accept_new_host_key=False):
+    """Clear the deploy lock (after a deploy died), saying whose lock it was."""
+    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
+    try:
+        session.ui.line(ops.unlock(session))
+    finally:
+        session.close()
+
+
+def _stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+TASKS = (status, logs, start, stop, restart, unlock)
+
+
+def register(collection: Collection) -> None:
+    """Add these tasks to the ``deploy`` collection, beside the pipeline tasks."""
+    for t in TASKS:
+        collection.add_task(t)
