@@ -113,8 +113,7 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
 def _gather(session: Session, serving: Container, directory: str, layout: _Layout) -> list[str]:
     """Write the database copy, the logs and the config files into ``directory``; their relative paths."""
     settings, target = session.settings, session.target
-    target.run(files.mkdir_p(posixpath.join(directory, "logs")))
-    target.run(files.mkdir_p(posixpath.join(directory, "config")))
+    target.run(cmd.make_subdirs(directory, ["logs", "config"]))
     try:
         run_quietly(target, cmd.dump_with(serving.id, layout.command, posixpath.join(directory, layout.db_file)))
     except CommandFailed as exc:

@@ -109,6 +109,10 @@ def make_private_dir(path: str) -> list[str]:
     return ["mkdir", "-m", "700", "--", path]
 
 
+def make_subdirs(directory: str, names: Sequence[str]) -> list[str]:
+    return ["mkdir", "-p", "--", *(f"{directory.rstrip('/')}/{name}" for name in names)]
+
+
 def snapshot(db_path: str) -> list[str]:
     """The default backup command: an online SQLite copy of ``db_path``, on stdout."""
     return ["python3", "-c", SNAPSHOT_SCRIPT, db_path]

@@ -39,6 +39,8 @@ def test_private_copy_sets_the_umask_before_copying():
     argv = cmd.copy_private(".env", "/srv/b/1/config/.env")
     assert argv[2].startswith("umask 077;") and argv[-2:] == [".env", "/srv/b/1/config/.env"]
     assert cmd.make_private_dir("/srv/b/1") == ["mkdir", "-m", "700", "--", "/srv/b/1"]
+    assert cmd.make_subdirs("/srv/b/1/", ["logs", "config"]) == ["mkdir", "-p", "--", "/srv/b/1/logs",
+                                                                  "/srv/b/1/config"]
 
 
 def test_logs_keep_both_streams_with_timestamps():
