@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from .commands import files
+from .errors import DeployError
 from .target import Target
 
 
@@ -48,3 +52,32 @@ def parse(text: str) -> list[Record]:
 def recent(target: Target, state_dir: str, count: int = 10) -> list[Record]:
     result = target.probe(files.tail(history_path(state_dir), count))
     return parse(result.stdout) if result.ok else []
+
+
+@contextlib.contextmanager
+def recorded(target: Target, state_dir: str, **fields) -> Iterator[dict]:
+    """Append one history line for the block whatever its outcome: ok, failed (with the error) or interrupted.
+
+    ``fields`` are the Record's own (revision, image, env, who, action, ...); the block may add more to the
+    yielded dict once it knows them (e.g. the id of the backup it took). Nothing is written in a dry run.
+    """
+    started_wall, started = time.time(), time.monotonic()
+    extra: dict = {}
+    result, reason = "failed", ""
+    try:
+        yield extra
+        result = "ok"
+    except KeyboardInterrupt:
+        result, reason = "interrupted", "interrupted by Ctrl-C"
+        raise
+    except DeployError as exc:
+        reason = str(exc)
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if not target.dry:
+            record(target, state_dir, Record(**{**fields, **extra}, started_at=started_wall,
+                                             duration_s=round(time.monotonic() - started, 2),
+                                             result=result, reason=reason))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from . import history, images, lock, preflight
 from .build import build_image
-from .errors import DeployError
 from .revision import Revision, current
 from .rollout import rollout
 from .session import Session
@@ -72,48 +71,35 @@ def deploy(session: Session, options: Options, *, prepare: Hook | None = None, b
         run_preflight(session, image, preflight_extra(session) if preflight_extra else None)
 
     holder = lock.me(revision.full)
-    outcome = "failed"
-    reason = ""
+    deployed = False
     try:
-        with lock.held(target, session.state_dir, holder, session.unlock_hint()):
-            try:
-                if backup and not options.skip_backup:
-                    with ui.step("backup"):
-                        backup(session, revision)
-                elif options.skip_backup:
-                    ui.line("==> backup skipped (--skip-backup); the history records it")
-                with ui.step("build", image):
-                    build_image(target, settings, revision, no_cache=options.no_cache)
-                with ui.step("verify.build", image):
-                    verify_step(session, image, revision)
-                with ui.step("rollout"):
-                    result = rollout(session.stack, image, revision.full, say=ui.note,
-                                     health_timeout=options.health_timeout)
-                with ui.step("prune"):
-                    in_use = {c.image for c in session.stack.apps()} | {image}
-                    pruned = images.prune(target, settings, in_use) if not target.dry else []
-                    ui.note(f"kept the newest {settings.keep_images} images"
-                            + (f", removed {len(pruned)}" if pruned else ""))
-                outcome = "ok"
-                if result.previous is not None:
-                    ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")
-            except KeyboardInterrupt:
-                outcome, reason = "interrupted", "interrupted by Ctrl-C"
-                raise
-            except DeployError as exc:
-                reason = str(exc)
-                raise
-            finally:
-                if not target.dry:
-                    history.record(target, session.state_dir, history.Record(
-                        revision=revision.full, image=image, env=settings.env, who=holder.holder,
-                        started_at=started_wall, duration_s=round(time.monotonic() - started, 2),
-                        result=outcome, reason=reason, skipped_backup=options.skip_backup,
-                    ))
+        with lock.held(target, session.state_dir, holder, session.unlock_hint()), history.recorded(
+                target, session.state_dir, revision=revision.full, image=image, env=settings.env,
+                who=holder.holder, skipped_backup=options.skip_backup) as entry:
+            if backup and not options.skip_backup:
+                with ui.step("backup"):
+                    entry["backup"] = backup(session, revision) or ""
+            elif options.skip_backup:
+                ui.line("==> backup skipped (--skip-backup); the history records it")
+            with ui.step("build", image):
+                build_image(target, settings, revision, no_cache=options.no_cache)
+            with ui.step("verify.build", image):
+                verify_step(session, image, revision)
+            with ui.step("rollout"):
+                result = rollout(session.stack, image, revision.full, say=ui.note,
+                                 health_timeout=options.health_timeout)
+            with ui.step("prune"):
+                in_use = {c.image for c in session.stack.apps()} | {image}
+                pruned = images.prune(target, settings, in_use) if not target.dry else []
+                ui.note(f"kept the newest {settings.keep_images} images"
+                        + (f", removed {len(pruned)}" if pruned else ""))
+            if result.previous is not None:
+                ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")
+            deployed = True
     finally:
         elapsed = time.monotonic() - started
-        if outcome == "ok":
+        if deployed:
             verb = "planned" if target.dry else "deployed"
             ui.line(f"{verb} {revision.tag} to {settings.env} on {session.where} in {elapsed:.1f}s "
                     f"({ui.breakdown(['preflight', 'backup', 'build', 'verify.build', 'rollout'])})")
-    return history.Record(revision.full, image, settings.env, holder.holder, started_wall, elapsed, outcome)
+    return history.Record(revision.full, image, settings.env, holder.holder, started_wall, round(elapsed, 2), "ok")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from . import history, images, lock
 from .commands import docker
-from .errors import DeployError, RollbackImpossible, UsageError
+from .errors import RollbackImpossible, UsageError
 from .images import Image
 from .revision import Revision
 from .rollout import rollout
@@ -114,29 +114,16 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
         run_preflight(session, release.image, preflight_extra(session) if preflight_extra else None)
 
     holder = lock.me(release.revision)
-    outcome, reason = "failed", ""
-    with lock.held(target, session.state_dir, holder, session.unlock_hint()):
-        try:
-            with ui.step("rollout"):
-                rollout(session.stack, release.image, release.revision, say=ui.note, health_timeout=health_timeout)
-            outcome = "ok"
-        except KeyboardInterrupt:
-            outcome, reason = "interrupted", "interrupted by Ctrl-C"
-            raise
-        except DeployError as exc:
-            reason = str(exc)
-            raise
-        finally:
-            entry = history.Record(
-                revision=release.revision, image=release.image, env=settings.env, who=holder.holder,
-                started_at=started_wall, duration_s=round(time.monotonic() - started, 2), result=outcome,
-                reason=reason, action="rollback")
-            if not target.dry:
-                history.record(target, session.state_dir, entry)
+    with lock.held(target, session.state_dir, holder, session.unlock_hint()), history.recorded(
+            target, session.state_dir, revision=release.revision, image=release.image, env=settings.env,
+            who=holder.holder, action="rollback"):
+        with ui.step("rollout"):
+            rollout(session.stack, release.image, release.revision, say=ui.note, health_timeout=health_timeout)
     verb = "planned rollback to" if target.dry else "rolled back to"
-    ui.line(f"{verb} {release.revision[:12]} on {settings.env} ({session.where}) in "
-            f"{time.monotonic() - started:.1f}s")
-    return entry
+    elapsed = time.monotonic() - started
+    ui.line(f"{verb} {release.revision[:12]} on {settings.env} ({session.where}) in {elapsed:.1f}s")
+    return history.Record(release.revision, release.image, settings.env, holder.holder, started_wall,
+                          round(elapsed, 2), "ok", action="rollback")
 
 
 def _tag(revision: str) -> str:

@@ -94,7 +94,12 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
         raise RolloutFailed(f"proxy service {settings.proxy_service!r} is not running; {still}",
                             hint="see `inv deploy.logs --service proxy`")
     say(f"switching traffic to {new.name}")
-    stack.switch(proxy, new)
+    try:
+        stack.switch(proxy, new)
+    except DeployError as exc:
+        # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.
+        stack.retire([new], drain=0)
+        raise RolloutFailed(f"proxy did not take the new upstream: {exc}; {still}") from None
     try:
         with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
             base = f"http://{host}:{port}"

@@ -21,7 +21,8 @@ def wanted(settings: Settings) -> bool:
     return settings.is_remote
 
 
-def backup_hook(session: Session, revision: Revision) -> None:
+def backup_hook(session: Session, revision: Revision) -> str | None:
+    """Back up before a deploy; returns the backup id for the release history (None when skipped)."""
     ui, settings = session.ui, session.settings
     if not wanted(settings):
         ui.note(f"off for {settings.env} (set backup_before_deploy: true to back up before each deploy)")
@@ -36,5 +37,7 @@ def backup_hook(session: Session, revision: Revision) -> None:
                    else "or set backup_before_deploy: false for this environment")
         raise BackupError(f"backup before deploy failed: {exc.message}",
                           hint=f"the deploy stopped before changing anything; fix the backup {way_out}") from None
-    if summary is not None:
-        ui.note(summary.line(session.where))
+    if summary is None:
+        return None
+    ui.note(summary.line(session.where))
+    return summary.manifest.id

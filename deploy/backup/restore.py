@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import history, lock
 from ..commands import backup as cmd
-from ..errors import BackupError, CommandFailed, DeployError
+from ..errors import BackupError, CommandFailed
 from ..session import Session
 from . import manifest as mf
 from . import store
@@ -50,37 +50,28 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
     if not confirm(found):
         return None
 
-    started_wall, started = time.time(), time.monotonic()
+    started = time.monotonic()
     holder = lock.me(found.revision)
     with lock.held(target, session.state_dir, holder, session.unlock_hint()):
         serving = _serving_or_fail(session)
-        outcome, reason, safety = "failed", "", None
-        try:
-            with ui.step("backup", "of the current state first"):
-                safety = create(session, note=f"before restore of {backup_id}", protect=(backup_id,))
-                if safety is not None:
-                    ui.note(safety.line(session.where))
-            with ui.step("restore", backup_id):
-                entry = found.entry(found.database_file)
-                source = posixpath.join(store.path_of(settings, backup_id), found.database_file)
-                command = (settings.restore_command if not found.is_sqlite
-                           else cmd.restore_into(settings.db_path, entry.sha256 if entry else ""))
-                run_quietly(target, cmd.load_with(serving.id, command, source))
-            outcome = "ok"
-        except CommandFailed as exc:
-            reason = str(exc)
-            raise BackupError(f"restore of {backup_id} on {session.where} failed: {exc}",
-                              hint=_after_failure(safety)) from None
-        except DeployError as exc:
-            reason = str(exc)
-            raise
-        finally:
-            if not target.dry:
-                history.record(target, session.state_dir, history.Record(
-                    revision=serving.revision or "unknown", image=serving.image, env=settings.env,
-                    who=holder.holder, started_at=started_wall, duration_s=round(time.monotonic() - started, 2),
-                    result=outcome, reason=reason, action="restore", backup=backup_id,
-                ))
+        safety = None
+        with history.recorded(target, session.state_dir, revision=serving.revision or "unknown",
+                              image=serving.image, env=settings.env, who=holder.holder, action="restore",
+                              backup=backup_id):
+            try:
+                with ui.step("backup", "of the current state first"):
+                    safety = create(session, note=f"before restore of {backup_id}", protect=(backup_id,))
+                    if safety is not None:
+                        ui.note(safety.line(session.where))
+                with ui.step("restore", backup_id):
+                    entry = found.entry(found.database_file)
+                    source = posixpath.join(store.path_of(settings, backup_id), found.database_file)
+                    command = (settings.restore_command if not found.is_sqlite
+                               else cmd.restore_into(settings.db_path, entry.sha256 if entry else ""))
+                    run_quietly(target, cmd.load_with(serving.id, command, source))
+            except CommandFailed as exc:
+                raise BackupError(f"restore of {backup_id} on {session.where} failed: {exc}",
+                                  hint=_after_failure(safety)) from None
     return Restored(found, safety, time.monotonic() - started)
 
 

@@ -13,7 +13,8 @@ def info() -> list[str]:
 
 def build(*, image: str, revision: str, context: str, dockerfile: str, build_args: Mapping[str, str],
           target: str | None = None, no_cache: bool = False, labels: Mapping[str, str] | None = None) -> list[str]:
-    argv = ["docker", "build", "--file", dockerfile, "--tag", image]
+    # --force-rm: the classic builder otherwise leaves the failed step's container behind on every broken build.
+    argv = ["docker", "build", "--force-rm", "--file", dockerfile, "--tag", image]
     for key, value in sorted({REVISION_LABEL: revision, **(labels or {})}.items()):
         argv += ["--label", f"{key}={value}"]
     for key, value in sorted({**build_args, "REVISION": revision}.items()):

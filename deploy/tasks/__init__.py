@@ -15,4 +15,16 @@ ns.add_collection(deploy.ns)
 ns.add_collection(backup.ns)
 ns.configure({"deploy": DEFAULTS})
 
+
+def _long_flags_only(collection: Collection) -> None:
+    # Invoke would derive -h from --host and --health-timeout, shadowing -h for help; long flags read
+    # better in runbooks anyway.
+    for task in collection.tasks.values():
+        task.auto_shortflags = False
+    for sub in collection.collections.values():
+        _long_flags_only(sub)
+
+
+_long_flags_only(ns)
+
 __all__ = ["ns"]

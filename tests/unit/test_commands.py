@@ -13,7 +13,7 @@ def test_build_carries_revision_as_label_and_build_arg():
     argv = docker.build(image="shop:abc123def456", revision="a" * 40, context=".", dockerfile="./Dockerfile",
                         build_args={"BASE_IMAGE": "python:3.12-slim"}, target="production", no_cache=True)
     assert argv == [
-        "docker", "build", "--file", "./Dockerfile", "--tag", "shop:abc123def456",
+        "docker", "build", "--force-rm", "--file", "./Dockerfile", "--tag", "shop:abc123def456",
         "--label", f"org.opencontainers.image.revision={'a' * 40}",
         "--build-arg", "BASE_IMAGE=python:3.12-slim", "--build-arg", f"REVISION={'a' * 40}",
         "--target", "production", "--no-cache", ".",
