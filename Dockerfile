@@ -1,5 +1,5 @@
-# The reference service. Stages: builder (checks the code alone), development (reload runner, code
-# bind-mounted at run time) and production, the last stage and so the default target.
+# The reference service. Stages: builder (checks the code alone), runtime (the service user), development
+# (reload runner, code bind-mounted at run time) and production, the last stage and so the default target.
 #
 #   docker build --build-arg REVISION="$(git rev-parse HEAD)" -t deploy-demo:<sha12> .
 #
@@ -15,27 +15,9 @@ RUN find /srv/app \( -name __pycache__ -o -name '*.pyc' -o -name '*.pyo' \) -pru
  && python3 -m app --check
 
 
-FROM ${BASE_IMAGE} AS development
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_ENV=development
-# Numeric ids (not just the name) so the user is the same in every base image and on bind mounts.
-RUN if command -v useradd >/dev/null 2>&1; then \
-        groupadd --system --gid 10001 app \
-        && useradd --system --uid 10001 --gid 10001 --home-dir /srv --no-create-home --shell /usr/sbin/nologin app; \
-    else \
-        echo 'app:x:10001:' >> /etc/group \
-        && echo 'app:x:10001:10001::/srv:/sbin/nologin' >> /etc/passwd; \
-    fi \
- && mkdir -p /data /logs \
- && chown 10001:10001 /data /logs
-WORKDIR /srv
-COPY --from=builder /srv/app /srv/app
-USER 10001:10001
-EXPOSE 8000
-STOPSIGNAL SIGTERM
-CMD ["python3", "-m", "app.devserver"]
-
-
-FROM ${BASE_IMAGE} AS production
+# What both runnable stages share: the service user (numeric ids, so it is the same in every base image and on
+# bind mounts) and its writable data and log directories.
+FROM ${BASE_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN if command -v useradd >/dev/null 2>&1; then \
         groupadd --system --gid 10001 app \
@@ -47,6 +29,18 @@ RUN if command -v useradd >/dev/null 2>&1; then \
  && mkdir -p /data /logs \
  && chown 10001:10001 /data /logs
 WORKDIR /srv
+
+
+FROM runtime AS development
+ENV APP_ENV=development
+COPY --from=builder /srv/app /srv/app
+USER 10001:10001
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+CMD ["python3", "-m", "app.devserver"]
+
+
+FROM runtime AS production
 # Code stays root-owned: the service user can read it but cannot rewrite it (or drop bytecode next to it).
 COPY --from=builder /srv/app /srv/app
 RUN find /srv/app \( -name __pycache__ -o -name '*.pyc' -o -name '*.pyo' \) -prune -exec rm -rf {} +

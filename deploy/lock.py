@@ -43,17 +43,22 @@ def parse_holder(text: str | None) -> Holder | None:
         return None
 
 
-def holder_gone(holder: Holder) -> bool:
-    """True only when we can tell: the holder ran on this machine and its process no longer exists."""
+def holder_alive(holder: Holder) -> bool | None:
+    """Whether the holder's process still exists: None when it ran on another machine and we cannot tell."""
     if holder.machine != socket.gethostname():
-        return False
+        return None
     try:
         os.kill(holder.pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def holder_gone(holder: Holder) -> bool:
+    """True only when we can tell: the holder ran on this machine and its process no longer exists."""
+    return holder_alive(holder) is False
 
 
 def lock_dir(state_dir: str) -> str:

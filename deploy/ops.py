@@ -114,7 +114,7 @@ def unlock(session: Session) -> str:
     whose = holder.describe() if holder else "an unknown holder (no readable holder.json)"
     if target.dry:
         return f"would clear the deploy lock held by {whose} on {session.where}"
-    alive = holder is not None and _running_here(holder)
+    alive = holder is not None and lock.holder_alive(holder) is True
     warning = f"; note: pid {holder.pid} still runs on this machine, stop it first" if alive else ""
     return f"cleared the deploy lock held by {whose} on {session.where}{warning}"
 
@@ -136,16 +136,3 @@ def deploy_command(session: Session) -> str:
     settings = session.settings
     task = {"test": "deploy.test", "prod": "deploy.prod"}.get(settings.env, f"deploy.env {settings.env}")
     return f"inv {task}" + (f" --host {settings.host}" if settings.is_remote else "")
-
-
-def _running_here(holder: lock.Holder) -> bool:
-    import os
-    import socket
-
-    if holder.machine != socket.gethostname():
-        return False
-    try:
-        os.kill(holder.pid, 0)
-    except OSError:
-        return False
-    return True

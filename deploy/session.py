@@ -42,6 +42,12 @@ class Session:
     def close(self) -> None:
         self.target.close()
 
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 def remote_dir(settings: Settings) -> str:
     return settings.remote_dir or f"/srv/{settings.app_name}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .docker import log_options
+
 
 def version(binary: Sequence[str]) -> list[str]:
     return [*binary, "version", "--short"]
@@ -67,16 +69,8 @@ class Compose:
 
     def logs(self, services: Sequence[str] = (), *, since: str | None = None, tail: int | None = None,
              follow: bool = False, timestamps: bool = False) -> list[str]:
-        argv = [*self._base(), "logs", "--no-color"]
-        if since:
-            argv += ["--since", since]
-        if tail is not None:
-            argv += ["--tail", str(tail)]
-        if follow:
-            argv.append("--follow")
-        if timestamps:
-            argv.append("--timestamps")
-        return argv + list(services)
+        options = log_options(since=since, tail=tail, follow=follow, timestamps=timestamps)
+        return [*self._base(), "logs", "--no-color", *options, *services]
 
     def ps(self) -> list[str]:
         return [*self._base(), "ps", "--all"]

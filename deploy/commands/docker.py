@@ -78,9 +78,10 @@ def remove(containers: Sequence[str], *, force: bool = False) -> list[str]:
     return ["docker", "rm", *(["--force"] if force else []), *containers]
 
 
-def logs(container: str, *, since: str | None = None, tail: int | None = None, follow: bool = False,
-         timestamps: bool = False) -> list[str]:
-    argv = ["docker", "logs"]
+def log_options(*, since: str | None = None, tail: int | None = None, follow: bool = False,
+                timestamps: bool = False) -> list[str]:
+    """The flags `docker logs` and `docker compose logs` share."""
+    argv = []
     if since:
         argv += ["--since", since]
     if tail is not None:
@@ -89,4 +90,9 @@ def logs(container: str, *, since: str | None = None, tail: int | None = None, f
         argv.append("--follow")
     if timestamps:
         argv.append("--timestamps")
-    return argv + [container]
+    return argv
+
+
+def logs(container: str, *, since: str | None = None, tail: int | None = None, follow: bool = False,
+         timestamps: bool = False) -> list[str]:
+    return ["docker", "logs", *log_options(since=since, tail=tail, follow=follow, timestamps=timestamps), container]

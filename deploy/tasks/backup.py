@@ -25,8 +25,7 @@ def _report(ui: Reporter):
 @clean_errors
 def create(c, env=None, host=None, download=None):
     """Back up the running stack on its host: database, logs, compose file, .env, revision and image."""
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         summary = backups.create(session)
         if summary is None:
             session.ui.line(f"planned a backup of {session.settings.env} on {session.where} (dry run)")
@@ -37,16 +36,13 @@ def create(c, env=None, host=None, download=None):
             backups.verify_local(local, report=lambda check: None)
             line += f"; downloaded to {local}"
         session.ui.line(line)
-    finally:
-        session.close()
 
 
 @task(name="list", help=WHERE)
 @clean_errors
 def list_(c, env=None, host=None):
     """The backups kept on the host, oldest first."""
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         found = backups.listing(session.target, session.settings)
         where = f"{root(session.settings)} on {session.where}"
         if not (found.backups or found.unreadable or found.unfinished):
@@ -62,8 +58,6 @@ def list_(c, env=None, host=None):
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
             ui.line(f"  {name:<32} (unfinished: no manifest; interrupted or being written)")
-    finally:
-        session.close()
 
 
 @task(help={**WHERE, "backup-id": "a backup id from `inv backup.list`, or the path of a downloaded backup"})
@@ -75,26 +69,20 @@ def verify(c, backup_id, env=None, host=None):
         found = backups.verify_local(backup_id, _report(ui))
         ui.line(f"backup {found.id} at {backup_id} is intact ({len(found.files)} files, {mf.human_size(found.size)})")
         return
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         found = backups.verify(session, backup_id, _report(session.ui))
         session.ui.line(f"backup {found.id} is intact ({len(found.files)} files, {mf.human_size(found.size)})")
-    finally:
-        session.close()
 
 
 @task(help={**WHERE, "keep": "how many of the newest backups to keep (default: deploy.keep_backups)"})
 @clean_errors
 def prune(c, keep=None, env=None, host=None):
     """Delete all but the newest N backups (N: --keep or deploy.keep_backups)."""
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         count = _count(keep, session.settings.keep_backups)
         removed = backups.prune(session.target, session.settings, count)
         session.ui.line(f"kept the newest {count} backups of {session.settings.env}"
                         + (f"; removed {', '.join(removed)}" if removed else "; nothing to remove"))
-    finally:
-        session.close()
 
 
 @task(help={**WHERE, "backup-id": "the backup to restore (see `inv backup.list`)",
@@ -105,8 +93,7 @@ def restore(c, backup_id, yes=False, env=None, host=None):
     if not yes and not sys.stdin.isatty():
         raise UsageError("backup.restore replaces the live database and there is no terminal to confirm on",
                          hint="pass --yes to restore without asking")
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         def confirm(found: mf.Manifest) -> bool:
             return yes or _ask(session, found)
 
@@ -119,8 +106,6 @@ def restore(c, backup_id, yes=False, env=None, host=None):
         verb = "planned restore of" if session.target.dry else "restored"
         session.ui.line(f"{verb} {m.id} (revision {m.revision[:12]}, made {m.created_at}) into "
                         f"{session.settings.project} on {session.where} in {done.seconds:.1f}s{before}")
-    finally:
-        session.close()
 
 
 def _ask(session, found: mf.Manifest) -> bool:

@@ -16,8 +16,7 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
 @clean_errors
 def build(c, env=None, host=None, no_cache=False, allow_dirty=False):
     """Build the app image for the current git revision."""
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         revision = current(session.local, allow_dirty=allow_dirty)
         if session.settings.is_remote:
             from ..remote import prepare_release
@@ -26,5 +25,3 @@ def build(c, env=None, host=None, no_cache=False, allow_dirty=False):
         with session.ui.step("build", session.settings.image(revision.tag)):
             image = build_image(session.target, session.settings, revision, no_cache=no_cache)
         session.ui.line(f"built {image} (revision {revision.full})")
-    finally:
-        session.close()

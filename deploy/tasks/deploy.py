@@ -14,8 +14,7 @@ REMOTE_HELP = {"host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 
 
 def _run(c, env, host=None, skip_backup=False, **flags):
-    session = session_for(c, env, host, accept_new_host_key=flags.get("accept_new_host_key", False))
-    try:
+    with session_for(c, env, host, accept_new_host_key=flags.get("accept_new_host_key", False)) as session:
         options = pipeline.Options(
             allow_dirty=flags.get("allow_dirty", False),
             no_cache=flags.get("no_cache", False),
@@ -31,8 +30,6 @@ def _run(c, env, host=None, skip_backup=False, **flags):
 
         hooks["backup"] = backup_hook
         pipeline.deploy(session, options, **hooks)
-    finally:
-        session.close()
 
 
 @task(help=PIPELINE_HELP)
@@ -72,8 +69,7 @@ def rollback(c, to=None, env=None, host=None, health_timeout=None, accept_new_ho
     """Go back to the previous release (or --to REV) from its kept image: no rebuild, zero-downtime switch."""
     from .. import rollback as rollback_mod
 
-    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
-    try:
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         hooks = {}
         if session.settings.is_remote:
             from ..remote import preflight_checks
@@ -81,8 +77,6 @@ def rollback(c, to=None, env=None, host=None, health_timeout=None, accept_new_ho
             hooks = {"prepare": rollback_mod.use_shipped_release, "preflight_extra": preflight_checks}
         rollback_mod.rollback(session, to=to, health_timeout=float(health_timeout) if health_timeout else None,
                               **hooks)
-    finally:
-        session.close()
 
 
 ns = Collection("deploy")

@@ -20,9 +20,8 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
 @clean_errors
 def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host=None, allow_dirty=False):
     """Wait until the service answers healthy and reports the expected revision."""
-    session = session_for(c, env, host)
-    settings = session.settings
-    try:
+    with session_for(c, env, host) as session:
+        settings = session.settings
         timeout = _positive("timeout", timeout, settings.health_timeout)
         interval = _positive("interval", interval, settings.health_interval)
         if revision == "any":
@@ -37,8 +36,6 @@ def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host
                 verdict = health_mod.wait(f"http://{h}:{p}{settings.health_path}", expected, timeout=timeout,
                                           interval=interval, progress=session.ui.note)
         session.ui.line(f"healthy: {verdict.reason}")
-    finally:
-        session.close()
 
 
 def _positive(name: str, value, default: float) -> float:

@@ -18,13 +18,10 @@ SERVICE_HELP = "only these services, comma-separated (default: all)"
 @clean_errors
 def status(c, env=None, host=None, releases=5, accept_new_host_key=False):
     """Running revision, health, containers and uptime, proxy upstream, lock holder and the last releases."""
-    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
-    try:
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         found = status_mod.gather(session, releases=int(releases))
         for line in status_mod.render(found, session.unlock_hint()):
             session.ui.line(line)
-    finally:
-        session.close()
 
 
 @task(help={
@@ -39,26 +36,21 @@ def status(c, env=None, host=None, releases=5, accept_new_host_key=False):
 def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=None, host=None,
          accept_new_host_key=False):
     """The stack's logs: all services, or --service app; --follow, --since 10m, --grep error, --tail N."""
-    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
-    try:
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         settings = session.settings
         services = ops.parse_services(service, [settings.app_service, settings.proxy_service])
-        ops.logs(session, services=services, since=since, tail=ops.parse_tail(tail), follow=follow, grep=grep,
-                 write=_stdout)
-    except KeyboardInterrupt:
-        pass  # the way to stop --follow, not a failure
-    finally:
-        session.close()
+        try:
+            ops.logs(session, services=services, since=since, tail=ops.parse_tail(tail), follow=follow,
+                     grep=grep, write=_stdout)
+        except KeyboardInterrupt:
+            pass  # the way to stop --follow, not a failure
 
 
 def _lifecycle(c, action, service, env, host, accept_new_host_key):
-    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
-    try:
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         settings = session.settings
         services = ops.parse_services(service, [settings.app_service, settings.proxy_service])
         session.ui.line(ops.lifecycle(session, action, services))
-    finally:
-        session.close()
 
 
 @task(help={**WHERE, "service": SERVICE_HELP})
@@ -86,11 +78,8 @@ def restart(c, service=None, env=None, host=None, accept_new_host_key=False):
 @clean_errors
 def unlock(c, env=None, host=None, accept_new_host_key=False):
     """Clear the deploy lock (after a deploy died), saying whose lock it was."""
-    session = session_for(c, env, host, accept_new_host_key=accept_new_host_key)
-    try:
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         session.ui.line(ops.unlock(session))
-    finally:
-        session.close()
 
 
 def _stdout(text: str) -> None:

@@ -16,15 +16,12 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
 @clean_errors
 def build_(c, env=None, host=None, image=None, allow_dirty=False):
     """Check the built image: revision label, no bytecode, app imports, non-root, no .env inside."""
-    session = session_for(c, env, host)
-    try:
+    with session_for(c, env, host) as session:
         revision: Revision = current(session.local, allow_dirty=allow_dirty)
         image = image or session.settings.image(revision.tag)
         with session.ui.step("verify.build", image):
             verify_step(session, image, revision)
         session.ui.line(f"verified {image}: holds revision {revision.full} and nothing stale")
-    finally:
-        session.close()
 
 
 ns = Collection("verify")

@@ -3,53 +3,22 @@
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from deploy import health
 from deploy.errors import HealthTimeout
 from tests.conftest import free_port
+from tests.support.http import ScriptedServer
 
 REV = "a" * 40
 OTHER = "b" * 40
 
 
-class Scripted:
-    """A server whose answer can change while the poller runs."""
-
-    def __init__(self):
-        self.status = 200
-        self.body = json.dumps({"status": "healthy", "revision": REV})
-        self.delay = 0.0
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.hits += 1
-                time.sleep(outer.delay)
-                payload = outer.body.encode()
-                self.send_response(outer.status)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/health"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def server():
-    s = Scripted()
+    s = ScriptedServer()
+    s.answer(200, status="healthy", revision=REV)
     yield s
     s.close()
 

@@ -1,42 +1,22 @@
 """The load client against a real HTTP server on loopback whose answers change while it runs."""
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.support.http import ScriptedServer
 from tests.support.load import Load, Report, Sample
 
 
-class Flaky:
+class Flaky(ScriptedServer):
     """Answers 200 with a revision, or 503 while ``down`` is set."""
 
     def __init__(self):
-        self.down = False
-        self.revision = "r1"
-        outer = self
+        super().__init__()
+        self.set(down=False, revision="r1")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                status = 503 if outer.down else 200
-                payload = json.dumps({"revision": outer.revision}).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/health"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def set(self, *, down: bool, revision: str) -> None:
+        self.answer(503 if down else 200, revision=revision)
 
 
 @pytest.fixture
@@ -49,10 +29,9 @@ def flaky():
 def test_counts_failures_the_outage_and_revision_changes(flaky):
     with Load(flaky.url, rate=50, max_seconds=5) as load:
         time.sleep(0.3)
-        flaky.down = True
+        flaky.set(down=True, revision="r1")
         time.sleep(0.3)
-        flaky.down = False
-        flaky.revision = "r2"
+        flaky.set(down=False, revision="r2")
         time.sleep(0.3)
     report = load.report()
     assert 30 <= report.requests <= 60
