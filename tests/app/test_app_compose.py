@@ -124,16 +124,17 @@ def test_dockerfile_order_keeps_the_cache_and_the_revision_honest():
     lines = _instructions(REPO / "Dockerfile")
     assert lines[0] == "ARG BASE_IMAGE=python:3.12-slim"
     froms = [line for line in lines if line.startswith("FROM ")]
-    assert froms == ["FROM ${BASE_IMAGE} AS builder", "FROM ${BASE_IMAGE} AS development",
-                     "FROM ${BASE_IMAGE} AS production"]
-    production = lines[lines.index("FROM ${BASE_IMAGE} AS production"):]
+    assert froms == ["FROM ${BASE_IMAGE} AS builder", "FROM ${BASE_IMAGE} AS runtime",
+                     "FROM runtime AS development", "FROM runtime AS production"]
+    runtime = lines[lines.index("FROM ${BASE_IMAGE} AS runtime"):lines.index("FROM runtime AS development")]
+    production = lines[lines.index("FROM runtime AS production"):]
     index = {key: next(i for i, line in enumerate(production) if line.startswith(key)) for key in (
         "COPY", "RUN find /srv/app", "ARG REVISION=unknown", "LABEL org.opencontainers.image.revision",
         "ENV APP_REVISION", "RUN python3 -m app --check", "USER 10001:10001", "HEALTHCHECK", "CMD")}
     assert index["COPY"] < index["RUN find /srv/app"] < index["ARG REVISION=unknown"]
     assert index["ARG REVISION=unknown"] < index["LABEL org.opencontainers.image.revision"] < index["CMD"]
     assert index["ENV APP_REVISION"] < index["RUN python3 -m app --check"] < index["USER 10001:10001"]
-    assert "PYTHONDONTWRITEBYTECODE=1" in " ".join(production)
+    assert "PYTHONDONTWRITEBYTECODE=1" in " ".join(runtime), "both runnable stages inherit it from runtime"
     assert production[-1] == 'CMD ["python3", "-m", "app"]'
     assert "STOPSIGNAL SIGTERM" in production
     assert "curl" not in " ".join(production)
