@@ -66,9 +66,11 @@ class VerifyFailed(DeployError):
     def __init__(self, image: str, failed: Sequence[str]):
         self.image = image
         self.failed = list(failed)
+        missing = self.failed == ["image exists"]
         super().__init__(
             f"verify.build: {image} failed {len(self.failed)} check(s): {', '.join(self.failed)}",
-            hint="rebuild with `inv build --no-cache` and run `inv verify.build` again",
+            hint="build it first with `inv build`" if missing
+            else "rebuild with `inv build --no-cache` and run `inv verify.build` again",
         )
 
 

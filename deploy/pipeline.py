@@ -40,6 +40,8 @@ def run_preflight(session: Session, image: str, extra: list | None = None) -> No
         lambda: preflight.engine(stack),
         lambda: preflight.compose(stack),
         lambda: preflight.compose_file(stack, image),
+        # Only checkable from here for a local stack; a host's port is its own business.
+        *([] if session.settings.is_remote else [lambda: preflight.public_port(stack)]),
         *(extra or []),
     ]
     preflight.run(checks, lambda item: session.ui.check(item.ok, item.name, item.detail))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -62,6 +63,20 @@ def disk(stack: Stack, path: str, minimum_mb: int) -> Item:
     if free is None:
         return Item("free disk", False, f"cannot read free space of {path}")
     return Item("free disk", free >= minimum_mb, f"{free} MB free at {path} (need {minimum_mb} MB)")
+
+
+def public_port(stack: Stack) -> Item:
+    """The stack's own proxy may hold the port; anything else there would make the first start fail halfway."""
+    port = stack.settings.public_port
+    if stack.proxy() is not None:
+        return Item("public port", True, f"{port} served by the stack's proxy")
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        taken = sock.connect_ex(("127.0.0.1", port)) == 0
+    if taken:
+        return Item("public port", False, f"{port} is already in use by another process; stop it or set "
+                    f"deploy.environments.{stack.settings.env}.public_port")
+    return Item("public port", True, f"{port} is free")
 
 
 def run(items: list[Callable[[], Item]], report: Callable[[Item], None]) -> list[Item]:

@@ -134,3 +134,17 @@ def test_tasks_compose_on_one_command_line(project):
     project.inv("deploy.test")
     waited = project.inv("health.wait", "--timeout", "5")
     assert f"healthy at revision {project.head()[:12]}" in waited.stdout
+
+
+def test_a_public_port_taken_by_another_process_stops_the_deploy_before_anything_starts(project):
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", project.port))
+        squatter.listen(1)
+        result = project.inv("deploy.test", check=False)
+    assert result.returncode == 1
+    assert f"preflight: public port: {project.port} is already in use by another process" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert project.containers() == [] and project.containers(service="proxy") == []
