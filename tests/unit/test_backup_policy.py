@@ -15,11 +15,8 @@ from deploy.errors import BackupError, BackupInvalid, ConfigError, UsageError
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "docker-compose.test.yml").write_text("services: {}\n")
-    (tmp_path / "docker-compose.beta.yml").write_text("services: {}\n")
-    return tmp_path
+def project(root: Path) -> Path:
+    return root
 
 
 def settings(project, env="test", **overrides):

@@ -1,19 +1,9 @@
 """Config validation: every bad input is one ConfigError naming the key and the fix."""
 
-from pathlib import Path
-
 import pytest
 
 from deploy.config import DEFAULTS, load
 from deploy.errors import ConfigError
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "docker-compose.test.yml").write_text("services: {}\n")
-    (tmp_path / "docker-compose.beta.yml").write_text("services: {}\n")
-    return tmp_path
 
 
 def config(**overrides):
