@@ -85,3 +85,13 @@ def run_app(args: list[str], env: Mapping[str, str], timeout: float = 30) -> sub
         [sys.executable, "-m", "app", *args], cwd=REPO, env=subprocess_env(env),
         capture_output=True, text=True, timeout=timeout,
     )
+
+
+def raw_exchange(port: int, raw: bytes, timeout: float = 10) -> bytes:
+    """Send bytes no HTTP client would send and read the whole answer (the app closes after each request)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer

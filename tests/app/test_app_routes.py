@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
-from app_testing import REVISION
+from app_testing import REVISION, raw_exchange
 
 from app.routes import DIAGNOSTIC_ROUTES, ROUTES
 
@@ -176,7 +175,8 @@ def test_head_answers_headers_only(service):
 
 
 def test_non_ascii_digits_in_content_length_are_a_400(service):
-    answer = _raw_exchange(service, "POST /api/quotes HTTP/1.0\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"))
+    answer = raw_exchange(service.service.port, "POST /api/quotes HTTP/1.0\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"),
+                          timeout=5)
     assert answer.startswith(b"HTTP/1.0 400")
 
 
@@ -189,23 +189,13 @@ def test_server_header_does_not_reveal_the_python_version(service):
     assert service.get("/health/live").headers["Server"] == "deploy-demo"
 
 
-def _raw_exchange(running, payload: bytes) -> bytes:
-    port = int(running.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(payload)
-        answer = b""
-        while chunk := sock.recv(4096):
-            answer += chunk
-    return answer
-
-
 def test_requests_http_server_rejects_get_json_errors_and_a_log_line(service):
-    answer = _raw_exchange(service, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+    answer = raw_exchange(service.service.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", timeout=5)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 431")
     assert b"X-Request-ID: " in head
     assert json.loads(body)["error"]
-    garbage = _raw_exchange(service, b"GARBAGE\r\n\r\n")  # HTTP/0.9 style: the answer is a bare body
+    garbage = raw_exchange(service.service.port, b"GARBAGE\r\n\r\n", timeout=5)  # HTTP/0.9 style: the answer is a bare body
     assert json.loads(garbage)["error"].startswith("Bad request")
     statuses = [line["status"] for line in service.log_lines() if line["msg"] == "request"]
     assert statuses == [431, 400]

@@ -14,7 +14,6 @@ import io
 import json
 import re
 import shutil
-import socket
 import string
 import tempfile
 import threading
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from app_testing import REPO, base_env, closed_port_url
+from app_testing import REPO, base_env, closed_port_url, raw_exchange
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -178,15 +177,6 @@ def shared_service() -> Iterator[Service]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _exchange(port: int, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(raw)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return answer
-
-
 @given(
     header=st.binary(max_size=200).filter(lambda b: b"\r" not in b and b"\n" not in b),
     path=st.text(alphabet=string.ascii_letters + string.digits + "/-._~%?&=", max_size=40),
@@ -196,7 +186,7 @@ def _exchange(port: int, raw: bytes) -> bytes:
 def test_every_request_logs_json_with_a_sane_request_id(shared_service, header, path, method):
     raw = (method + b" /" + path.encode() + b" HTTP/1.0\r\nX-Request-ID: " + header + b"\r\n"
            b"Content-Length: 0\r\n\r\n")
-    answer = _exchange(shared_service.port, raw)
+    answer = raw_exchange(shared_service.port, raw)
     head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
     sent = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
     request_id = sent["X-Request-ID"]
