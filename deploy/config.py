@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import validate
 from .errors import ConfigError
 
 # (type, default). ``None`` as a default means "optional, no value".
@@ -55,6 +56,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "backup_command": (_LIST, None),
     "backup_dir": (_STR, None),
     "keep_backups": (_INT, 7),
+    # null: the app has no database (backups then hold only logs and config, and a deploy takes none).
     "db_path": (_STR, "/data/app.db"),
     "restore_command": (_LIST, None),
     # Unset: on for environments with a host (production data), off for the local test stack.
@@ -63,6 +65,23 @@ FIELDS: dict[str, tuple[str, Any]] = {
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
 _TOP_ONLY = {"environments", "default_env"}
+
+# Keys with a default that may still be set to null, and what null means there.
+_NULL_MEANS = {"db_path": "no database"}
+
+# What each numeric key measures; the ranges are the ones the task flags use too (deploy.validate).
+RANGES: dict[str, validate.Range] = {
+    "public_port": validate.PORT,
+    "app_port": validate.PORT,
+    "health_timeout": validate.TIMEOUT,
+    "health_interval": validate.INTERVAL,
+    "connect_timeout": validate.TIMEOUT,
+    "drain_seconds": validate.DRAIN,
+    "keep_images": validate.KEEP,
+    "keep_releases": validate.KEEP,
+    "keep_backups": validate.KEEP,
+    "min_free_mb": validate.MEGABYTES,
+}
 
 DEFAULTS: dict[str, Any] = {
     **{key: default for key, (_, default) in FIELDS.items()},
@@ -82,6 +101,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# Compose's own rule for service names. They are written into the proxy's upstream file (`server <name>:<port>;`),
+# so nothing else may pass.
+_SERVICE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# nginx includes the upstream file by this path and shell scripts in the proxy write it: plain path characters only.
+_PLAIN_PATH_RE = re.compile(r"^(/[A-Za-z0-9_.+@-]+)+$")
+_BUILD_ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_URL_UNSAFE_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -125,7 +152,7 @@ class Settings:
     backup_command: list[str] | None
     backup_dir: str | None
     keep_backups: int
-    db_path: str
+    db_path: str | None
     restore_command: list[str] | None
     backup_before_deploy: bool | None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -189,7 +216,12 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
             # Environment build args add to (and override) the shared ones.
             base = _check(f"deploy.{key}", raw.get(key, default), kind) or {}
             value = {**base, **(_check(where, section.get(key, {}), kind) or {})}
+        if value is None and default is not None and key not in _NULL_MEANS:
+            raise ConfigError(where, f"must be {_article(kind)} {kind}, got null",
+                              f"remove {where} to use the default {_show(default)}")
         values[key] = _check(where, value, kind)
+        if key in RANGES:
+            values[key] = validate.setting(where, values[key], RANGES[key])
         origins[key] = where
 
     if host is not None:
@@ -212,7 +244,7 @@ def _check(where: str, value: Any, kind: str) -> Any:
         _DICT: isinstance(value, dict) and all(isinstance(k, str) for k in value),
     }[kind]
     if not ok:
-        article = "an" if kind[0] in "aeiou" else "a"
+        article = _article(kind)
         raise ConfigError(where, f"must be {article} {kind}, got {_kind(value)} {_show(value)}",
                           f"set {where} to {article} {kind}")
     if kind == _FLOAT:
@@ -228,6 +260,15 @@ def _check(where: str, value: Any, kind: str) -> Any:
 
 
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
+    """Values of the right type that still cannot work; each topic is one small check."""
+    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices):
+        check(values, origins)
+    _check_files(values, origins, root)
+    if values["host"] is not None and not values["host"].strip():
+        values["host"] = None
+
+
+def _check_names(values: dict[str, Any], origins: dict[str, str]) -> None:
     name = values["app_name"]
     if not name:
         raise ConfigError(origins["app_name"], "missing", "set deploy.app_name in invoke.yaml, e.g. `app_name: myapp` (it names the image)")
@@ -237,32 +278,76 @@ def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path
     if values["project"] and not _NAME_RE.match(values["project"]):
         raise ConfigError(origins["project"], f"{values['project']!r} is not a valid compose project name",
                           "use lowercase letters, digits, '_' or '-'")
-    for key in ("public_port", "app_port"):
-        if not 1 <= values[key] <= 65535:
-            raise ConfigError(origins[key], f"{values[key]} is out of range", "use a port from 1 to 65535")
-    for key in ("health_timeout", "health_interval", "connect_timeout"):
-        if values[key] <= 0:
-            raise ConfigError(origins[key], f"{values[key]:g} must be greater than 0", f"set {origins[key]} to a positive number of seconds")
-    for key in ("keep_images", "keep_releases", "keep_backups"):
-        if values[key] < 1:
-            raise ConfigError(origins[key], f"{values[key]} must be at least 1", "keep at least the release that is running")
-    if values["drain_seconds"] < 0:
-        raise ConfigError(origins["drain_seconds"], "must not be negative", "use 0 to stop the old container at once")
+    for key in ("app_service", "proxy_service"):
+        if not _SERVICE_RE.match(values[key]):
+            raise ConfigError(origins[key], f"{values[key]!r} is not a compose service name",
+                              "use the service's name from the compose file: letters, digits, '.', '_' or '-'")
+    if values["app_service"] == values["proxy_service"]:
+        raise ConfigError(origins["proxy_service"], f"is the same service as app_service ({values['app_service']!r})",
+                          "the proxy and the app are two services of the compose file; name each")
+    bad = [arg for arg in values["build_args"] if not _BUILD_ARG_RE.match(arg)]
+    if bad:
+        raise ConfigError(f"{origins['build_args']}.{bad[0]}", "is not a build argument name",
+                          "use letters, digits and '_', as in the Dockerfile's ARG line")
+
+
+def _check_commands(values: dict[str, Any], origins: dict[str, str]) -> None:
+    for key in ("check_command", "backup_command", "restore_command"):
+        command = values[key]
+        if command is not None and (not command or not command[0].strip()):
+            fix = ('write the program and its arguments, e.g. ["python3", "-m", "app", "--check"]'
+                   if key == "check_command" else f"remove {key} to use the built-in SQLite copy, or name a program")
+            raise ConfigError(origins[key], "names no program to run", fix)
+
+
+def _check_urls(values: dict[str, Any], origins: dict[str, str]) -> None:
+    for key, paths in (("health_path", [values["health_path"]]), ("check_endpoints", values["check_endpoints"])):
+        for path in paths:
+            if not path.startswith("/"):
+                raise ConfigError(origins[key], f"{path!r} must start with '/'",
+                                  "write e.g. health_path: /api/health" if key == "health_path" else "list paths like /login")
+            if _URL_UNSAFE_RE.search(path):
+                raise ConfigError(origins[key], f"{path!r} holds a space or control character",
+                                  "percent-encode it, e.g. %20 for a space")
+
+
+def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:
+    """Paths inside containers and on the host. They travel as single arguments, never as shell text, so only
+    what would be misread is refused: a relative path where the toolkit cannot know the directory, control
+    characters anywhere, and anything but plain characters in the file nginx includes."""
+    for key in ("remote_dir", "db_path", "app_dir", "upstream_file"):
+        path = values[key]
+        if path is not None and not path.startswith("/"):
+            raise ConfigError(origins[key], f"{path!r} is not an absolute path",
+                              f"write the full path from /, e.g. {_show(FIELDS[key][1] or '/srv/myapp')}")
+    for key in ("remote_dir", "db_path", "app_dir", "upstream_file", "state_dir", "backup_dir", "env_file",
+                "compose_file", "context", "dockerfile"):
+        if values[key] is not None and _CONTROL_RE.search(values[key]):
+            raise ConfigError(origins[key], f"{_show(values[key])} holds a control character (a newline?)",
+                              "write the path on one line")
+    if values["remote_dir"] is not None and values["remote_dir"].rstrip("/") == "":
+        raise ConfigError(origins["remote_dir"], "is the root directory",
+                          "give the app a directory of its own, e.g. /srv/myapp")
+    if not _PLAIN_PATH_RE.match(values["upstream_file"]):
+        raise ConfigError(origins["upstream_file"], f"{values['upstream_file']!r} holds characters nginx would misread",
+                          "use letters, digits and . _ - + @ between the slashes, e.g. /etc/nginx/upstream/app.conf")
+
+
+def _check_choices(values: dict[str, Any], origins: dict[str, str]) -> None:
     if values["compose_command"] not in ("auto", "docker compose", "docker-compose"):
         raise ConfigError(origins["compose_command"], f"{values['compose_command']!r} is not supported",
                           "use auto, 'docker compose' (v2) or docker-compose (v1)")
-    if not values["health_path"].startswith("/"):
-        raise ConfigError(origins["health_path"], f"{values['health_path']!r} must start with '/'", "write e.g. health_path: /api/health")
-    for path in values["check_endpoints"]:
-        if not path.startswith("/"):
-            raise ConfigError(origins["check_endpoints"], f"{path!r} must start with '/'", "list paths like /login")
+    if not values["proxy_image"].strip() or any(ch.isspace() for ch in values["proxy_image"]):
+        raise ConfigError(origins["proxy_image"], f"{values['proxy_image']!r} is not an image name",
+                          "name an image like nginx:1.27-alpine")
+
+
+def _check_files(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
     for key in ("compose_file", "dockerfile"):
         rel = values[key] if key == "compose_file" else os.path.join(values["context"], values[key])
         if not (root / rel).is_file():
             raise ConfigError(origins[key],
                               f"file {rel!r} not found in {root}", f"create it or point {key} at the right file")
-    if values["host"] is not None and not values["host"].strip():
-        values["host"] = None
 
 
 def _did_you_mean(key: str, known: set[str]) -> str:
@@ -281,8 +366,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
 def _kind(value: Any) -> str:
-    return {dict: "mapping", list: "list", str: "string", bool: "true/false", int: "integer", float: "number"}.get(
+    return {dict: "mapping", list: "list", str: "string", bool: "true/false", int: "integer", float: "number",
+            type(None): "null"}.get(
         type(value), type(value).__name__
     )
 

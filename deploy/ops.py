@@ -43,18 +43,6 @@ def grep_pattern(text: str) -> re.Pattern[str]:
                          hint="quote it, or escape special characters with a backslash") from None
 
 
-def parse_tail(value: str | int | None) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        count = -1
-    if count < 0:
-        raise UsageError(f"--tail {value!r} is not a number of lines", hint="give e.g. --tail 100")
-    return count
-
-
 def parse_services(value: str | None, known: Sequence[str]) -> list[str]:
     services = [s.strip() for s in (value or "").split(",") if s.strip()]
     unknown = [s for s in services if s not in known]

@@ -8,11 +8,12 @@ import sys
 from invoke import Collection, task
 
 from .. import backup as backups
+from .. import validate
 from ..backup import manifest as mf
 from ..backup.store import root
 from ..errors import UsageError
 from ..ui import Reporter
-from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+from .cli import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP}
 
@@ -78,8 +79,9 @@ def verify(c, backup_id, env=None, host=None):
 @clean_errors
 def prune(c, keep=None, env=None, host=None):
     """Delete all but the newest N backups (N: --keep or deploy.keep_backups)."""
+    keep = number_flag("keep", keep, validate.KEEP)
     with session_for(c, env, host) as session:
-        count = _count(keep, session.settings.keep_backups)
+        count = session.settings.keep_backups if keep is None else keep
         removed = backups.prune(session.target, session.settings, count)
         session.ui.line(f"kept the newest {count} backups of {session.settings.env}"
                         + (f"; removed {', '.join(removed)}" if removed else "; nothing to remove"))
@@ -118,18 +120,6 @@ def _ask(session, found: mf.Manifest) -> bool:
 
 def _is_local_path(text: str) -> bool:
     return "/" in text or os.sep in text or os.path.isdir(text)
-
-
-def _count(value, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise UsageError(f"--keep {value!r} is not a whole number", hint="e.g. --keep 7") from None
-    if number < 1:
-        raise UsageError("--keep must be at least 1", hint="to delete every backup, remove the directory by hand")
-    return number
 
 
 ns = Collection("backup")

@@ -9,6 +9,7 @@ from typing import Any
 
 from invoke import Exit
 
+from .. import validate
 from ..errors import DeployError
 from ..session import Session, open_session
 
@@ -32,6 +33,14 @@ def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:
 
 def session_for(c, env: str | None = None, host: str | None = None, *, accept_new_host_key: bool = False) -> Session:
     return open_session(c, env or None, host or None, accept_new_host_key=accept_new_host_key)
+
+
+def number_flag(name: str, value: Any, rule: validate.Range, default: float | None = None) -> Any:
+    """A numeric flag, parsed once before anything runs: ``default`` when it was not given, else a number
+    ``rule`` accepts. ``name`` is the flag as typed, without dashes (``health-timeout``)."""
+    if value is None:
+        return default
+    return validate.flag(name, value, rule)
 
 
 ENV_HELP = "environment from deploy.environments (default: deploy.default_env, or prod with --host)"

@@ -2,8 +2,8 @@
 
 from invoke import Collection, task
 
-from .. import pipeline
-from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, session_for
+from .. import pipeline, validate
+from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 PIPELINE_HELP = {
     "allow-dirty": "deploy uncommitted changes (the revision ends in -dirty)",
@@ -14,13 +14,13 @@ REMOTE_HELP = {"host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 
 
 def _run(c, env, host=None, skip_backup=False, **flags):
+    options = pipeline.Options(
+        allow_dirty=flags.get("allow_dirty", False),
+        no_cache=flags.get("no_cache", False),
+        skip_backup=skip_backup,
+        health_timeout=number_flag("health-timeout", flags.get("health_timeout"), validate.TIMEOUT),
+    )
     with session_for(c, env, host, accept_new_host_key=flags.get("accept_new_host_key", False)) as session:
-        options = pipeline.Options(
-            allow_dirty=flags.get("allow_dirty", False),
-            no_cache=flags.get("no_cache", False),
-            skip_backup=skip_backup,
-            health_timeout=float(flags["health_timeout"]) if flags.get("health_timeout") else None,
-        )
         hooks = {}
         if session.settings.is_remote:
             from ..remote import preflight_checks, prepare_release
@@ -69,14 +69,14 @@ def rollback(c, to=None, env=None, host=None, health_timeout=None, accept_new_ho
     """Go back to the previous release (or --to REV) from its kept image: no rebuild, zero-downtime switch."""
     from .. import rollback as rollback_mod
 
+    timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         hooks = {}
         if session.settings.is_remote:
             from ..remote import preflight_checks
 
             hooks = {"prepare": rollback_mod.use_shipped_release, "preflight_extra": preflight_checks}
-        rollback_mod.rollback(session, to=to, health_timeout=float(health_timeout) if health_timeout else None,
-                              **hooks)
+        rollback_mod.rollback(session, to=to, health_timeout=timeout, **hooks)
 
 
 ns = Collection("deploy")

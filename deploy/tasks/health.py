@@ -3,9 +3,9 @@
 from invoke import Collection, task
 
 from .. import health as health_mod
-from ..errors import UsageError
+from .. import validate
 from ..revision import current
-from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+from .cli import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 
 @task(help={
@@ -20,10 +20,12 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
 @clean_errors
 def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host=None, allow_dirty=False):
     """Wait until the service answers healthy and reports the expected revision."""
+    timeout = number_flag("timeout", timeout, validate.TIMEOUT)
+    interval = number_flag("interval", interval, validate.INTERVAL)
     with session_for(c, env, host) as session:
         settings = session.settings
-        timeout = _positive("timeout", timeout, settings.health_timeout)
-        interval = _positive("interval", interval, settings.health_interval)
+        timeout = settings.health_timeout if timeout is None else timeout
+        interval = settings.health_interval if interval is None else interval
         if revision == "any":
             expected = None
         else:
@@ -36,18 +38,6 @@ def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host
                 verdict = health_mod.wait(f"http://{h}:{p}{settings.health_path}", expected, timeout=timeout,
                                           interval=interval, progress=session.ui.note)
         session.ui.line(f"healthy: {verdict.reason}")
-
-
-def _positive(name: str, value, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise UsageError(f"--{name} {value!r} is not a number", hint=f"give seconds, e.g. --{name} 30") from None
-    if number <= 0:
-        raise UsageError(f"--{name} must be greater than 0", hint=f"give seconds, e.g. --{name} 30")
-    return number
 
 
 ns = Collection("health")

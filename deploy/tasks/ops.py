@@ -6,9 +6,9 @@ import sys
 
 from invoke import Collection, task
 
-from .. import ops
+from .. import ops, validate
 from .. import status as status_mod
-from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, session_for
+from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 SERVICE_HELP = "only these services, comma-separated (default: all)"
@@ -16,10 +16,11 @@ SERVICE_HELP = "only these services, comma-separated (default: all)"
 
 @task(help={**WHERE, "releases": "how many releases from the history to list (default 5)"})
 @clean_errors
-def status(c, env=None, host=None, releases=5, accept_new_host_key=False):
+def status(c, env=None, host=None, releases=None, accept_new_host_key=False):
     """Running revision, health, containers and uptime, proxy upstream, lock holder and the last releases."""
+    count = number_flag("releases", releases, validate.RELEASES, default=5)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
-        found = status_mod.gather(session, releases=int(releases))
+        found = status_mod.gather(session, releases=count)
         for line in status_mod.render(found, session.unlock_hint()):
             session.ui.line(line)
 
@@ -36,11 +37,12 @@ def status(c, env=None, host=None, releases=5, accept_new_host_key=False):
 def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=None, host=None,
          accept_new_host_key=False):
     """The stack's logs: all services, or --service app; --follow, --since 10m, --grep error, --tail N."""
+    lines = number_flag("tail", tail, validate.LINES)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         settings = session.settings
         services = ops.parse_services(service, [settings.app_service, settings.proxy_service])
         try:
-            ops.logs(session, services=services, since=since, tail=ops.parse_tail(tail), follow=follow,
+            ops.logs(session, services=services, since=since, tail=lines, follow=follow,
                      grep=grep, write=_stdout)
         except KeyboardInterrupt:
             pass  # the way to stop --follow, not a failure

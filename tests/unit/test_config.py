@@ -43,7 +43,7 @@ def test_host_flag_wins_over_configured_host(root):
     ({"app_port": "8000"}, None, "deploy.app_port", "must be an integer, got string"),
     ({"environments": {"test": {"public_port": "8001"}}}, "test", "deploy.environments.test.public_port",
      "must be an integer, got string"),
-    ({"app_port": 70000}, None, "deploy.app_port", "out of range"),
+    ({"app_port": 70000}, None, "deploy.app_port", "must be at most 65535"),
     ({"health_timeout": True}, None, "deploy.health_timeout", "must be a number"),
     ({"health_interval": 0}, None, "deploy.health_interval", "greater than 0"),
     ({"check_endpoints": "/login"}, None, "deploy.check_endpoints", "list of strings"),
@@ -58,6 +58,27 @@ def test_host_flag_wins_over_configured_host(root):
     ({"environments": {"test": {"port": 1}}}, "test", "deploy.environments.test.port", "unknown key"),
     ({"environments": {"test": "yes"}}, "test", "deploy.environments.test", "must be a mapping"),
     ({"environments": ["test"]}, None, "deploy.environments", "mapping of names"),
+    ({"health_timeout": None}, None, "deploy.health_timeout", "got null"),
+    ({"check_command": []}, None, "deploy.check_command", "names no program"),
+    ({"check_command": ["", "x"]}, None, "deploy.check_command", "names no program"),
+    ({"backup_command": []}, None, "deploy.backup_command", "names no program"),
+    ({"remote_dir": "srv/app"}, None, "deploy.remote_dir", "not an absolute path"),
+    ({"remote_dir": "~/app"}, None, "deploy.remote_dir", "not an absolute path"),
+    ({"remote_dir": "/"}, None, "deploy.remote_dir", "root directory"),
+    ({"db_path": "data/app.db"}, None, "deploy.db_path", "not an absolute path"),
+    ({"app_dir": "srv"}, None, "deploy.app_dir", "not an absolute path"),
+    ({"app_dir": "/srv/app\n"}, None, "deploy.app_dir", "control character"),
+    ({"state_dir": "state\nx"}, None, "deploy.state_dir", "control character"),
+    ({"upstream_file": "/etc/nginx/up stream.conf"}, None, "deploy.upstream_file", "nginx would misread"),
+    ({"upstream_file": "/etc/nginx/app.conf;x"}, None, "deploy.upstream_file", "nginx would misread"),
+    ({"app_service": ""}, None, "deploy.app_service", "not a compose service name"),
+    ({"app_service": "app; include /etc/passwd"}, None, "deploy.app_service", "not a compose service name"),
+    ({"proxy_service": "-proxy"}, None, "deploy.proxy_service", "not a compose service name"),
+    ({"proxy_service": "app"}, None, "deploy.proxy_service", "same service as app_service"),
+    ({"health_path": "/api/health now"}, None, "deploy.health_path", "space or control character"),
+    ({"check_endpoints": ["/ok", "/x\r\nHost: evil"]}, None, "deploy.check_endpoints", "space or control"),
+    ({"proxy_image": ""}, None, "deploy.proxy_image", "not an image name"),
+    ({"build_args": {"A=B": "1"}}, None, "deploy.build_args.A=B", "not a build argument name"),
 ])
 def test_each_bad_input_names_the_key_and_the_fix(root, overrides, env, key, words):
     with pytest.raises(ConfigError) as info:
@@ -73,3 +94,12 @@ def test_each_bad_input_names_the_key_and_the_fix(root, overrides, env, key, wor
 def test_deploy_section_must_be_a_mapping(root):
     with pytest.raises(ConfigError, match="deploy: must be a mapping"):
         load(["x"], root=root)
+
+
+def test_db_path_null_means_no_database(root):
+    assert load(config(db_path=None), root=root).db_path is None
+
+
+@pytest.mark.parametrize("value", ["/srv/app", "/srv/my app", "/opt/app-1.2"])
+def test_container_paths_may_hold_spaces_where_they_only_travel_as_arguments(root, value):
+    assert load(config(app_dir=value), root=root).app_dir == value

@@ -28,17 +28,6 @@ def test_grep_is_a_case_insensitive_regex_and_a_bad_one_is_one_line():
     assert "--grep '(unclosed' is not a regular expression" in str(info.value)
 
 
-@pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("0", 0), ("100", 100), (5, 5)])
-def test_tail(value, expected):
-    assert ops.parse_tail(value) == expected
-
-
-@pytest.mark.parametrize("value", ["-1", "ten", "1.5"])
-def test_bad_tail(value):
-    with pytest.raises(UsageError):
-        ops.parse_tail(value)
-
-
 def test_services_are_checked_against_the_stack():
     assert ops.parse_services(None, ["app", "proxy"]) == []
     assert ops.parse_services("app, proxy", ["app", "proxy"]) == ["app", "proxy"]
