@@ -181,7 +181,7 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
     """
     raw = _plain(raw or {})
     if not isinstance(raw, dict):
-        raise ConfigError("deploy", f"must be a mapping, got {_kind(raw)}", "write `deploy:` followed by indented keys in invoke.yaml")
+        raise ConfigError("deploy", f"must be a mapping, got {kind_of(raw)}", "write `deploy:` followed by indented keys in invoke.yaml")
     root = (root or Path.cwd()).resolve()
 
     unknown = sorted(set(raw) - set(FIELDS) - _TOP_ONLY)
@@ -190,7 +190,7 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
 
     environments = raw.get("environments") or {}
     if not isinstance(environments, dict):
-        raise ConfigError("deploy.environments", f"must be a mapping of names to settings, got {_kind(environments)}",
+        raise ConfigError("deploy.environments", f"must be a mapping of names to settings, got {kind_of(environments)}",
                           "write e.g. `environments: {test: {public_port: 8001}}`")
     env = env or raw.get("default_env") or "test"
     if env not in environments:
@@ -199,7 +199,7 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
                           f"use one of: {names}, or add it under deploy.environments in invoke.yaml")
     section = environments[env] or {}
     if not isinstance(section, dict):
-        raise ConfigError(f"deploy.environments.{env}", f"must be a mapping, got {_kind(section)}",
+        raise ConfigError(f"deploy.environments.{env}", f"must be a mapping, got {kind_of(section)}",
                           "give the environment's keys indented under its name")
     unknown = sorted(set(section) - set(FIELDS))
     if unknown:
@@ -245,7 +245,7 @@ def _check(where: str, value: Any, kind: str) -> Any:
     }[kind]
     if not ok:
         article = _article(kind)
-        raise ConfigError(where, f"must be {article} {kind}, got {_kind(value)} {_show(value)}",
+        raise ConfigError(where, f"must be {article} {kind}, got {kind_of(value)} {_show(value)}",
                           f"set {where} to {article} {kind}")
     if kind == _FLOAT:
         return float(value)
@@ -366,11 +366,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def describe(value: Any) -> str:
+    """A value as error messages show it: its YAML kind, then the value (cut short)."""
+    return "null" if value is None else f"{kind_of(value)} {_show(value)}"
+
+
 def _article(kind: str) -> str:
     return "an" if kind[0] in "aeiou" else "a"
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """The YAML name of a value's type: mapping, list, string, true/false, integer, number, null."""
     return {dict: "mapping", list: "list", str: "string", bool: "true/false", int: "integer", float: "number",
             type(None): "null"}.get(
         type(value), type(value).__name__

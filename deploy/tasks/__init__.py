@@ -3,8 +3,10 @@
 from invoke import Collection
 
 from ..config import DEFAULTS
-from . import backup, deploy, health, ops, verify
+from . import backup, config_errors, deploy, health, ops, verify
 from .build import build
+
+config_errors.install()
 
 ns = Collection()
 ns.add_task(build)
