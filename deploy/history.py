@@ -36,22 +36,72 @@ def record(target: Target, state_dir: str, entry: Record) -> None:
     target.run(files.append_line(history_path(state_dir), json.dumps(asdict(entry), sort_keys=True)), check=False)
 
 
+@dataclass(frozen=True)
+class Lines:
+    """The records of the history lines read, and how many lines could not be read at all."""
+
+    records: list[Record]
+    unreadable: int = 0
+
+
+# What a line may lack (or hold in the wrong type) and still be shown: the value put in its place.
+_FILL = {"image": "", "env": "", "who": "", "started_at": 0.0, "duration_s": 0.0}
+# Seconds since 1970 up to the year 5000: anything else is not a time (and would crash time.localtime).
+_LATEST = 95_617_584_000.0
+
+
 def parse(text: str) -> list[Record]:
-    entries = []
-    fields = set(Record.__dataclass_fields__)
+    return read(text).records
+
+
+def read(text: str) -> Lines:
+    """Every line that names a revision and a result becomes a Record, other fields filled in where missing or
+    of the wrong type; a line cut short by a crash, or hand-edited beyond that, is counted and skipped so it
+    never hides the rest."""
+    records, unreadable = [], 0
     for line in text.splitlines():
+        if not line.strip():
+            continue
         try:
-            data = json.loads(line)
+            entry = _record(json.loads(line))
         except ValueError:
-            continue  # a line cut short by a crash must not hide the rest
-        if isinstance(data, dict) and {"revision", "result"} <= set(data):
-            entries.append(Record(**{k: v for k, v in data.items() if k in fields}))
-    return entries
+            entry = None
+        if entry is None:
+            unreadable += 1
+        else:
+            records.append(entry)
+    return Lines(records, unreadable)
+
+
+def _record(data: object) -> Record | None:
+    if not isinstance(data, dict):
+        return None
+    if not all(isinstance(data.get(key), str) and data[key] for key in ("revision", "result")):
+        return None
+    values = {"revision": data["revision"], "result": data["result"]}
+    for name, spec in Record.__dataclass_fields__.items():
+        if name not in values:
+            fill = _FILL.get(name, spec.default)
+            value = data.get(name, fill)
+            values[name] = value if _fits(value, fill) else fill
+    return Record(**values)
+
+
+def _fits(value: object, fill: object) -> bool:
+    if isinstance(fill, bool) or isinstance(fill, str):
+        return type(value) is type(fill)
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= _LATEST)  # also false for NaN
 
 
 def recent(target: Target, state_dir: str, count: int = 10) -> list[Record]:
+    return recent_lines(target, state_dir, count).records
+
+
+def recent_lines(target: Target, state_dir: str, count: int = 10) -> Lines:
+    """The last ``count`` lines of the history (none when there is no history yet)."""
     result = target.probe(files.tail(history_path(state_dir), count))
-    return parse(result.stdout) if result.ok else []
+    return read(result.stdout) if result.ok else Lines([])
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ def choose(records: Sequence[history.Record], serving: str | None, to: str | Non
     in service, skipping any that ran ``serving`` itself. Rolling back twice therefore returns to where
     you started, like ``cd -``. With ``to``: the successful release whose revision starts with it.
     """
-    good = [r for r in records if r.result == "ok"]
+    good = [r for r in records if r.result == "ok" and r.image]  # a line without its image cannot be rolled back to
     if to:
         matches = _latest_per_revision(r for r in good if r.revision.startswith(to))
         if not matches:

@@ -29,6 +29,7 @@ class Status:
     holder_gone: bool
     releases: list[history.Record]
     now: float
+    unreadable: int = 0  # history lines that could not be read (skipped)
 
 
 def gather(session: Session, releases: int = 5) -> Status:
@@ -48,13 +49,14 @@ def gather(session: Session, releases: int = 5) -> Status:
     lock_present = target.probe(["test", "-d", lock.lock_dir(session.state_dir)]).ok
     holder = lock.read_holder(target, session.state_dir) if lock_present else None
     clock = target.probe(release_cmd.clock()).stdout.strip()
+    recent = history.recent_lines(target, session.state_dir, releases)
     return Status(
         env=settings.env, where=session.where,
         release_dir=target.cwd if settings.is_remote else None,
         containers=containers, upstream=upstream, serving=serving,
         health_url=settings.health_url, health=verdict,
         lock_present=lock_present, holder=holder, holder_gone=bool(holder and lock.holder_gone(holder)),
-        releases=history.recent(target, session.state_dir, releases),
+        releases=recent.records, unreadable=recent.unreadable,
         now=float(clock) if clock.isdigit() else time.time(),
     )
 
@@ -84,10 +86,12 @@ def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
     lines.append(f"  releases   last {len(status.releases)}, newest first" if status.releases
                  else "  releases   none recorded")
     for r in reversed(status.releases):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)) if r.started_at else "unknown time"
         reason = f"  {r.reason[:80]}" if r.reason else ""
-        lines.append(f"    {when}  {r.revision[:12]:<12}  {r.action:<8} {r.result:<11} {r.duration_s:>6.1f}s  "
+        lines.append(f"    {when:<19}  {r.revision[:12]:<12}  {r.action:<8} {r.result:<11} {r.duration_s:>6.1f}s  "
                      f"{r.who}{reason}")
+    if status.unreadable:
+        lines.append(f"    ({status.unreadable} unreadable history line(s) skipped: cut short or edited by hand)")
     return lines
 
 

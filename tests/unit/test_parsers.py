@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from deploy import history, images, lock, preflight, verify
 from deploy.containers import parse_ids, parse_inspect
+from deploy.errors import RollbackImpossible
 from deploy.stack import parse_upstream
 
 REV = "c" * 40
@@ -88,3 +91,58 @@ def test_df_parser():
     out = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 100 50 2097152 50% /\n"
     assert preflight.parse_df_free_mb(out) == 2048
     assert preflight.parse_df_free_mb("") is None
+
+
+@pytest.mark.parametrize("line", [
+    '{"revision": "tor',
+    "[1, 2]",
+    '"just a string"',
+    '{"result": "ok"}',
+    '{"revision": 5, "result": "ok"}',
+    '{"revision": "' + REV + '", "result": null}',
+    '{"revision": "", "result": "ok"}',
+])
+def test_history_counts_lines_without_a_revision_and_result_as_unreadable(line):
+    good = json.dumps({"revision": REV, "image": "shop:c", "env": "prod", "who": "ann", "started_at": 1.0,
+                       "duration_s": 2.0, "result": "ok"})
+    found = history.read(f"{good}\n{line}\n\n{good}\n")
+    assert [r.revision for r in found.records] == [REV, REV]
+    assert found.unreadable == 1
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"image": 7, "who": None, "env": ["prod"]},
+    {"started_at": "yesterday", "duration_s": -1},
+    {"started_at": float("nan"), "duration_s": float("inf")},
+    {"started_at": 1e300, "skipped_backup": "yes", "action": 1},
+])
+def test_history_fills_missing_or_mistyped_fields_so_status_and_rollback_still_work(extra):
+    from deploy import rollback, status
+
+    line = json.dumps({"revision": REV, "result": "ok", **extra})
+    found = history.read(line + "\n")
+    assert found.unreadable == 0
+    record = found.records[0]
+    assert record.revision == REV and isinstance(record.image, str) and isinstance(record.who, str)
+    assert isinstance(record.action, str) and isinstance(record.skipped_backup, bool)
+    assert 0 <= record.started_at <= 1e11 and 0 <= record.duration_s <= 1e11
+    lines = status.render(status.Status(
+        env="prod", where="local", release_dir=None, containers=[], upstream=None, serving=None,
+        health_url="http://127.0.0.1:8000/api/health", health=None, lock_present=False, holder=None,
+        holder_gone=False, releases=found.records, now=2.0, unreadable=found.unreadable))
+    assert any(REV[:12] in line for line in lines)
+    if not record.image:
+        with pytest.raises(RollbackImpossible):
+            rollback.choose(found.records + [history.Record("d" * 40, "shop:d", "prod", "me", 3.0, 1.0, "ok")],
+                            serving="d" * 40)
+
+
+def test_status_says_how_many_history_lines_it_skipped():
+    from deploy import status
+
+    lines = status.render(status.Status(
+        env="prod", where="local", release_dir=None, containers=[], upstream=None, serving=None,
+        health_url="http://127.0.0.1:8000/api/health", health=None, lock_present=False, holder=None,
+        holder_gone=False, releases=[], now=2.0, unreadable=3))
+    assert "    (3 unreadable history line(s) skipped: cut short or edited by hand)" in lines
