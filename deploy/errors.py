@@ -120,6 +120,10 @@ class NothingToBackUp(BackupError):
     """No app container is running (a first deploy, or a stack that is down): there is no database to copy."""
 
 
+class NoDatabaseFile(BackupError):
+    """``db_path`` names no file in the app container: a wrong setting, or an app that keeps no SQLite database."""
+
+
 class BackupInvalid(BackupError):
     """A stored backup fails verification. Names the backup and every file that failed."""
 

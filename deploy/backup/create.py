@@ -23,7 +23,7 @@ from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
 from ..containers import Container, list_containers
-from ..errors import BackupError, CommandFailed, DeployError, NothingToBackUp
+from ..errors import BackupError, CommandFailed, DeployError, NoDatabaseFile, NothingToBackUp
 from ..session import Session
 from ..target import Target
 from . import manifest as mf
@@ -70,12 +70,22 @@ class _Layout:
         )
 
 
+def has_database(settings: Settings) -> bool:
+    """False for an app configured without one (``db_path: null`` and no ``backup_command``)."""
+    return bool(settings.backup_command) or settings.db_path is not None
+
+
 def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> Summary | None:
     """Back up the running stack. None under ``--dry`` (the commands are printed, nothing is written).
 
-    Raises NothingToBackUp when no app container runs, BackupError (nothing kept) on any failure.
+    Raises NothingToBackUp when the app has no database or no app container runs, NoDatabaseFile when db_path
+    names no file, BackupError (nothing kept) on any other failure.
     """
     settings, target = session.settings, session.target
+    if not has_database(settings):
+        raise NothingToBackUp(f"nothing to back up in {settings.env}: db_path is null and no backup_command is set",
+                              hint="set db_path (a SQLite file in the app container) or backup_command if the app "
+                                   "has a database")
     serving = session.stack.serving()
     if serving is None:
         raise NothingToBackUp(f"no running {settings.app_service} container in {settings.project} "
@@ -117,6 +127,11 @@ def _gather(session: Session, serving: Container, directory: str, layout: _Layou
     try:
         run_quietly(target, cmd.dump_with(serving.id, layout.command, posixpath.join(directory, layout.db_file)))
     except CommandFailed as exc:
+        if layout.kind == "sqlite" and exc.exit_status == cmd.NO_DATABASE_FILE:
+            raise NoDatabaseFile(
+                f"no SQLite database at db_path {settings.db_path} in {serving.name}",
+                hint="set deploy.db_path to the app's database file (its APP_DB_PATH), backup_command for another "
+                     "database, or db_path: null for an app without one") from None
         tail = f": {exc.stderr.strip().splitlines()[-1][:300]}" if exc.stderr.strip() else ""
         raise BackupError(f"backup of {settings.project} on {session.where} failed: the database copy "
                           f"`{cmd.shown(layout.command)}` in {serving.name} exited {exc.exit_status}{tail}",

@@ -8,10 +8,10 @@ first deploy, there is nothing to back up: that is said and the deploy goes on.
 from __future__ import annotations
 
 from ..config import Settings
-from ..errors import BackupError, NothingToBackUp
+from ..errors import BackupError, NoDatabaseFile, NothingToBackUp
 from ..revision import Revision
 from ..session import Session
-from .create import create
+from .create import create, has_database
 
 
 def wanted(settings: Settings) -> bool:
@@ -27,11 +27,17 @@ def backup_hook(session: Session, revision: Revision) -> str | None:
     if not wanted(settings):
         ui.note(f"off for {settings.env} (set backup_before_deploy: true to back up before each deploy)")
         return
+    if not has_database(settings):
+        ui.note("db_path is null and no backup_command is set: the app has no database to back up")
+        return
     try:
         summary = create(session, note=f"before deploy of {revision.full}")
     except NothingToBackUp:
         ui.note("no app container running yet (first deploy): nothing to back up")
         return
+    except NoDatabaseFile as exc:
+        raise BackupError(f"backup before deploy failed: {exc.message}",
+                          hint=f"{exc.hint}; the deploy stopped before changing anything") from None
     except BackupError as exc:
         way_out = ("or deploy without it with --skip-backup (the history records it)" if settings.is_remote
                    else "or set backup_before_deploy: false for this environment")

@@ -46,6 +46,9 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
     if not found.is_sqlite and not settings.restore_command:
         raise BackupError(f"backup {backup_id} was made by backup_command; restoring it needs restore_command",
                           hint=f"set deploy.environments.{settings.env}.restore_command (it reads the dump on stdin)")
+    if found.is_sqlite and settings.db_path is None:
+        raise BackupError(f"backup {backup_id} holds a SQLite database but db_path is null",
+                          hint="set deploy.db_path to the database file inside the app container to restore it")
     _serving_or_fail(session)
     if not confirm(found):
         return None

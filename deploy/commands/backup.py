@@ -12,6 +12,9 @@ from collections.abc import Sequence
 SNAPSHOT_SCRIPT = """\
 import os, shutil, sqlite3, sys, tempfile, urllib.parse
 src = sys.argv[1]
+if not os.path.isfile(src):
+    sys.stderr.write("no database file at %s\\n" % src)
+    sys.exit(3)
 fd, tmp = tempfile.mkstemp(suffix=".sqlite3")
 os.close(fd)
 try:
@@ -33,6 +36,9 @@ try:
 finally:
     os.unlink(tmp)
 """
+
+# SNAPSHOT_SCRIPT's exit status when db_path names no file: a setting to fix, not a failed copy.
+NO_DATABASE_FILE = 3
 
 # Runs inside the app container, reading the copy on stdin, as the app's own user (so any file SQLite creates
 # stays writable by the app). Why the backup API into the live file: see deploy.backup.restore.

@@ -103,10 +103,17 @@ def test_snapshot_of_a_live_wal_database_is_one_consistent_self_contained_file(t
     assert list(tmp_path.glob("copy.sqlite3-*")) == []
 
 
-def test_snapshot_of_a_missing_database_fails_instead_of_creating_one(tmp_path):
+def test_snapshot_of_a_missing_database_fails_with_its_own_status_instead_of_creating_one(tmp_path):
     result = run(cmd.snapshot(str(tmp_path / "gone.db")))
-    assert result.returncode == 1 and b"snapshot of" in result.stderr and result.stdout == b""
+    assert result.returncode == cmd.NO_DATABASE_FILE and result.stdout == b""
+    assert result.stderr.decode().strip() == f"no database file at {tmp_path / 'gone.db'}"
     assert not (tmp_path / "gone.db").exists()
+
+
+def test_snapshot_of_a_file_that_is_no_database_is_a_failed_copy(tmp_path):
+    (tmp_path / "notes.txt").write_text("not sqlite\n" * 100)
+    result = run(cmd.snapshot(str(tmp_path / "notes.txt")))
+    assert result.returncode == 1 and b"snapshot of" in result.stderr and result.stdout == b""
 
 
 def test_restore_replaces_the_live_data_under_an_open_connection(tmp_path):
