@@ -192,7 +192,7 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
     if not isinstance(environments, dict):
         raise ConfigError("deploy.environments", f"must be a mapping of names to settings, got {kind_of(environments)}",
                           "write e.g. `environments: {test: {public_port: 8001}}`")
-    env = env or raw.get("default_env") or "test"
+    env = env or _check("deploy.default_env", raw.get("default_env"), _STR) or "test"
     if env not in environments:
         names = ", ".join(sorted(environments)) or "none"
         raise ConfigError(f"deploy.environments.{env}", "no such environment",

@@ -30,7 +30,8 @@ class ConfigError(DeployError):
 
     def __init__(self, key: str, problem: str, fix: str):
         self.key = key
-        super().__init__(f"config error: {key}: {problem}", hint=fix)
+        # Keys and names come from the user's files: a newline in one must not break the one line.
+        super().__init__(_printable(f"config error: {key}: {problem}"), hint=_printable(fix))
 
 
 class UsageError(DeployError):
@@ -132,6 +133,13 @@ class BackupInvalid(BackupError):
         self.problems = list(problems)
         super().__init__(f"backup {backup_id} is damaged: {'; '.join(self.problems)}",
                          hint="do not restore it; pick another with `inv backup.list`")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``), so it stays on one line."""
+    import re
+
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
 def _last_line(text: str) -> str:

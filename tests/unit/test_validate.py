@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploy import validate
@@ -102,3 +102,32 @@ def test_a_setting_in_an_environment_section_is_named_with_its_section(root):
     with pytest.raises(ConfigError) as info:
         load(raw, "test", root=root)
     assert str(info.value).startswith("config error: deploy.environments.test.health_timeout: nan is not a finite")
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@pytest.mark.parametrize("key", sorted([*FIELDS, "default_env", "environments"]))
+@settings(max_examples=50)
+@given(value=VALUES, in_section=st.booleans())
+def test_any_value_of_any_key_loads_or_is_one_config_error(tmp_path_factory, key, value, in_section):
+    root = tmp_path_factory.getbasetemp() / "any-value"
+    root.mkdir(exist_ok=True)
+    for name in ("Dockerfile", "docker-compose.test.yml", "docker-compose.beta.yml"):
+        (root / name).touch()
+    if in_section and key not in ("default_env", "environments"):
+        raw = config(environments={"test": {**DEFAULTS["environments"]["test"], key: value}})
+    else:
+        raw = config(**{key: value})
+    try:
+        settings = load(raw, root=root)
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("config error: ")
+        return
+    for name, rule in RANGES.items():
+        number = getattr(settings, name)
+        assert math.isfinite(number) and rule.low <= number <= rule.high
