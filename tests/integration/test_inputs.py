@@ -8,6 +8,7 @@ The table runs `inv` against one throwaway clone that is never deployed, so only
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import time
 
@@ -210,3 +211,28 @@ def test_an_app_without_a_database_file_is_told_which_setting_to_change_then_dep
     assert nothing.returncode == 1 and len(lines) == 1
     assert lines[0].startswith("error: nothing to back up in test: db_path is null")
     assert not (project.path / "backups" / "test").exists() or not any((project.path / "backups" / "test").iterdir())
+
+
+def test_status_and_rollback_read_a_history_with_torn_and_hand_edited_lines(project):
+    history = project.path / ".deploy" / "test" / "history.jsonl"
+    history.parent.mkdir(parents=True)
+    good = {"revision": "a" * 40, "image": f"{project.name}:{'a' * 12}", "env": "test", "who": "ann@laptop",
+            "started_at": 1735689000.0, "duration_s": 4.2, "result": "ok"}
+    history.write_text("\n".join([
+        json.dumps(good),
+        json.dumps({"revision": "b" * 40, "result": "ok"}),  # fields missing: filled
+        json.dumps({**good, "revision": "c" * 40, "started_at": "yesterday", "who": None}),  # mistyped: filled
+        json.dumps({"result": "ok"}),  # no revision: unreadable
+        '{"revision": "dddd',  # cut short by a crash: unreadable
+    ]) + "\n")
+
+    status = project.inv("deploy.status", timeout=BOUND_S)
+    assert "(2 unreadable history line(s) skipped" in status.stdout
+    for revision in ("a", "b", "c"):
+        assert revision * 12 in status.stdout
+    assert "unknown time" in status.stdout
+
+    rollback = project.inv("deploy.rollback", check=False, timeout=BOUND_S)
+    errors = [line for line in (rollback.stdout + rollback.stderr).splitlines() if line.startswith("error:")]
+    assert rollback.returncode == 1 and "Traceback" not in rollback.stderr, rollback.stderr
+    assert len(errors) == 1 and "no app container is running" in errors[0]
