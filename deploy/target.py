@@ -2,6 +2,7 @@
 
 Both share one interface, so no step knows which it has. Commands arrive as argv lists and this module is the
 one place that turns them into a shell line (``shlex.join``), so every value is quoted for the remote shell.
+What is printed of a command (echo and ``--dry`` lines) goes through ``redact.display``: credentials masked.
 
 Two kinds of command:
 - ``run``: changes something. Under Invoke's ``--dry`` it is printed with its host and not executed.
@@ -23,6 +24,7 @@ from typing import Protocol
 from invoke import Context
 
 from .errors import CommandFailed
+from .redact import display
 
 
 @dataclass(frozen=True)
@@ -85,18 +87,19 @@ class _Base:
             timeout: float | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         if self.dry:
-            self.say(f"[dry-run] [{self.name}] {shlex.join(argv)}")
+            self.say(f"[dry-run] [{self.name}] {display(argv)}")
             return Result(argv, 0, "", "")
         if self.echo:
-            self.say(f"[{self.name}] $ {shlex.join(argv)}")
+            self.say(f"[{self.name}] $ {display(argv)}")
         return self._exec(argv, check=check, stream=stream, timeout=timeout)
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
         return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
+        # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
         raw = self._runner.run(
-            command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, in_stream=False,
+            command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
             timeout=timeout, **self._run_kwargs(),
         )
         result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
@@ -111,7 +114,8 @@ class _Base:
         """
         stream = _WriteStream(write)
         argv = tuple(str(a) for a in argv)
-        raw = self._runner.run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, in_stream=False,
+        raw = self._runner.run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, echo=False,
+                               in_stream=False,
                                out_stream=stream, err_stream=stream, timeout=timeout, **self._run_kwargs())
         return Result(argv, raw.exited if raw.exited is not None else -1, "", "")
 
