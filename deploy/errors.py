@@ -135,10 +135,8 @@ class BackupInvalid(BackupError):
 def _fixes_hint(failed: Sequence[str], fixes: Sequence[str]) -> str:
     """The fix of each failed check (named when there are several), then what to run again."""
     named = [(name, fix) for name, fix in zip(failed, fixes, strict=True) if fix]
-    if len(named) == 1:
-        return f"{named[0][1]}; then run `inv verify.build` again"
-    listed = "; ".join(f"{name}: {fix}" for name, fix in named)
-    return f"{listed}; then run `inv verify.build` again" if listed else "run `inv verify.build` again"
+    listed = named[0][1] if len(named) == 1 else "; ".join(f"{name}: {fix}" for name, fix in named)
+    return f"{listed}; then run `inv build verify.build`" if listed else "run `inv build verify.build`"
 
 
 def _last_line(text: str) -> str:

@@ -30,8 +30,9 @@ _SECRET_WORDS = {"pass", "pwd", "pw", "key", "auth"}
 # MySQL and MariaDB clients take the password glued to -p; elsewhere -pX means other things (find's -print).
 _GLUED_P_PROGRAMS = {"mysql", "mysqldump", "mysqladmin", "mysqlpump", "mariadb", "mariadb-dump", "mariadb-admin"}
 
-# scheme://user:PASSWORD@host: the password runs to the last '@' before whitespace.
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)(?P<secret>[^\s@]+)@")
+# scheme://user:PASSWORD@host. The password runs to the last '@' of the word: users paste passwords with an
+# unencoded '@' in them, and showing the part after the first one would show most of the password.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/]*:)(?P<secret>\S+)@(?=[^\s@]*(?:\s|$))")
 # NAME=value and --name=value, also inside a script (`PGPASSWORD=x pg_dump`) or a query string (`?password=x&`).
 _ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;'\"]+)")
 _FLAG = re.compile(r"^--?(?P<name>[A-Za-z][A-Za-z0-9_-]*)$")
@@ -86,14 +87,15 @@ def _masked(argv: Sequence[str]) -> list[tuple[str, str | None]]:
     shown: list[tuple[str, str | None]] = []
     mask_next, mysql = False, False
     for item in map(str, argv):
-        flag = _FLAG.match(item)
         if mask_next:
             shown.append((MASK, item))
+            mask_next = False
         elif mysql and item.startswith("-p") and len(item) > 2:
             shown.append(("-p" + MASK, item[2:]))
         else:
             shown.append((redact(item), None))
-        mask_next = not mask_next and bool(flag and secret_name(flag.group("name")))
+            flag = _FLAG.match(item)
+            mask_next = bool(flag and secret_name(flag.group("name")))
         mysql = mysql or item.rsplit("/", 1)[-1] in _GLUED_P_PROGRAMS
     return shown
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shlex
 import socket
 import sys
@@ -24,7 +25,7 @@ from typing import Protocol
 from invoke import Context
 
 from .errors import CommandFailed
-from .redact import display
+from .redact import display, scrub, secrets_in
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,15 @@ class _Base:
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
         # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
-        raw = self._runner.run(
-            command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
-            timeout=timeout, **self._run_kwargs(),
-        )
+        streams = _masking_streams(argv) if stream else {}
+        try:
+            raw = self._runner.run(
+                command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
+                timeout=timeout, **streams, **self._run_kwargs(),
+            )
+        finally:
+            for shown in streams.values():
+                shown.close()
         result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
@@ -194,6 +200,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _masking_streams(argv: Sequence[str]) -> dict:
+    """Where shown output goes when the command carries credentials: masked, as a tool may print its arguments."""
+    secrets = secrets_in(argv)
+    if not secrets:
+        return {}
+    return {"out_stream": _MaskingStream(sys.stdout, secrets), "err_stream": _MaskingStream(sys.stderr, secrets)}
+
+
+class _MaskingStream:
+    """Passes output on by whole lines with ``secrets`` masked: a secret split across two chunks is still caught."""
+
+    def __init__(self, stream, secrets: Sequence[str]):
+        self._stream = stream
+        self._secrets = secrets
+        self._pending = ""
+
+    def write(self, text: str) -> None:
+        *lines, self._pending = re.split(r"(?<=[\r\n])", self._pending + text)
+        if lines:
+            self._stream.write(scrub("".join(lines), self._secrets))
+            self._stream.flush()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._pending:
+            self._stream.write(scrub(self._pending, self._secrets))
+            self._stream.flush()
+        self._pending = ""
 
 
 class _WriteStream:

@@ -28,16 +28,16 @@ class Check:
     fix: str = ""  # what to change when it failed; VerifyFailed's line lists the fixes of the failed checks
 
 
-BUILD_FIRST = "build it first with `inv build`"
+BUILD_FIRST = "build it first"
 REVISION_FIX = ("build with `inv build` (it passes REVISION) from a Dockerfile with `ARG REVISION` and "
                 "`LABEL org.opencontainers.image.revision=$REVISION`")
-BYTECODE_FIX = ("keep bytecode out of the image (`ENV PYTHONDONTWRITEBYTECODE=1`, `**/__pycache__` and `**/*.pyc` "
-                "in .dockerignore, delete __pycache__ before COPY), or rebuild with `inv build --no-cache`")
+BYTECODE_FIX = ("keep bytecode out of the image: `ENV PYTHONDONTWRITEBYTECODE=1`, `**/__pycache__` and `**/*.pyc` "
+                "in .dockerignore, or rebuild with `inv build --no-cache`")
 APP_DIR_FIX = "set deploy.app_dir to the directory the Dockerfile copies the app into"
-USER_FIX = "add a `USER` line with a non-root uid to the Dockerfile (e.g. `USER 10001:10001`)"
+USER_FIX = "add a `USER` line with a non-root uid to the Dockerfile, e.g. `USER 10001:10001`"
 ENV_FIX = ("add .env and .env.* to .dockerignore, keep secrets out of the build context, and rotate the ones "
            "that were in the image")
-FIND_FIX = "the image needs `find` for this check (Debian's findutils)"
+FIND_FIX = "the image needs `find` (findutils) for this check"
 
 
 _ROUTES_RE = re.compile(r"(\d+)\s+routes?\b")
@@ -81,7 +81,7 @@ def check_user(exit_status: int, stdout: str) -> Check:
     uid = stdout.strip()
     if exit_status != 0 or not uid.isdigit():
         return Check("non-root user", False, f"cannot tell the user (id exited {exit_status})",
-                     fix="the image needs `id` for this check (coreutils); " + USER_FIX)
+                     fix="the image needs `id` (coreutils) for this check; " + USER_FIX)
     if uid == "0":
         return Check("non-root user", False, "runs as root (uid 0)", fix=USER_FIX)
     return Check("non-root user", True, f"uid {uid}")
