@@ -16,6 +16,7 @@ from typing import Any
 
 from . import validate
 from .errors import ConfigError
+from .redact import redact
 
 # (type, default). ``None`` as a default means "optional, no value".
 _STR, _INT, _FLOAT, _BOOL, _LIST, _DICT = "string", "integer", "number", "true/false", "list of strings", "mapping"
@@ -384,5 +385,5 @@ def kind_of(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    text = redact(repr(value))  # a mistyped backup_command may hold a password
     return text if len(text) <= 40 else text[:37] + "..."

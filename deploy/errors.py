@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .redact import clean, display
+
 
 class DeployError(Exception):
     """Base of every error the toolkit raises on purpose."""
@@ -41,14 +43,15 @@ class UsageError(DeployError):
 
 
 class CommandFailed(DeployError):
-    """A command exited non-zero. Keeps the argv, exit status and the tail of stderr."""
+    """A command exited non-zero. Keeps the argv, exit status and stderr; the message shows the command and the
+    last line of stderr with the command's credentials masked (so does ``stderr``: every reader displays it)."""
 
     def __init__(self, argv: Sequence[str], exit_status: int, stderr: str = "", where: str = "local"):
         self.argv = list(argv)
         self.exit_status = exit_status
-        self.stderr = stderr
+        self.stderr = clean(stderr, self.argv)
         self.where = where
-        tail = _last_line(stderr)
+        tail = _last_line(self.stderr)
         detail = f": {tail}" if tail else ""
         super().__init__(f"[{where}] `{_short(self.argv)}` exited {exit_status}{detail}")
 
@@ -64,14 +67,13 @@ class GitError(DeployError):
 class VerifyFailed(DeployError):
     """The built image failed one or more verification checks."""
 
-    def __init__(self, image: str, failed: Sequence[str]):
+    def __init__(self, image: str, failed: Sequence[str], fixes: Sequence[str]):
         self.image = image
         self.failed = list(failed)
-        missing = self.failed == ["image exists"]
+        self.fixes = list(fixes)
         super().__init__(
             f"verify.build: {image} failed {len(self.failed)} check(s): {', '.join(self.failed)}",
-            hint="build it first with `inv build`" if missing
-            else "rebuild with `inv build --no-cache` and run `inv verify.build` again",
+            hint=_fixes_hint(self.failed, self.fixes),
         )
 
 
@@ -142,13 +144,18 @@ def _printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], text)
 
 
+def _fixes_hint(failed: Sequence[str], fixes: Sequence[str]) -> str:
+    """The fix of each failed check (named when there are several), then what to run again."""
+    named = [(name, fix) for name, fix in zip(failed, fixes, strict=True) if fix]
+    listed = named[0][1] if len(named) == 1 else "; ".join(f"{name}: {fix}" for name, fix in named)
+    return f"{listed}; then run `inv build verify.build`" if listed else "run `inv build verify.build`"
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
 
 
 def _short(argv: Sequence[str], limit: int = 160) -> str:
-    import shlex
-
-    text = shlex.join(argv)
+    text = display(argv)
     return text if len(text) <= limit else text[: limit - 3] + "..."

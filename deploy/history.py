@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from .commands import files
 from .errors import DeployError
+from .redact import redact
 from .target import Target
 
 
@@ -121,10 +122,10 @@ def recorded(target: Target, state_dir: str, **fields) -> Iterator[dict]:
         result, reason = "interrupted", "interrupted by Ctrl-C"
         raise
     except DeployError as exc:
-        reason = str(exc)
+        reason = redact(str(exc))
         raise
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = redact(f"{type(exc).__name__}: {exc}")
         raise
     finally:
         if not target.dry:

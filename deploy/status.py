@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from . import health, history, lock
 from .commands import release as release_cmd
 from .containers import Container, list_containers
+from .redact import redact
 from .session import Session
 
 
@@ -87,7 +88,8 @@ def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
                  else "  releases   none recorded")
     for r in reversed(status.releases):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)) if r.started_at else "unknown time"
-        reason = f"  {r.reason[:80]}" if r.reason else ""
+        # Masked again: a line written by an older version may hold a credential.
+        reason = f"  {redact(r.reason)[:80]}" if r.reason else ""
         lines.append(f"    {when:<19}  {r.revision[:12]:<12}  {r.action:<8} {r.result:<11} {r.duration_s:>6.1f}s  "
                      f"{r.who}{reason}")
     if status.unreadable:

@@ -2,6 +2,7 @@
 
 Both share one interface, so no step knows which it has. Commands arrive as argv lists and this module is the
 one place that turns them into a shell line (``shlex.join``), so every value is quoted for the remote shell.
+What is printed of a command (echo and ``--dry`` lines) goes through ``redact.display``: credentials masked.
 
 Two kinds of command:
 - ``run``: changes something. Under Invoke's ``--dry`` it is printed with its host and not executed.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shlex
 import socket
 import sys
@@ -23,6 +25,7 @@ from typing import Protocol
 from invoke import Context
 
 from .errors import CommandFailed
+from .redact import display, scrub, secrets_in
 
 
 @dataclass(frozen=True)
@@ -85,20 +88,26 @@ class _Base:
             timeout: float | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         if self.dry:
-            self.say(f"[dry-run] [{self.name}] {shlex.join(argv)}")
+            self.say(f"[dry-run] [{self.name}] {display(argv)}")
             return Result(argv, 0, "", "")
         if self.echo:
-            self.say(f"[{self.name}] $ {shlex.join(argv)}")
+            self.say(f"[{self.name}] $ {display(argv)}")
         return self._exec(argv, check=check, stream=stream, timeout=timeout)
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
         return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
-        raw = self._runner.run(
-            command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, in_stream=False,
-            timeout=timeout, **self._run_kwargs(),
-        )
+        # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
+        streams = _masking_streams(argv) if stream else {}
+        try:
+            raw = self._runner.run(
+                command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
+                timeout=timeout, **streams, **self._run_kwargs(),
+            )
+        finally:
+            for shown in streams.values():
+                shown.close()
         result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
@@ -111,7 +120,8 @@ class _Base:
         """
         stream = _WriteStream(write)
         argv = tuple(str(a) for a in argv)
-        raw = self._runner.run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, in_stream=False,
+        raw = self._runner.run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, echo=False,
+                               in_stream=False,
                                out_stream=stream, err_stream=stream, timeout=timeout, **self._run_kwargs())
         return Result(argv, raw.exited if raw.exited is not None else -1, "", "")
 
@@ -190,6 +200,38 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _masking_streams(argv: Sequence[str]) -> dict:
+    """Where shown output goes when the command carries credentials: masked, as a tool may print its arguments."""
+    secrets = secrets_in(argv)
+    if not secrets:
+        return {}
+    return {"out_stream": _MaskingStream(sys.stdout, secrets), "err_stream": _MaskingStream(sys.stderr, secrets)}
+
+
+class _MaskingStream:
+    """Passes output on by whole lines with ``secrets`` masked: a secret split across two chunks is still caught."""
+
+    def __init__(self, stream, secrets: Sequence[str]):
+        self._stream = stream
+        self._secrets = secrets
+        self._pending = ""
+
+    def write(self, text: str) -> None:
+        *lines, self._pending = re.split(r"(?<=[\r\n])", self._pending + text)
+        if lines:
+            self._stream.write(scrub("".join(lines), self._secrets))
+            self._stream.flush()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._pending:
+            self._stream.write(scrub(self._pending, self._secrets))
+            self._stream.flush()
+        self._pending = ""
 
 
 class _WriteStream:

@@ -1,7 +1,9 @@
 """Prove a built image holds exactly this revision and nothing stale.
 
 Each check runs against the image itself (inspect, or a throwaway container with no network) and yields a
-``Check`` with pass/fail and what it saw. ``verify_image`` raises ``VerifyFailed`` naming every failed check.
+``Check`` with pass/fail, what it saw and, when it fails, its own fix. ``verify_image`` raises ``VerifyFailed``
+naming every failed check and the fixes of those checks (not one blanket "rebuild": a root user or a baked-in
+.env survives any rebuild).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from .commands import docker
 from .config import Settings
 from .errors import VerifyFailed
+from .redact import clean, display
 from .target import Target
 
 
@@ -22,6 +25,19 @@ class Check:
     name: str
     ok: bool
     detail: str
+    fix: str = ""  # what to change when it failed; VerifyFailed's line lists the fixes of the failed checks
+
+
+BUILD_FIRST = "build it first"
+REVISION_FIX = ("build with `inv build` (it passes REVISION) from a Dockerfile with `ARG REVISION` and "
+                "`LABEL org.opencontainers.image.revision=$REVISION`")
+BYTECODE_FIX = ("keep bytecode out of the image: `ENV PYTHONDONTWRITEBYTECODE=1`, `**/__pycache__` and `**/*.pyc` "
+                "in .dockerignore, or rebuild with `inv build --no-cache`")
+APP_DIR_FIX = "set deploy.app_dir to the directory the Dockerfile copies the app into"
+USER_FIX = "add a `USER` line with a non-root uid to the Dockerfile, e.g. `USER 10001:10001`"
+ENV_FIX = ("add .env and .env.* to .dockerignore, keep secrets out of the build context, and rotate the ones "
+           "that were in the image")
+FIND_FIX = "the image needs `find` (findutils) for this check"
 
 
 _ROUTES_RE = re.compile(r"(\d+)\s+routes?\b")
@@ -31,54 +47,59 @@ def check_revision(labels: dict | None, expected: str) -> Check:
     found = (labels or {}).get(docker.REVISION_LABEL)
     if found == expected:
         return Check("revision label", True, f"{docker.REVISION_LABEL}={expected[:12]}")
-    return Check("revision label", False, f"label says {found or 'nothing'!s:.20}, HEAD is {expected[:12]}")
+    return Check("revision label", False, f"label says {found or 'nothing'!s:.20}, HEAD is {expected[:12]}",
+                 fix=REVISION_FIX)
 
 
 def check_bytecode(exit_status: int, stdout: str, app_dir: str) -> Check:
     found = [line for line in stdout.splitlines() if line.strip()]
     if exit_status != 0:
-        return Check("no bytecode", False, f"cannot search {app_dir} (find exited {exit_status})")
+        return Check("no bytecode", False, f"cannot search {app_dir} (find exited {exit_status})", fix=APP_DIR_FIX)
     if found:
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        return Check("no bytecode", False, f"found {found[0]}{more}")
+        return Check("no bytecode", False, f"found {found[0]}{more}", fix=BYTECODE_FIX)
     return Check("no bytecode", True, f"no .pyc or __pycache__ under {app_dir}")
 
 
-def check_imports(exit_status: int, output: str) -> Check:
+def check_imports(exit_status: int, output: str, rerun: str = "") -> Check:
+    """``rerun``: the command line that runs check_command in the image, for the fix."""
     last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
+    fix = f"run `{rerun}` to see the check's whole output" if rerun else "run check_command in the image yourself"
     if exit_status != 0:
-        return Check("app imports", False, f"check command exited {exit_status}: {last[:160]}")
+        return Check("app imports", False, f"check command exited {exit_status}: {last[:160]}", fix=fix)
     match = _ROUTES_RE.search(output)
     if not match:
-        return Check("app imports", False, f"check command did not report a route count: {last[:160]!r}")
+        return Check("app imports", False, f"check command did not report a route count: {last[:160]!r}",
+                     fix=fix + "; it must print `<N> routes`")
     routes = int(match.group(1))
     if routes == 0:
-        return Check("app imports", False, "app imports but has 0 routes")
+        return Check("app imports", False, "app imports but has 0 routes", fix=fix)
     return Check("app imports", True, f"{routes} routes")
 
 
 def check_user(exit_status: int, stdout: str) -> Check:
     uid = stdout.strip()
     if exit_status != 0 or not uid.isdigit():
-        return Check("non-root user", False, f"cannot tell the user (id exited {exit_status})")
+        return Check("non-root user", False, f"cannot tell the user (id exited {exit_status})",
+                     fix="the image needs `id` (coreutils) for this check; " + USER_FIX)
     if uid == "0":
-        return Check("non-root user", False, "runs as root (uid 0); add a USER line to the Dockerfile")
+        return Check("non-root user", False, "runs as root (uid 0)", fix=USER_FIX)
     return Check("non-root user", True, f"uid {uid}")
 
 
 def check_no_env(exit_status: int, stdout: str) -> Check:
     found = [line for line in stdout.splitlines() if line.strip()]
     if found:
-        return Check("no .env inside", False, f"found {', '.join(found[:3])}")
+        return Check("no .env inside", False, f"found {', '.join(found[:3])}", fix=ENV_FIX)
     if exit_status not in (0, 1):  # find exits 1 on unreadable dirs, which is fine for this search
-        return Check("no .env inside", False, f"cannot search the image (find exited {exit_status})")
+        return Check("no .env inside", False, f"cannot search the image (find exited {exit_status})", fix=FIND_FIX)
     return Check("no .env inside", True, "no .env file in the image")
 
 
 def run_checks(target: Target, settings: Settings, image: str, revision: str) -> Iterator[Check]:
     inspected = target.probe(docker.image_inspect(image, "{{json .Config.Labels}}"))
     if not inspected.ok:
-        yield Check("image exists", False, f"{image} not found on {target.name}; run `inv build` first")
+        yield Check("image exists", False, f"{image} not found on {target.name}; run `inv build` first", fix=BUILD_FIRST)
         return
     yield check_revision(json.loads(inspected.stdout or "null"), revision)
 
@@ -89,8 +110,10 @@ def run_checks(target: Target, settings: Settings, image: str, revision: str) ->
     found = once([app_dir, "(", "-name", "*.pyc", "-o", "-name", "*.pyo", "-o", "-name", "__pycache__", ")",
                   "-print"], "find")
     yield check_bytecode(found.exit_status, found.stdout, app_dir)
-    ran = once(settings.check_command[1:], settings.check_command[0])
-    yield check_imports(ran.exit_status, ran.stdout + ran.stderr)
+    check = settings.check_command
+    ran = once(check[1:], check[0])
+    rerun = display(docker.run_once(image, check[1:], entrypoint=check[0]))
+    yield check_imports(ran.exit_status, clean(ran.stdout + ran.stderr, check), rerun)
     uid = once(["-u"], "id")
     yield check_user(uid.exit_status, uid.stdout)
     envs = once(["/", "-xdev", "(", "-name", ".env", "-o", "-name", ".env.*", ")", "-not", "-name", ".env.example",
@@ -105,7 +128,7 @@ def verify_image(target: Target, settings: Settings, image: str, revision: str,
         checks.append(check)
         if report:
             report(check)
-    failed = [c.name for c in checks if not c.ok]
+    failed = [c for c in checks if not c.ok]
     if failed:
-        raise VerifyFailed(image, failed)
+        raise VerifyFailed(image, [c.name for c in failed], [c.fix for c in failed])
     return checks

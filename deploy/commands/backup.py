@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..redact import display
+
 # Runs inside the app container and writes the copy to stdout. SQLite's online backup API takes a consistent
 # snapshot while the service keeps reading and writing (a plain copy of a live WAL database can tear). The copy
 # is switched to a rollback journal so it is one self-contained file, and checked before anyone relies on it.
@@ -104,10 +106,8 @@ _SCRIPT_NAMES = {SNAPSHOT_SCRIPT: "<sqlite-snapshot.py>", RESTORE_SCRIPT: "<sqli
 
 
 def shown(argv: Sequence[str]) -> str:
-    """The command as a shell line with its constant scripts shown by name, for progress output."""
-    import shlex
-
-    return " ".join(_SCRIPT_NAMES.get(a) or shlex.quote(a) for a in argv)
+    """The command as a shell line for progress output: constant scripts shown by name, credentials masked."""
+    return display(argv, _SCRIPT_NAMES)
 
 
 def make_private_dir(path: str) -> list[str]:

@@ -1,0 +1,135 @@
+"""verify.build: each check brings its own fix, and the final line names the fixes of the checks that failed."""
+
+import json
+
+import pytest
+
+from deploy import config, verify
+from deploy.commands import docker
+from deploy.errors import VerifyFailed
+from deploy.target import Result
+
+REV = "c" * 40
+NO_CACHE = "--no-cache"
+
+
+class ScriptedImage:
+    """Answers verify's probes the way `docker` would for an image with the given traits.
+
+    A stand-in for the engine, so that every combination of failures reaches VerifyFailed without building
+    images; the integration test builds a real root image.
+    """
+
+    name = "local"
+    dry = False
+
+    def __init__(self, *, label=REV, bytecode="", check_output="app ok: 9 routes", check_status=0, uid="10001",
+                 env_files=""):
+        self.answers = {
+            "inspect": (0, json.dumps({docker.REVISION_LABEL: label})),
+            "bytecode": (0, bytecode),
+            "check": (check_status, check_output),
+            "id": (0, uid + "\n"),
+            "env": (0, env_files),
+        }
+        self.probed = []
+
+    def probe(self, argv, *, check=False, timeout=None):
+        argv = list(argv)
+        self.probed.append(argv)
+        if argv[:3] == ["docker", "image", "inspect"]:
+            key = "inspect"
+        elif "--entrypoint" in argv:
+            entrypoint = argv[argv.index("--entrypoint") + 1]
+            key = {"find": "env" if "/" in argv else "bytecode", "id": "id"}.get(entrypoint, "check")
+        else:
+            raise AssertionError(f"unexpected probe {argv}")
+        status, out = self.answers[key]
+        return Result(tuple(argv), status, out, "")
+
+
+@pytest.fixture
+def settings(root):
+    return config.load({"app_name": "shop", "environments": {"test": {}}}, root=root)
+
+
+def failure(settings, **traits) -> VerifyFailed:
+    with pytest.raises(VerifyFailed) as info:
+        verify.verify_image(ScriptedImage(**traits), settings, "shop:abc", REV)
+    return info.value
+
+
+def test_a_sound_image_passes_every_check(settings):
+    checks = verify.verify_image(ScriptedImage(), settings, "shop:abc", REV)
+    assert [c.name for c in checks] == ["revision label", "no bytecode", "app imports", "non-root user",
+                                        "no .env inside"]
+    assert all(c.ok and not c.fix for c in checks)
+
+
+@pytest.mark.parametrize("traits, check, fix, no_cache", [
+    ({"uid": "0"}, "non-root user", "add a `USER` line with a non-root uid to the Dockerfile", False),
+    ({"env_files": "/srv/app/.env\n"}, "no .env inside", "add .env and .env.* to .dockerignore", False),
+    ({"label": "d" * 40}, "revision label", "`ARG REVISION` and `LABEL org.opencontainers.image.revision", False),
+    ({"bytecode": "/srv/app/__pycache__\n"}, "no bytecode", "PYTHONDONTWRITEBYTECODE=1", True),
+    ({"check_status": 1, "check_output": "ImportError: no module named flask"}, "app imports",
+     "run `docker run --rm --network none --entrypoint python3 shop:abc -m app --check`", False),
+])
+def test_the_final_line_gives_the_failed_checks_own_fix(settings, traits, check, fix, no_cache):
+    err = failure(settings, **traits)
+    assert err.failed == [check]
+    line = str(err)
+    assert line.startswith(f"verify.build: shop:abc failed 1 check(s): {check} (")
+    assert fix in line and line.endswith("; then run `inv build verify.build`)")
+    assert (NO_CACHE in line) is no_cache, "--no-cache is the fix for bytecode only"
+
+
+def test_several_failures_list_each_fix_under_its_check(settings):
+    line = str(failure(settings, uid="0", env_files="/.env\n"))
+    assert "failed 2 check(s): non-root user, no .env inside" in line
+    assert "(non-root user: add a `USER` line" in line and "; no .env inside: add .env and .env.*" in line
+    assert NO_CACHE not in line
+
+
+def test_a_missing_image_says_build_it_first(settings):
+    target = ScriptedImage()
+    target.answers["inspect"] = (1, "")
+    with pytest.raises(VerifyFailed) as info:
+        verify.verify_image(target, settings, "shop:abc", REV)
+    err = info.value
+    assert err.failed == ["image exists"] and str(err).endswith("(build it first; then run `inv build verify.build`)")
+    assert len(target.probed) == 1, "no container is started for an image that is not there"
+
+
+def test_check_output_is_shown_with_the_commands_credentials_masked(root):
+    settings = config.load({"app_name": "shop", "environments": {"test": {}},
+                            "check_command": ["app-check", "--dsn", "postgresql://app:MARKERSECRET123@db/app"]},
+                           root=root)
+    target = ScriptedImage(check_status=2, check_output="cannot reach postgresql://app:MARKERSECRET123@db/app")
+    reported = []
+    with pytest.raises(VerifyFailed) as info:
+        verify.verify_image(target, settings, "shop:abc", REV, report=reported.append)
+    shown = " ".join(c.detail + " " + c.fix for c in reported) + str(info.value)
+    assert "MARKERSECRET123" not in shown
+    assert "postgresql://app:***@db/app" in shown
+    assert any("MARKERSECRET123" in " ".join(argv) for argv in target.probed), "the check ran with the real value"
+
+
+@pytest.mark.parametrize("check", [
+    verify.check_revision({}, REV),
+    verify.check_bytecode(0, "/srv/app/x.pyc\n", "/srv/app"),
+    verify.check_bytecode(2, "", "/srv/app"),
+    verify.check_imports(1, "boom"),
+    verify.check_imports(0, "no count"),
+    verify.check_imports(0, "0 routes"),
+    verify.check_user(0, "0\n"),
+    verify.check_user(127, ""),
+    verify.check_no_env(0, "/.env\n"),
+    verify.check_no_env(2, ""),
+], ids=lambda c: f"{c.name}:{c.detail[:30]}")
+def test_every_failing_check_carries_a_fix(check):
+    assert not check.ok and check.fix
+
+
+def test_a_wrong_app_dir_is_not_blamed_on_bytecode():
+    check = verify.check_bytecode(2, "", "/wrong")
+    assert "deploy.app_dir" in check.fix and NO_CACHE not in check.fix
