@@ -11,7 +11,7 @@ from pathlib import Path
 from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
-from ..errors import BackupError, UsageError
+from ..errors import BackupError, CommandFailed, UsageError
 from ..session import remote_dir
 from ..target import Target
 from . import manifest as mf
@@ -79,26 +79,34 @@ def prune(target: Target, settings: Settings, keep: int, protect: tuple[str, ...
     return doomed
 
 
+def download_dir(dest: str | os.PathLike) -> Path:
+    """Where ``--download`` puts backups: an existing directory, or one to create. Checked before the backup is
+    made, so a wrong path costs nothing."""
+    local = Path(dest).expanduser().resolve()
+    if local.exists() and not local.is_dir():
+        raise UsageError(f"--download {dest}: {local} is an existing file, not a directory",
+                         hint="give a directory to download into (it is created if missing); the file is left as is")
+    return local
+
+
 def download(target: Target, settings: Settings, found: mf.Manifest, dest: str | os.PathLike) -> Path:
     """Copy one backup to ``dest/<id>`` on this machine, readable by this user only (it holds data and the .env)."""
     source = path_of(settings, found.id)
-    local = Path(dest).expanduser().resolve() / found.id
+    local = download_dir(dest) / found.id
     if local.exists():
-        raise BackupError(f"{local} already exists", hint="download into another directory or remove it first")
+        raise BackupError(f"{local} already exists: not overwritten",
+                          hint="download into another directory or move the old copy away first")
     names = [mf.MANIFEST, mf.SUMS, *(f.path for f in found.files)]
     local.mkdir(parents=True, mode=0o700)
     os.chmod(local, 0o700)
-    connection = getattr(target, "connection", None)
     try:
         for name in names:
             dest_file = local / name
             dest_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if connection is not None:
-                connection.get(posixpath.join(source, name), local=str(dest_file))
-            else:
-                shutil.copyfile(posixpath.join(source, name), dest_file)
-            os.chmod(dest_file, 0o600)
-    except OSError as exc:
+            target.get_file(posixpath.join(source, name), str(dest_file), mode=0o600)
+    except (OSError, CommandFailed) as exc:
         shutil.rmtree(local, ignore_errors=True)
-        raise BackupError(f"download of {found.id} from {target.name} failed: {exc}") from None
+        reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        raise BackupError(f"download of {found.id} from {target.name} failed: {reason}",
+                          hint=f"nothing was kept in {local.parent}") from None
     return local
