@@ -1,4 +1,10 @@
-"""Where backups live on the target, and reading, pruning and downloading them."""
+"""Where backups live on the target, and reading, pruning and downloading them.
+
+Only sealed backups (a directory named by its id, holding its manifest) are listed, verified, restored or
+counted by retention. One being written lives under ``.incoming-<id>``; one left unfinished (a killed run) is
+pruned once nothing has touched it for ``UNFINISHED_STALE_MINUTES``: a younger one may be in the middle of
+being written by another ``inv backup`` right now.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,9 @@ from ..session import remote_dir
 from ..target import Target
 from . import manifest as mf
 
+INCOMING = ".incoming-"
+UNFINISHED_STALE_MINUTES = 24 * 60
+
 
 def root(settings: Settings) -> str:
     """``<backup_dir>/<env>``; backup_dir (default ``backups``) is relative to the project root locally and to
@@ -26,6 +35,11 @@ def root(settings: Settings) -> str:
 
 def path_of(settings: Settings, backup_id: str) -> str:
     return posixpath.join(root(settings), check_id(backup_id))
+
+
+def incoming_path(settings: Settings, backup_id: str) -> str:
+    """Where a backup is written before it is sealed (a dot-name: never taken for a backup)."""
+    return posixpath.join(root(settings), INCOMING + check_id(backup_id))
 
 
 def check_id(backup_id: str) -> str:
@@ -39,7 +53,7 @@ def check_id(backup_id: str) -> str:
 class Listing:
     backups: list[mf.Manifest]  # oldest first
     unreadable: list[str]  # a manifest that does not parse
-    unfinished: list[str]  # no manifest: interrupted, or being written now
+    unfinished: list[str]  # not sealed (or sealed by an old version without a manifest): interrupted, or being written
 
 
 def listing(target: Target, settings: Settings) -> Listing:
@@ -71,12 +85,24 @@ def read(target: Target, settings: Settings, backup_id: str) -> mf.Manifest:
 
 
 def prune(target: Target, settings: Settings, keep: int, protect: tuple[str, ...] = ()) -> list[str]:
-    """Delete all but the newest ``keep`` finished backups. Unfinished directories are left alone: one may be a
-    backup being written by someone else right now."""
-    doomed = mf.choose_prune([m.id for m in listing(target, settings).backups], keep, protect)
+    """Delete all but the newest ``keep`` sealed backups, and unfinished ones nothing has touched for
+    ``UNFINISHED_STALE_MINUTES``; return the names removed."""
+    found = listing(target, settings)
+    doomed = mf.choose_prune([m.id for m in found.backups], keep, protect)
     for backup_id in doomed:
         target.run(files.remove_tree(path_of(settings, backup_id)))
-    return doomed
+    stale = stale_unfinished(target, settings, found.unfinished)
+    for name in stale:
+        target.run(files.remove_tree(posixpath.join(root(settings), name)))
+    return doomed + stale
+
+
+def stale_unfinished(target: Target, settings: Settings, unfinished: list[str]) -> list[str]:
+    if not unfinished:
+        return []
+    aged = target.probe(cmd.list_dirs(root(settings), older_than_minutes=UNFINISHED_STALE_MINUTES))
+    names = {line.rstrip("/").rsplit("/", 1)[-1] for line in aged.stdout.splitlines() if line.strip()}
+    return sorted(names & set(unfinished))
 
 
 def download_dir(dest: str | os.PathLike) -> Path:

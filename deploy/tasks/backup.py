@@ -58,7 +58,7 @@ def list_(c, env=None, host=None):
         for name in found.unreadable:
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
-            ui.line(f"  {name:<32} (unfinished: no manifest; interrupted or being written)")
+            ui.line(f"  {name:<32} (unfinished: interrupted or being written; pruned once a day old)")
 
 
 @task(help={**WHERE, "backup-id": "a backup id from `inv backup.list`, or the path of a downloaded backup"})
