@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,8 +252,11 @@ def test_a_host_without_sftp_takes_a_deploy_and_a_backup_download_and_no_secret_
     with pytest.raises(paramiko.SSHException):
         probe.sftp()
     probe.close()
+    probed = len(bare_sshd.log.read_text(errors="replace"))
 
     prod = configure_prod(project, bare_sshd, tmp_path)
+    secret = f"marker-{uuid.uuid4().hex}"  # made here, so no shipped file (these tests included) can hold it
+    (prod.srv / "shared" / ".env").write_text(f"APP_SECRET_KEY={secret}\n")
     # An app whose Dockerfile copies its whole build context and whose .dockerignore lets env files through:
     # the secret still reaches no layer, because the env file is never in the context.
     ignore = project.path / ".dockerignore"
@@ -266,7 +270,7 @@ def test_a_host_without_sftp_takes_a_deploy_and_a_backup_download_and_no_secret_
     [name] = prod.releases()
     release = prod.srv / "releases" / name
     assert not (release / ".env").exists()
-    assert not [p for p in release.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not [p for p in release.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
     downloads = tmp_path / "downloads"
     backed = prod.inv("backup", "--host", "prod", "--download", str(downloads))
@@ -293,19 +297,19 @@ def test_a_host_without_sftp_takes_a_deploy_and_a_backup_download_and_no_secret_
     assert f"--download {existing}: {existing} is an existing file, not a directory" in line
     assert existing.read_text() == "mine" and os.listdir(stored.parent) == [backup_id]
 
-    log = bare_sshd.log.read_text(errors="replace")
-    assert "Accepted publickey" in log and "sftp" not in log.lower(), "no SFTP channel was ever asked for"
+    log = bare_sshd.log.read_text(errors="replace")[probed:]
+    assert "Accepted publickey" in log and "subsystem request" not in log, "no SFTP channel was ever asked for"
 
     # The secret is where it belongs, the running container's environment, and nowhere else.
     [container] = prod.containers()
     environment = subprocess.run(["docker", "exec", container, "env"], capture_output=True, text=True, check=True)
-    assert f"APP_SECRET_KEY={SECRET}" in environment.stdout.splitlines()
+    assert f"APP_SECRET_KEY={secret}" in environment.stdout.splitlines()
     image = f"{project.name}:{head[:12]}"
     assert image_members_holding(image, "APP_SECRET_KEY=", tmp_path), "the scan sees the copied .env.example"
-    assert image_members_holding(image, SECRET, tmp_path) == []
-    assert SECRET not in "".join(r.stdout + r.stderr for r in (deployed, backed, refused))
-    assert SECRET not in (prod.srv / "state" / "history.jsonl").read_text()
-    assert SECRET not in (stored / "manifest.json").read_text() + (stored / "SHA256SUMS").read_text()
+    assert image_members_holding(image, secret, tmp_path) == []
+    assert secret not in "".join(r.stdout + r.stderr for r in (deployed, backed, refused))
+    assert secret not in (prod.srv / "state" / "history.jsonl").read_text()
+    assert secret not in (stored / "manifest.json").read_text() + (stored / "SHA256SUMS").read_text()
 
 
 def test_day_two_tasks_work_on_the_local_test_stack_too(project):
