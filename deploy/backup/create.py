@@ -181,7 +181,7 @@ def run_quietly(target: Target, argv: Sequence[str]):
 
     The full text is printed under ``--dry`` (where seeing the exact command is the point).
     """
-    echo = getattr(target, "echo", False)
+    echo = target.echo
     if not echo or target.dry:
         return target.run(argv)
     target.say(f"[{target.name}] $ {cmd.shown(argv)}")
