@@ -204,7 +204,8 @@ class SshTarget(_Base):
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {full} ({len(text.encode())} bytes)")
             return
-        self._stream_in(io.BytesIO(text.encode()), full, mode)
+        data = text.encode()
+        self._stream_in(io.BytesIO(data), full, mode, len(data))
 
     def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
         full = self._absolute(path)
@@ -212,7 +213,7 @@ class SshTarget(_Base):
             self.say(f"[dry-run] [{self.name}] upload {local_path} -> {full}")
             return
         with open(local_path, "rb") as source:
-            self._stream_in(source, full, mode)
+            self._stream_in(source, full, mode, os.fstat(source.fileno()).st_size)
 
     def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
         write_new(local_path, mode, lambda sink: self._stream_out(self._absolute(path), sink))
@@ -227,8 +228,8 @@ class SshTarget(_Base):
         channel.exec_command(command_line(argv))
         return channel
 
-    def _stream_in(self, source: BinaryIO, path: str, mode: int) -> None:
-        argv = tuple(files.receive(path, mode))
+    def _stream_in(self, source: BinaryIO, path: str, mode: int, size: int) -> None:
+        argv = tuple(files.receive(path, mode, size))
         channel = self._channel(argv)
         try:
             try:
