@@ -83,6 +83,9 @@ RANGES: dict[str, validate.Range] = {
     "keep_backups": validate.KEEP,
     "min_free_mb": validate.MEGABYTES,
 }
+# Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
+# would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
+_FLAG_ONLY = {"accept_new_host_key": "--accept-new-host-key"}
 
 DEFAULTS: dict[str, Any] = {
     **{key: default for key, (_, default) in FIELDS.items()},
@@ -173,6 +176,27 @@ class Settings:
     def image(self, tag: str) -> str:
         return f"{self.app_name}:{tag}"
 
+    @property
+    def host_dir(self) -> str:
+        """The base directory on the host (``remote_dir``, default ``/srv/<app_name>``)."""
+        return self.remote_dir or f"/srv/{self.app_name}"
+
+    @property
+    def env_file_path(self) -> str | None:
+        """The absolute path of the env file where the stack runs, if it reads one.
+
+        Compose reads it from there: it is never copied or linked into a release, i.e. into the build context.
+        A relative name lives in ``<remote_dir>/shared/`` on a host and in the project root locally.
+        """
+        name = self.env_file
+        if not name:
+            return None
+        if name.startswith("/"):
+            return name
+        if self.is_remote:
+            return f"{self.host_dir.rstrip('/')}/shared/{name}"
+        return str(self.root / name)
+
 
 def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | None = None,
          host: str | None = None) -> Settings:
@@ -205,6 +229,13 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
     unknown = sorted(set(section) - set(FIELDS))
     if unknown:
         raise ConfigError(f"deploy.environments.{env}.{unknown[0]}", "unknown key", _did_you_mean(unknown[0], set(FIELDS)))
+
+    for key, flag in _FLAG_ONLY.items():
+        for where, holder in ((f"deploy.environments.{env}.{key}", section), (f"deploy.{key}", raw)):
+            if holder.get(key) not in (None, False):
+                raise ConfigError(where, "cannot be set in a config file (it would accept a new host key on "
+                                  "every fresh machine)", f"remove it and pass {flag} on the command line for the "
+                                  "one run that should record the key")
 
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}

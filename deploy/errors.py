@@ -111,6 +111,10 @@ class HostKeyChanged(ConnectError):
     """The host offers a key other than the one on record: refused, even with accept-new; nothing ran."""
 
 
+class HostKeyRevoked(ConnectError):
+    """The host offers a key a known_hosts file marks ``@revoked``: refused, even with accept-new; nothing ran."""
+
+
 class NotDeployed(DeployError):
     """The environment has no containers yet: there is nothing to start, stop or restart."""
 

@@ -50,7 +50,7 @@ class Session:
 
 
 def remote_dir(settings: Settings) -> str:
-    return settings.remote_dir or f"/srv/{settings.app_name}"
+    return settings.host_dir
 
 
 def state_dir(settings: Settings) -> str:

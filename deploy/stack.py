@@ -27,6 +27,10 @@ _SWITCH_SCRIPT = (
 _RESET_SCRIPT = 'mkdir -p "$(dirname "$1")" && printf "server %s:%s;\\n" "$2" "$3" > "$1"'
 
 
+# What APP_ENV_FILE names when no env_file is configured: an env file that exists everywhere and sets nothing.
+NO_ENV_FILE = "/dev/null"
+
+
 def detect_compose(target: Target, preference: str = "auto") -> tuple[str, ...]:
     """The compose binary on the target: v2 plugin first, v1 ``docker-compose`` where users still have it."""
     candidates = {
@@ -43,6 +47,19 @@ def detect_compose(target: Target, preference: str = "auto") -> tuple[str, ...]:
     )
 
 
+def compose_variables(settings: Settings, image: str | None = None) -> dict[str, str]:
+    """What the compose file's ${...} interpolation gets.
+
+    APP_ENV_FILE: the compose file names the env file by this absolute path (``env_file: ${APP_ENV_FILE:-.env}``),
+    so secrets never sit in the release directory, which is the build context.
+    """
+    variables = {"PROXY_IMAGE": settings.proxy_image, "PUBLIC_PORT": str(settings.public_port),
+                 "APP_ENV_FILE": settings.env_file_path or NO_ENV_FILE}
+    if image:
+        variables["APP_IMAGE"] = image
+    return variables
+
+
 class Stack:
     def __init__(self, target: Target, settings: Settings, *, compose_file: str | None = None):
         self.target = target
@@ -54,10 +71,7 @@ class Stack:
         return detect_compose(self.target, self.settings.compose_command)
 
     def compose(self, image: str | None = None) -> Compose:
-        variables = {"PROXY_IMAGE": self.settings.proxy_image, "PUBLIC_PORT": str(self.settings.public_port)}
-        if image:
-            variables["APP_IMAGE"] = image
-        return Compose(self.settings.project, self.compose_file, self.binary, variables)
+        return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image))
 
     # -- state -------------------------------------------------------------------------------------------
     def apps(self) -> list[Container]:

@@ -8,24 +8,33 @@ Two kinds of command:
 - ``run``: changes something. Under Invoke's ``--dry`` it is printed with its host and not executed.
 - ``probe``: only reads state (inspect, ps, cat). It runs even under ``--dry`` so a dry run plans from the real
   state of the host, the way pyinfra gathers facts before printing operations.
+
+Files travel over the same connection as commands: their bytes are streamed through an exec channel (``cat``),
+never SFTP, because hardened hosts often run sshd without an SFTP subsystem.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from invoke import Context
 
+from .commands import files
 from .errors import CommandFailed
 from .redact import display, scrub, secrets_in
+
+CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,9 @@ class Target(Protocol):
     name: str
     cwd: str
     dry: bool
+    echo: bool
+
+    def say(self, text: str) -> None: ...
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
             timeout: float | None = None) -> Result: ...
@@ -53,6 +65,13 @@ class Target(Protocol):
     def write_text(self, path: str, text: str, mode: int = 0o644) -> None: ...
 
     def read_text(self, path: str) -> str | None: ...
+
+    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+        """Copy a file of this machine to ``path`` on the target, atomically, with ``mode``."""
+
+    def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
+        """Copy ``path`` on the target to a new file ``local_path`` created with ``mode``; an existing
+        ``local_path`` is never overwritten (FileExistsError). Reads only, so it runs under ``--dry`` too."""
 
     def tunnel(self, host: str, port: int) -> contextlib.AbstractContextManager[tuple[str, int]]: ...
 
@@ -145,13 +164,25 @@ class LocalTarget(_Base):
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {path} ({len(text.encode())} bytes)")
             return
-        import os
-        from pathlib import Path
+        self._replace(path, mode, lambda sink: sink.write(text.encode()))
 
+    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+        if self.dry:
+            self.say(f"[dry-run] [{self.name}] copy {local_path} -> {path}")
+            return
+        with open(local_path, "rb") as source:
+            self._replace(path, mode, lambda sink: shutil.copyfileobj(source, sink, CHUNK))
+
+    def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
+        with open(Path(self.cwd, path), "rb") as source:
+            write_new(local_path, mode, lambda sink: shutil.copyfileobj(source, sink, CHUNK))
+
+    def _replace(self, path: str, mode: int, fill) -> None:
         full = Path(self.cwd, path)
         full.parent.mkdir(parents=True, exist_ok=True)
         tmp = full.with_name(full.name + ".tmp")
-        tmp.write_text(text)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as sink:
+            fill(sink)
         os.chmod(tmp, mode)
         os.replace(tmp, full)
 
@@ -169,19 +200,63 @@ class SshTarget(_Base):
         self.name = f"{connection.user}@{connection.original_host}"
 
     def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
-        full = path if path.startswith("/") else f"{self.cwd.rstrip('/')}/{path}"
+        full = self._absolute(path)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {full} ({len(text.encode())} bytes)")
             return
-        self.connection.put(io.BytesIO(text.encode()), remote=full + ".tmp")
-        self._exec(("chmod", format(mode, "o"), full + ".tmp"), check=True, stream=False, timeout=None)
-        self._exec(("mv", "-f", full + ".tmp", full), check=True, stream=False, timeout=None)
+        data = text.encode()
+        self._stream_in(io.BytesIO(data), full, mode, len(data))
 
-    def put_file(self, local_path: str, remote_path: str) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+        full = self._absolute(path)
         if self.dry:
-            self.say(f"[dry-run] [{self.name}] upload {local_path} -> {remote_path}")
+            self.say(f"[dry-run] [{self.name}] upload {local_path} -> {full}")
             return
-        self.connection.put(local_path, remote=remote_path)
+        with open(local_path, "rb") as source:
+            self._stream_in(source, full, mode, os.fstat(source.fileno()).st_size)
+
+    def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
+        write_new(local_path, mode, lambda sink: self._stream_out(self._absolute(path), sink))
+
+    def _absolute(self, path: str) -> str:
+        return path if path.startswith("/") else f"{self.cwd.rstrip('/')}/{path}"
+
+    def _channel(self, argv: Sequence[str]):
+        """A new exec channel on the task's one connection (no second login, no SFTP subsystem needed)."""
+        self.connection.open()
+        channel = self.connection.transport.open_session()
+        channel.exec_command(command_line(argv))
+        return channel
+
+    def _stream_in(self, source: BinaryIO, path: str, mode: int, size: int) -> None:
+        argv = tuple(files.receive(path, mode, size))
+        channel = self._channel(argv)
+        try:
+            try:
+                for chunk in iter(lambda: source.read(CHUNK), b""):
+                    channel.sendall(chunk)
+                channel.shutdown_write()
+            except OSError:
+                pass  # the host closed its end early (cannot write there): its exit status and stderr say why
+            self._finish(channel, argv)
+        finally:
+            channel.close()
+
+    def _stream_out(self, path: str, sink: BinaryIO) -> None:
+        argv = tuple(files.send(path))
+        channel = self._channel(argv)
+        try:
+            for chunk in iter(lambda: channel.recv(CHUNK), b""):
+                sink.write(chunk)
+            self._finish(channel, argv)
+        finally:
+            channel.close()
+
+    def _finish(self, channel, argv: tuple[str, ...]) -> None:
+        status = channel.recv_exit_status()
+        if status != 0:
+            stderr = b"".join(iter(lambda: channel.recv_stderr(CHUNK), b"")).decode(errors="replace")
+            raise CommandFailed(argv, status, stderr, where=self.name)
 
     @contextlib.contextmanager
     def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
@@ -194,6 +269,20 @@ class SshTarget(_Base):
 
     def close(self) -> None:
         self.connection.close()
+
+
+def write_new(local_path: str, mode: int, fill) -> None:
+    """Create ``local_path`` (never an existing file) with ``mode`` from the start, and ``fill`` it; a failed
+    fill leaves no partial file behind."""
+    fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with open(fd, "wb") as sink:
+            fill(sink)
+        os.chmod(local_path, mode)  # the umask may have taken bits away; the mode asked for is the mode kept
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(local_path)
+        raise
 
 
 def free_port() -> int:

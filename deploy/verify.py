@@ -8,7 +8,9 @@ naming every failed check and the fixes of those checks (not one blanket "rebuil
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import posixpath
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -96,6 +98,19 @@ def check_no_env(exit_status: int, stdout: str) -> Check:
     return Check("no .env inside", True, "no .env file in the image")
 
 
+def _env_file_names(settings: Settings) -> list[str]:
+    """find(1) tests for env files: ``.env``, ``.env.*`` and the configured env_file's own name, whatever it is."""
+    names = [".env", ".env.*"]
+    if settings.env_file:
+        own = posixpath.basename(settings.env_file)
+        if not fnmatch.fnmatchcase(own, ".env") and not fnmatch.fnmatchcase(own, ".env.*"):
+            names.append(own)
+    tests: list[str] = []
+    for name in names:
+        tests += [*(["-o"] if tests else []), "-name", name]
+    return tests
+
+
 def run_checks(target: Target, settings: Settings, image: str, revision: str) -> Iterator[Check]:
     inspected = target.probe(docker.image_inspect(image, "{{json .Config.Labels}}"))
     if not inspected.ok:
@@ -116,8 +131,7 @@ def run_checks(target: Target, settings: Settings, image: str, revision: str) ->
     yield check_imports(ran.exit_status, clean(ran.stdout + ran.stderr, check), rerun)
     uid = once(["-u"], "id")
     yield check_user(uid.exit_status, uid.stdout)
-    envs = once(["/", "-xdev", "(", "-name", ".env", "-o", "-name", ".env.*", ")", "-not", "-name", ".env.example",
-                 "-print"], "find")
+    envs = once(["/", "-xdev", "(", *_env_file_names(settings), ")", "-not", "-name", ".env.example", "-print"], "find")
     yield check_no_env(envs.exit_status, envs.stdout)
 
 

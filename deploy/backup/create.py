@@ -1,13 +1,14 @@
 """Taking a backup of the running stack, on its own host:
 
-    serving app container ─▶ private directory <backup_dir>/<env>/<UTC time>-<rev12>/
+    serving app container ─▶ private directory <backup_dir>/<env>/.incoming-<UTC time>-<rev12>/
         ─▶ database (backup_command, default: an online SQLite copy) ─▶ docker logs of each container
-        ─▶ the compose file and the .env (mode 600) ─▶ sha256 + sizes ─▶ SHA256SUMS, manifest.json (last)
-        ─▶ retention (keep_backups)
+        ─▶ the compose file and the .env ─▶ sha256 + sizes ─▶ SHA256SUMS, manifest.json
+        ─▶ sealed: renamed to <UTC time>-<rev12>/ ─▶ retention (keep_backups)
 
 Everything is written on the host by commands run there, so a backup over SSH moves no data through this
-machine (``--download`` does that, on request). A failure removes the partial directory: a backup either is
-complete, with its manifest, or is not there.
+machine (``--download`` does that, on request). Every file is mode 600 in a 700 directory. A failure removes
+the partial directory, and one a killed run left behind is never listed, verified or restored, only pruned:
+a backup either is complete, sealed under its id, or is not one.
 """
 
 from __future__ import annotations
@@ -91,24 +92,27 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
         raise NothingToBackUp(f"no running {settings.app_service} container in {settings.project} "
                               f"on {session.where}: nothing to back up")
     started = time.monotonic()
-    created, backup_id, directory = _claim(target, settings, serving.revision)
+    created, backup_id, incoming = _claim(target, settings, serving.revision)
+    directory = store.path_of(settings, backup_id)
     layout = _Layout.of(settings)
     done = False
     try:
-        names = _gather(session, serving, directory, layout)
+        names = _gather(session, serving, incoming, layout)
         if target.dry:
-            session.ui.note(f"[dry-run] [{session.where}] write {mf.SUMS} and {mf.MANIFEST} in {directory}")
+            session.ui.note(f"[dry-run] [{session.where}] write {mf.SUMS} and {mf.MANIFEST} in {incoming}")
+            target.run(cmd.seal(incoming, directory))
             done = True
             return None
-        found = _seal(session, serving, directory, names, layout, backup_id=backup_id, created=created,
+        found = _write_manifest(session, serving, incoming, names, layout, backup_id=backup_id, created=created,
                       note=note, started=started)
+        target.run(cmd.seal(incoming, directory))  # last: only now is it a backup
         done = True
     except CommandFailed as exc:
         raise BackupError(f"backup of {settings.project} on {session.where} failed: {exc}",
                           hint="nothing was kept") from None
     finally:
         if not done:
-            target.run(files.remove_tree(directory), check=False)
+            target.run(files.remove_tree(incoming), check=False)
 
     seconds = time.monotonic() - started
     try:
@@ -141,17 +145,17 @@ def _gather(session: Session, serving: Container, directory: str, layout: _Layou
         log = posixpath.join("logs", mf.safe_name(container.name) + ".log")
         target.run(cmd.save_logs(container.id, posixpath.join(directory, log)))
         names.append(log)
-    target.run(cmd.copy_file(settings.compose_file, posixpath.join(directory, layout.compose_copy)))
+    target.run(cmd.copy_private(settings.compose_file, posixpath.join(directory, layout.compose_copy)))
     names.append(layout.compose_copy)
-    if layout.env_copy and settings.env_file:
-        target.run(cmd.copy_private(settings.env_file, posixpath.join(directory, layout.env_copy)))
+    if layout.env_copy and settings.env_file_path:
+        target.run(cmd.copy_private(settings.env_file_path, posixpath.join(directory, layout.env_copy)))
         names.append(layout.env_copy)
     return names
 
 
-def _seal(session: Session, serving: Container, directory: str, names: list[str], layout: _Layout, *,
+def _write_manifest(session: Session, serving: Container, directory: str, names: list[str], layout: _Layout, *,
           backup_id: str, created: datetime, note: str, started: float) -> mf.Manifest:
-    """Checksums and sizes measured on the host, then SHA256SUMS and the manifest."""
+    """Checksums and sizes measured on the host, then SHA256SUMS and the manifest (the caller seals it)."""
     settings, target = session.settings, session.target
     sums = mf.parse_sums(target.probe(cmd.checksums(directory, names), check=True).stdout)
     sizes = mf.parse_sizes(target.probe(cmd.sizes(directory, names), check=True).stdout)
@@ -168,20 +172,19 @@ def _seal(session: Session, serving: Container, directory: str, names: list[str]
     except ValueError as exc:
         raise BackupError(f"backup {backup_id}: {exc}") from None
     target.write_text(posixpath.join(directory, mf.SUMS), mf.sums_text(found), mode=0o600)
-    # Last: its presence is what makes the directory a backup.
     target.write_text(posixpath.join(directory, mf.MANIFEST), found.to_json(), mode=0o600)
     return found
 
 
 def _claim(target: Target, settings: Settings, revision: str | None) -> tuple[datetime, str, str]:
-    """A new, private backup directory, created exclusively: (time, id, path)."""
+    """A new, private directory for a backup, created exclusively under its temporary name: (time, id, path)."""
     target.run(files.mkdir_p(store.root(settings)))
     for attempt in range(_CLAIM_ATTEMPTS):
         created = datetime.now(timezone.utc)
         backup_id = mf.new_id(created, revision)
-        directory = store.path_of(settings, backup_id)
-        if target.run(cmd.make_private_dir(directory), check=False).ok:
-            return created, backup_id, directory
+        incoming = store.incoming_path(settings, backup_id)
+        if target.run(cmd.claim_dir(incoming, store.path_of(settings, backup_id)), check=False).ok:
+            return created, backup_id, incoming
         if attempt + 1 < _CLAIM_ATTEMPTS:
             time.sleep(1.0)
     raise BackupError(f"could not create a backup directory in {store.root(settings)} on {target.name}",
@@ -193,7 +196,7 @@ def run_quietly(target: Target, argv: Sequence[str]):
 
     The full text is printed under ``--dry`` (where seeing the exact command is the point).
     """
-    echo = getattr(target, "echo", False)
+    echo = target.echo
     if not echo or target.dry:
         return target.run(argv)
     target.say(f"[{target.name}] $ {cmd.shown(argv)}")

@@ -1,4 +1,10 @@
-"""Where backups live on the target, and reading, pruning and downloading them."""
+"""Where backups live on the target, and reading, pruning and downloading them.
+
+Only sealed backups (a directory named by its id, holding its manifest) are listed, verified, restored or
+counted by retention. One being written lives under ``.incoming-<id>``; one left unfinished (a killed run) is
+pruned once nothing has touched it for ``UNFINISHED_STALE_MINUTES``: a younger one may be in the middle of
+being written by another ``inv backup`` right now.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,13 @@ from pathlib import Path
 from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
-from ..errors import BackupError, UsageError
+from ..errors import BackupError, CommandFailed, UsageError
 from ..session import remote_dir
 from ..target import Target
 from . import manifest as mf
+
+INCOMING = ".incoming-"
+UNFINISHED_STALE_MINUTES = 24 * 60
 
 
 def root(settings: Settings) -> str:
@@ -28,6 +37,11 @@ def path_of(settings: Settings, backup_id: str) -> str:
     return posixpath.join(root(settings), check_id(backup_id))
 
 
+def incoming_path(settings: Settings, backup_id: str) -> str:
+    """Where a backup is written before it is sealed (a dot-name: never taken for a backup)."""
+    return posixpath.join(root(settings), INCOMING + check_id(backup_id))
+
+
 def check_id(backup_id: str) -> str:
     if not mf.valid_id(backup_id):
         raise UsageError(f"{backup_id!r} is not a backup id",
@@ -39,7 +53,7 @@ def check_id(backup_id: str) -> str:
 class Listing:
     backups: list[mf.Manifest]  # oldest first
     unreadable: list[str]  # a manifest that does not parse
-    unfinished: list[str]  # no manifest: interrupted, or being written now
+    unfinished: list[str]  # not sealed (or sealed by an old version without a manifest): interrupted, or being written
 
 
 def listing(target: Target, settings: Settings) -> Listing:
@@ -71,34 +85,54 @@ def read(target: Target, settings: Settings, backup_id: str) -> mf.Manifest:
 
 
 def prune(target: Target, settings: Settings, keep: int, protect: tuple[str, ...] = ()) -> list[str]:
-    """Delete all but the newest ``keep`` finished backups. Unfinished directories are left alone: one may be a
-    backup being written by someone else right now."""
-    doomed = mf.choose_prune([m.id for m in listing(target, settings).backups], keep, protect)
+    """Delete all but the newest ``keep`` sealed backups, and unfinished ones nothing has touched for
+    ``UNFINISHED_STALE_MINUTES``; return the names removed."""
+    found = listing(target, settings)
+    doomed = mf.choose_prune([m.id for m in found.backups], keep, protect)
     for backup_id in doomed:
         target.run(files.remove_tree(path_of(settings, backup_id)))
-    return doomed
+    stale = stale_unfinished(target, settings, found.unfinished)
+    for name in stale:
+        target.run(files.remove_tree(posixpath.join(root(settings), name)))
+    return doomed + stale
+
+
+def stale_unfinished(target: Target, settings: Settings, unfinished: list[str]) -> list[str]:
+    if not unfinished:
+        return []
+    aged = target.probe(cmd.list_dirs(root(settings), older_than_minutes=UNFINISHED_STALE_MINUTES))
+    names = {line.rstrip("/").rsplit("/", 1)[-1] for line in aged.stdout.splitlines() if line.strip()}
+    return sorted(names & set(unfinished))
+
+
+def download_dir(dest: str | os.PathLike) -> Path:
+    """Where ``--download`` puts backups: an existing directory, or one to create. Checked before the backup is
+    made, so a wrong path costs nothing."""
+    local = Path(dest).expanduser().resolve()
+    if local.exists() and not local.is_dir():
+        raise UsageError(f"--download {dest}: {local} is an existing file, not a directory",
+                         hint="give a directory to download into (it is created if missing); the file is left as is")
+    return local
 
 
 def download(target: Target, settings: Settings, found: mf.Manifest, dest: str | os.PathLike) -> Path:
     """Copy one backup to ``dest/<id>`` on this machine, readable by this user only (it holds data and the .env)."""
     source = path_of(settings, found.id)
-    local = Path(dest).expanduser().resolve() / found.id
+    local = download_dir(dest) / found.id
     if local.exists():
-        raise BackupError(f"{local} already exists", hint="download into another directory or remove it first")
+        raise BackupError(f"{local} already exists: not overwritten",
+                          hint="download into another directory or move the old copy away first")
     names = [mf.MANIFEST, mf.SUMS, *(f.path for f in found.files)]
     local.mkdir(parents=True, mode=0o700)
     os.chmod(local, 0o700)
-    connection = getattr(target, "connection", None)
     try:
         for name in names:
             dest_file = local / name
             dest_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if connection is not None:
-                connection.get(posixpath.join(source, name), local=str(dest_file))
-            else:
-                shutil.copyfile(posixpath.join(source, name), dest_file)
-            os.chmod(dest_file, 0o600)
-    except OSError as exc:
+            target.get_file(posixpath.join(source, name), str(dest_file), mode=0o600)
+    except (OSError, CommandFailed) as exc:
         shutil.rmtree(local, ignore_errors=True)
-        raise BackupError(f"download of {found.id} from {target.name} failed: {exc}") from None
+        reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        raise BackupError(f"download of {found.id} from {target.name} failed: {reason}",
+                          hint=f"nothing was kept in {local.parent}") from None
     return local

@@ -91,11 +91,13 @@ sys.exit(0 if verdict == ["ok"] else 1)
 """
 
 # The only redirects: stdout of a command into a file on the host, or a file into a command's stdin.
-_STDOUT_TO_FILE = 'out="$1"; shift; exec "$@" > "$out"'
-_STDOUT_AND_ERR_TO_FILE = 'out="$1"; shift; exec "$@" > "$out" 2>&1'
+# umask first in everything that writes into a backup: its files are mode 600 from the first byte.
+_STDOUT_TO_FILE = 'umask 077; out="$1"; shift; exec "$@" > "$out"'
+_STDOUT_AND_ERR_TO_FILE = 'umask 077; out="$1"; shift; exec "$@" > "$out" 2>&1'
 _FILE_TO_STDIN = 'in="$1"; shift; exec "$@" < "$in"'
-# umask first, so the copy is never readable by others, not even for a moment.
 _PRIVATE_COPY = 'umask 077; cp -- "$1" "$2"'
+# A backup is written under a temporary name; the name it will be sealed under must not be taken already.
+_CLAIM = '[ ! -e "$2" ] && mkdir -m 700 -- "$1"'
 _SUMS = 'cd "$1" && shift && sha256sum -- "$@"'
 _SIZES = 'cd "$1" && shift && stat -c "%s %n" -- "$@"'
 _MANIFESTS = 'for d in "$1"/*/; do [ -f "$d/manifest.json" ] && printf "\\036%s\\n" "$d" && cat "$d/manifest.json"; done; exit 0'
@@ -110,13 +112,19 @@ def shown(argv: Sequence[str]) -> str:
     return display(argv, _SCRIPT_NAMES)
 
 
-def make_private_dir(path: str) -> list[str]:
-    """Exclusive (fails if it exists, so two backups never share a directory) and readable by the owner only."""
-    return ["mkdir", "-m", "700", "--", path]
+def claim_dir(incoming: str, final: str) -> list[str]:
+    """Create ``incoming`` readable by the owner only, exclusively (two backups never share a directory), and
+    only while no backup is sealed as ``final`` yet."""
+    return ["sh", "-c", _CLAIM, "backup-claim", incoming, final]
+
+
+def seal(incoming: str, final: str) -> list[str]:
+    """The rename that turns a complete backup into one (atomic; ``-T``: ``final`` is the new name itself)."""
+    return ["mv", "-T", "--", incoming, final]
 
 
 def make_subdirs(directory: str, names: Sequence[str]) -> list[str]:
-    return ["mkdir", "-p", "--", *(f"{directory.rstrip('/')}/{name}" for name in names)]
+    return ["mkdir", "-m", "700", "-p", "--", *(f"{directory.rstrip('/')}/{name}" for name in names)]
 
 
 def snapshot(db_path: str) -> list[str]:
@@ -143,10 +151,6 @@ def save_logs(container: str, dest: str) -> list[str]:
     return ["sh", "-c", _STDOUT_AND_ERR_TO_FILE, "backup-logs", dest, "docker", "logs", "--timestamps", container]
 
 
-def copy_file(src: str, dest: str) -> list[str]:
-    return ["cp", "--", src, dest]
-
-
 def copy_private(src: str, dest: str) -> list[str]:
     return ["sh", "-c", _PRIVATE_COPY, "backup-secret", src, dest]
 
@@ -159,12 +163,15 @@ def sizes(directory: str, files: Sequence[str]) -> list[str]:
     return ["sh", "-c", _SIZES, "backup-sizes", directory, *files]
 
 
-def list_dirs(base: str) -> list[str]:
-    return ["find", base, "-mindepth", "1", "-maxdepth", "1", "-type", "d"]
+def list_dirs(base: str, *, older_than_minutes: int | None = None) -> list[str]:
+    """Every directory in ``base`` (dot-names too), or only those unchanged for more than the given minutes."""
+    age = ["-mmin", f"+{older_than_minutes}"] if older_than_minutes is not None else []
+    return ["find", base, "-mindepth", "1", "-maxdepth", "1", "-type", "d", *age]
 
 
 def read_manifests(base: str) -> list[str]:
-    """Every backup's manifest, each preceded by a record separator line naming its directory."""
+    """Every sealed backup's manifest, each preceded by a record separator line naming its directory (the glob
+    skips dot-names: a backup still being written is not one)."""
     return ["sh", "-c", _MANIFESTS, "backup-list", base]
 
 

@@ -26,3 +26,22 @@ def remove_tree(path: str) -> list[str]:
 
 def free_kib(path: str) -> list[str]:
     return ["df", "-Pk", path]
+
+
+# The bytes arrive on stdin and land under a temporary name that only becomes ``$1`` once all ``$3`` bytes are
+# there and it has its mode, so a reader never sees half a file, not even after an interrupted transfer (the host
+# sees end-of-input then too). umask first: nothing is ever readable by others, not even for a moment.
+_RECEIVE = ('tmp="$1.incoming"; umask 077; '
+            'if cat > "$tmp" && [ "$(wc -c < "$tmp")" -eq "$3" ] && chmod "$2" "$tmp" && mv -f -- "$tmp" "$1"; '
+            'then exit 0; fi; rm -f -- "$tmp"; echo "receive: $1: incomplete or not writable" >&2; exit 1')
+
+
+def receive(path: str, mode: int, size: int) -> list[str]:
+    """Write ``size`` bytes from stdin to ``path`` with ``mode`` (octal bits), atomically: uploads without an
+    SFTP subsystem."""
+    return ["sh", "-c", _RECEIVE, "receive", path, format(mode, "o"), str(size)]
+
+
+def send(path: str) -> list[str]:
+    """``path``'s bytes on stdout: downloads without an SFTP subsystem."""
+    return ["cat", "--", path]

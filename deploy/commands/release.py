@@ -1,4 +1,4 @@
-"""Release directories on a host: create, unpack, link the env file, list and remove. argv only, no I/O."""
+"""Release directories on a host: create, unpack, rename, list and remove. argv only, no I/O."""
 
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ def remove_file(path: str) -> list[str]:
     return ["rm", "-f", "--", path]
 
 
-def link(source: str, name: str) -> list[str]:
-    return ["ln", "-sfn", "--", source, name]
+def rename_dir(source: str, dest: str) -> list[str]:
+    """Atomic on one filesystem; ``-T``: ``dest`` is the new name itself, never a directory to move into."""
+    return ["mv", "-T", "--", source, dest]
 
 
 def list_names(directory: str) -> list[str]:
-    return ["ls", "-1", "--", directory]
+    """Every entry, dot-names too (a temporary ``.incoming-`` release is one)."""
+    return ["ls", "-1A", "--", directory]
 
 
 def file_mode(path: str) -> list[str]:

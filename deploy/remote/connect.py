@@ -65,13 +65,13 @@ def connect(c: Context, settings: Settings, *, say: Callable[[str], None] | None
 
 
 def _verify_host_keys(connection: fabric.Connection, settings: Settings, label: str,
-                      say: Callable[[str], None]) -> list[str]:
-    """Replace Fabric's accept-anything policy with known_hosts checking; return the files read."""
+                      say: Callable[[str], None]) -> hosts.Loaded:
+    """Replace Fabric's accept-anything policy with known_hosts checking; return what the files gave."""
     trust = hosts.known_hosts_files(settings.known_hosts, connection.ssh_config)
     loaded = hosts.load_known_hosts(connection.client, trust.read)
     connection.client.set_missing_host_key_policy(hosts.TrustPolicy(
         label=label, host=connection.host, port=connection.port, record_to=trust.record_to,
-        accept_new=settings.accept_new_host_key, say=say))
+        accept_new=settings.accept_new_host_key, say=say, known=loaded))
     return loaded
 
 
@@ -113,13 +113,16 @@ def _drop_missing_identities(connection: fabric.Connection) -> list[str]:
     return [k for k in keys if k not in present]
 
 
-def explain(exc: Exception, connection: fabric.Connection, label: str, known_hosts: list[str],
+def explain(exc: Exception, connection: fabric.Connection, label: str, known_hosts: hosts.Loaded,
             missing_keys: list[str], timeout: float, *, spoke: bool = True) -> DeployError:
     """One line per way a connection fails, built from the exception's type and facts."""
     host, port, user = connection.host, connection.port, connection.user
     where = f"{user}@{host}:{port}" + (f" (alias {label})" if label != host else "")
     if isinstance(exc, paramiko.BadHostKeyException):
-        return hosts.changed_key_error(label, host, port, exc.key, exc.expected_key, known_hosts)
+        revoked_in = known_hosts.revoked_in(exc.key)
+        if revoked_in is not None:  # the host's recorded key is another one, and the one it offers is revoked
+            return hosts.revoked_key_error(label, host, port, exc.key, revoked_in)
+        return hosts.changed_key_error(label, host, port, exc.key, exc.expected_key, list(known_hosts.files))
     if isinstance(exc, paramiko.AuthenticationException):
         keys = connection.connect_kwargs.get("key_filename") or []
         tried = f"key(s) {', '.join(keys)}" if keys else "no identity file"

@@ -2,7 +2,12 @@
 
 Host keys are checked the way OpenSSH's ``StrictHostKeyChecking yes`` does, never Fabric's default (accept
 anything). ``accept_new`` behaves like OpenSSH's ``accept-new``: a host seen for the first time has its key
-recorded; a host whose key differs from the recorded one is refused whatever the setting.
+recorded; a host whose key differs from the recorded one is refused whatever the setting. It comes from the
+``--accept-new-host-key`` flag only, never from a config file (see ``deploy.config``).
+
+A key on a ``@revoked`` line is refused like OpenSSH refuses it, even with accept-new and even when another line
+lists it as the host's key. Paramiko has no notion of marker lines, so they are read here; stricter than OpenSSH
+in one way: the key is refused for every host, whatever host patterns the line names.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 import paramiko
 import paramiko.hostkeys
 
-from ..errors import ConnectError, HostKeyChanged, HostKeyUnknown, UsageError
+from ..errors import ConnectError, HostKeyChanged, HostKeyRevoked, HostKeyUnknown, UsageError
 
 DEFAULT_PORT = 22
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -95,13 +100,30 @@ def _words(value: object) -> list[str]:
     return str(value).split()
 
 
-def load_known_hosts(client: paramiko.SSHClient, files: Sequence[str]) -> list[str]:
-    """Load every existing file into the client's known keys; return the ones that were read.
+REVOKED_MARKER = "@revoked"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the known_hosts files gave: the files read, and each revoked key (its blob) with the file saying so."""
+
+    files: tuple[str, ...]
+    revoked: Mapping[bytes, str]
+
+    def revoked_in(self, key: paramiko.PKey) -> str | None:
+        return self.revoked.get(key.asbytes())
+
+
+def load_known_hosts(client: paramiko.SSHClient, files: Sequence[str]) -> Loaded:
+    """Load every existing file into the client's known keys, except revoked ones.
 
     Line by line, because paramiko's own loader stops at the first line it cannot parse (``@cert-authority``
     lines are common in real files); such lines are skipped, as OpenSSH skips what it does not understand.
+    A revoked key is kept out of the known keys, so a host presenting it always reaches ``TrustPolicy`` or
+    fails as a changed key, where it is refused as revoked.
     """
-    known = client.get_host_keys()
+    entries: list[paramiko.hostkeys.HostKeyEntry] = []
+    revoked: dict[bytes, str] = {}
     loaded = []
     for path in files:
         if not os.path.isfile(path):
@@ -113,18 +135,37 @@ def load_known_hosts(client: paramiko.SSHClient, files: Sequence[str]) -> list[s
             raise ConnectError(f"cannot read known_hosts file {path}: {exc.strerror}",
                                hint="fix its permissions or point deploy.known_hosts at a readable file") from None
         for number, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line or line.startswith(("#", "@")):
-                continue  # markers (@cert-authority, @revoked) need certificate support paramiko lacks
-            try:
-                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
-            except Exception:  # paramiko raises several kinds for a line it cannot read; skip that line only
+            marker, line = _split_marker(line.strip())
+            if not line or line.startswith("#") or marker not in (None, REVOKED_MARKER):
+                continue  # @cert-authority needs certificate support paramiko lacks
+            entry = _entry(line, number)
+            if entry is None:
                 continue
-            if entry is not None:
-                for name in entry.hostnames:
-                    known.add(name, entry.key.get_name(), entry.key)
+            if marker == REVOKED_MARKER:
+                revoked.setdefault(entry.key.asbytes(), path)
+            else:
+                entries.append(entry)
         loaded.append(path)
-    return loaded
+    known = client.get_host_keys()
+    for entry in entries:
+        if entry.key.asbytes() not in revoked:
+            for name in entry.hostnames:
+                known.add(name, entry.key.get_name(), entry.key)
+    return Loaded(tuple(loaded), revoked)
+
+
+def _split_marker(line: str) -> tuple[str | None, str]:
+    if not line.startswith("@"):
+        return None, line
+    marker, _, rest = line.partition(" ")
+    return marker, rest.strip()
+
+
+def _entry(line: str, number: int) -> paramiko.hostkeys.HostKeyEntry | None:
+    try:
+        return paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+    except Exception:  # paramiko raises several kinds for a line it cannot read; skip that line only
+        return None
 
 
 def append_known_host(path: str, name: str, key: paramiko.PKey) -> None:
@@ -155,17 +196,29 @@ def changed_key_error(label: str, host: str, port: int, offered: paramiko.PKey, 
              f"`ssh-keygen -R '{name}' -f {where}` and add the new one; --accept-new-host-key never replaces a key")
 
 
+def revoked_key_error(label: str, host: str, port: int, key: paramiko.PKey, where: str) -> HostKeyRevoked:
+    return HostKeyRevoked(
+        f"[{label}] host key of {known_hosts_name(host, port)} ({fingerprint(key)}) is REVOKED in {where}; "
+        "refused, nothing was run (--accept-new-host-key never accepts a revoked key)",
+        hint="the host needs a new key: have its admin generate one, confirm its fingerprint with them and add it "
+             "to known_hosts")
+
+
 class TrustPolicy(paramiko.MissingHostKeyPolicy):
-    """Called by paramiko only for a host with no key on record (a differing key never reaches here)."""
+    """Called by paramiko only for a host with no (unrevoked) key on record; a differing key never reaches here."""
 
     def __init__(self, *, label: str, host: str, port: int, record_to: str, accept_new: bool,
-                 say: Callable[[str], None]):
+                 say: Callable[[str], None], known: Loaded | None = None):
         self.label, self.host, self.port = label, host, port
         self.record_to = record_to
         self.accept_new = accept_new
         self.say = say
+        self.known = known
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        where = self.known.revoked_in(key) if self.known is not None else None
+        if where is not None:
+            raise revoked_key_error(self.label, self.host, self.port, key, where)
         if not self.accept_new:
             raise unknown_key_error(self.label, self.host, self.port, key, self.record_to)
         try:

@@ -2,11 +2,16 @@
 
     <remote_dir>/
       releases/<UTC timestamp>-<sha12>/   the tree of one commit (``git archive``), where build and compose run
-      shared/.env                         the host's secrets, linked into each release, never uploaded or shown
+      releases/.incoming-<name>/          a release being uploaded and unpacked; renamed to <name> when complete
+      shared/.env                         the host's secrets: compose reads them by absolute path (APP_ENV_FILE),
+                                          so they are never in a release, i.e. never in the build context
       state/                              lock and history
 
-The newest ``keep_releases`` releases stay, and so does any release a container of the stack was created from
-(compose records it), so the one serving is never removed.
+A release directory under its final name is always complete: nothing builds from a half-unpacked tree. The
+newest ``keep_releases`` releases stay, and so does any release a container of the stack was created from
+(compose records it), so the one serving is never removed. An ``.incoming-`` directory is never in use (the
+deploy lock is held while a release is prepared), so one found later is the leftover of an interrupted deploy
+and is removed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..session import Session, remote_dir
 from ..target import Target
 
 RELEASE_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}(-dirty)?$")
+INCOMING = ".incoming-"
 UPLOAD_NAME = ".upload.tar.gz"
 
 
@@ -44,6 +50,12 @@ def release_name(revision: Revision, now: float) -> str:
 def parse_release_names(stdout: str) -> list[str]:
     """Release directories in a listing, oldest first; anything else that lives there is ignored."""
     return sorted(line.strip() for line in stdout.splitlines() if RELEASE_RE.match(line.strip()))
+
+
+def parse_leftovers(stdout: str) -> list[str]:
+    """Releases an interrupted deploy left under their temporary name, in a listing that shows dot-names."""
+    names = (line.strip() for line in stdout.splitlines())
+    return sorted(n for n in names if n.startswith(INCOMING) and RELEASE_RE.match(n[len(INCOMING):]))
 
 
 def to_prune(names: Iterable[str], keep: int, in_use: Iterable[str]) -> list[str]:
@@ -81,16 +93,6 @@ def serving_release(usages: Sequence[Usage], releases_dir: str, app_service: str
     running = [u for u in usages if u.state == "running" and u.service == app_service]
     names = releases_in_use(running, releases_dir)
     return max(names) if names else None
-
-
-def env_file_paths(settings: Settings, release_dir: str) -> tuple[str, str] | None:
-    """(file on the host, link in the release) for the env file the stack reads, if it reads one."""
-    if not settings.env_file:
-        return None
-    name = settings.env_file
-    if posixpath.isabs(name):
-        return name, posixpath.join(release_dir, posixpath.basename(name))
-    return posixpath.join(remote_dir(settings), "shared", name), posixpath.join(release_dir, name)
 
 
 def judge_env_file(path: str, exit_ok: bool, mode_text: str) -> Item:
@@ -138,10 +140,9 @@ def current_release_dir(target: Target, settings: Settings) -> str:
 
 
 def env_file_check(target: Target, settings: Settings) -> Item | None:
-    paths = env_file_paths(settings, remote_dir(settings))
-    if paths is None:
+    source = settings.env_file_path
+    if source is None:
         return None
-    source = paths[0]
     result = target.probe(cmd.file_mode(source))
     return judge_env_file(source, result.ok, result.stdout)
 
@@ -157,7 +158,8 @@ def prepare_release(session: Session, revision: Revision) -> None:
     base = releases_dir(settings)
     name = release_name(revision, time.time())
     release = posixpath.join(base, name)
-    upload = posixpath.join(release, UPLOAD_NAME)
+    incoming = posixpath.join(base, INCOMING + name)
+    upload = posixpath.join(incoming, UPLOAD_NAME)
     if revision.dirty:
         what = f"the work tree as it is ({len(_work_tree_files(session))} files, --allow-dirty)"
     else:
@@ -171,14 +173,15 @@ def prepare_release(session: Session, revision: Revision) -> None:
         elif not target.dry:
             _tar_work_tree(session, archive)
         target.run(cmd.make_dirs(base, posixpath.join(remote_dir(settings), "shared")))
-        target.run(cmd.make_release_dir(release))
+        _remove_leftovers(session)
+        target.run(cmd.make_release_dir(incoming))
         try:
             _upload(target, archive, upload)
-            target.run(cmd.unpack(upload, release))
+            target.run(cmd.unpack(upload, incoming))
             target.run(cmd.remove_file(upload))
-            _link_env(target, settings, release)
+            target.run(cmd.rename_dir(incoming, release))  # complete: only now does it carry a release name
         except BaseException:
-            target.run(cmd.remove_tree(release), check=False)  # a half-unpacked release must never be built
+            target.run(cmd.remove_tree(incoming), check=False)  # a half-unpacked release must never be built
             raise
     if target.dry:
         # Nothing was uploaded: the build and compose commands that follow are planned in the release serving now.
@@ -193,15 +196,21 @@ def prepare_release(session: Session, revision: Revision) -> None:
 
 def _upload(target: Target, archive: str, remote: str) -> None:
     try:
-        target.put_file(archive, remote)
-    except OSError as exc:  # SFTP reports a full disk or a permission problem as an OSError
+        target.put_file(archive, remote, mode=0o600)
+    except OSError as exc:  # the archive could not be read here
         raise CommandFailed(["upload", archive, remote], -1, exc.strerror or str(exc), where=target.name) from None
 
 
-def _link_env(target: Target, settings: Settings, release: str) -> None:
-    paths = env_file_paths(settings, release)
-    if paths is not None:
-        target.run(cmd.link(paths[0], paths[1]))
+def _remove_leftovers(session: Session) -> None:
+    """Releases an interrupted deploy left half-made. Never in use: the deploy lock is held while preparing one."""
+    target, base = session.target, releases_dir(session.settings)
+    listed = target.probe(cmd.list_names(base))
+    leftovers = parse_leftovers(listed.stdout) if listed.ok else []
+    for name in leftovers:
+        target.run(cmd.remove_tree(posixpath.join(base, name)), check=False)
+    if leftovers:
+        session.ui.note(f"{'would remove' if target.dry else 'removed'} {len(leftovers)} unfinished release(s) "
+                        "left by an interrupted deploy")
 
 
 def _prune(session: Session, new: str) -> None:

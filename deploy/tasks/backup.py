@@ -10,7 +10,7 @@ from invoke import Collection, task
 from .. import backup as backups
 from .. import validate
 from ..backup import manifest as mf
-from ..backup.store import root
+from ..backup.store import download_dir, root
 from ..errors import UsageError
 from ..ui import Reporter
 from .cli import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
@@ -26,14 +26,15 @@ def _report(ui: Reporter):
 @clean_errors
 def create(c, env=None, host=None, download=None):
     """Back up the running stack on its host: database, logs, compose file, .env, revision and image."""
+    into = download_dir(download) if download else None
     with session_for(c, env, host) as session:
         summary = backups.create(session)
         if summary is None:
             session.ui.line(f"planned a backup of {session.settings.env} on {session.where} (dry run)")
             return
         line = summary.line(session.where)
-        if download:
-            local = backups.download(session.target, session.settings, summary.manifest, download)
+        if into is not None:
+            local = backups.download(session.target, session.settings, summary.manifest, into)
             backups.verify_local(local, report=lambda check: None)
             line += f"; downloaded to {local}"
         session.ui.line(line)
@@ -58,7 +59,7 @@ def list_(c, env=None, host=None):
         for name in found.unreadable:
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
-            ui.line(f"  {name:<32} (unfinished: no manifest; interrupted or being written)")
+            ui.line(f"  {name:<32} (unfinished: interrupted or being written; pruned once a day old)")
 
 
 @task(help={**WHERE, "backup-id": "a backup id from `inv backup.list`, or the path of a downloaded backup"})

@@ -1,8 +1,11 @@
 """`inv deploy.test` and its steps on the real Docker engine, run as users run them (the `inv` command)."""
 
 import subprocess
+import uuid
 
 import pytest
+
+from tests.support.secrets import image_members_holding
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +151,24 @@ def test_a_public_port_taken_by_another_process_stops_the_deploy_before_anything
     assert f"preflight: public port: {project.port} is already in use by another process" in result.stderr
     assert "Traceback" not in result.stderr
     assert project.containers() == [] and project.containers(service="proxy") == []
+
+
+def test_the_env_file_reaches_the_running_container_and_no_image_output_history_or_manifest(project, tmp_path):
+    secret = f"marker-{uuid.uuid4().hex}"  # made here, so no shipped file (these tests included) can hold it
+    project.write(".env", f"APP_SECRET_KEY={secret}\n")  # git ignores it: the tree stays clean
+    project.configure(environments={"test": {"env_file": ".env"}})
+    deployed = project.inv("deploy.test")
+    verified = project.inv("verify.build")
+    backed = project.inv("backup")
+
+    [container] = project.containers()
+    environment = subprocess.run(["docker", "exec", container, "env"], capture_output=True, text=True, check=True)
+    assert f"APP_SECRET_KEY={secret}" in environment.stdout.splitlines(), "compose read it by its absolute path"
+    image = f"{project.name}:{project.head()[:12]}"
+    assert image_members_holding(image, project.head(), tmp_path), "the scan sees the revision label"
+    assert image_members_holding(image, secret, tmp_path) == []
+    assert secret not in "".join(r.stdout + r.stderr for r in (deployed, verified, backed))
+    assert secret not in (project.path / ".deploy" / "test" / "history.jsonl").read_text()
+    [manifest] = (project.path / "backups" / "test").glob("*/manifest.json")
+    assert secret not in manifest.read_text() + (manifest.parent / "SHA256SUMS").read_text()
+    assert (manifest.parent / "config" / ".env").stat().st_mode & 0o777 == 0o600

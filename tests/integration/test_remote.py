@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from deploy import config
 from deploy.errors import ConnectError
 from deploy.remote import connect
 from tests.conftest import VENV_BIN, Project, free_port, wait_for
+from tests.support.secrets import image_members_holding
 from tests.support.sshd import SshdHandle, ensure_sshd_available, running_sshd
 
 pytestmark = pytest.mark.integration
@@ -90,6 +92,10 @@ class Prod:
 
 @pytest.fixture
 def prod(project, sshd, tmp_path):
+    return configure_prod(project, sshd, tmp_path)
+
+
+def configure_prod(project: Project, sshd: SshdHandle, tmp_path: Path) -> Prod:
     srv = tmp_path / "srv"
     shared = srv / "shared"
     shared.mkdir(parents=True)
@@ -144,7 +150,7 @@ def test_deploy_over_ssh_proves_the_revision_logs_in_once_and_the_day_two_tasks_
     [name] = prod.releases()
     release = prod.srv / "releases" / name
     assert name.endswith("-" + head[:12])
-    assert os.readlink(release / ".env") == str(prod.srv / "shared" / ".env")
+    assert not (release / ".env").exists(), "compose reads the env file from shared/: it is not in the build context"
     assert not (release / ".git").exists(), "the host gets the tree of the commit, no repository and no credentials"
     assert (release / "app" / "routes.py").read_bytes() == (project.path / "app" / "routes.py").read_bytes()
     assert SECRET not in result.stdout + result.stderr
@@ -198,6 +204,8 @@ def test_redeploy_of_a_dirty_tree_ships_it_as_is_and_prunes_releases_no_containe
     [first] = prod.releases()
     forgotten = prod.srv / "releases" / "20000101T000000Z-000000000000"
     forgotten.mkdir()
+    interrupted = prod.srv / "releases" / ".incoming-20000102T000000Z-000000000000"  # a killed deploy's
+    interrupted.mkdir()
 
     head = project.head()
     routes = project.path / "app" / "routes.py"
@@ -215,9 +223,93 @@ def test_redeploy_of_a_dirty_tree_ships_it_as_is_and_prunes_releases_no_containe
     assert (shipped / "app" / "routes.py").read_bytes() == routes.read_bytes()
     assert (shipped / "app" / "NOTES.txt").exists() and not (shipped / "app" / "__pycache__").exists()
     assert forgotten.name not in releases, "older than keep_releases and used by no container: removed"
+    assert interrupted.name not in releases, "a half-made release is never in use (the deploy lock): removed"
     # keep_releases is 1, yet the first stays: the proxy was created from it and still mounts its config.
     assert first in releases
     assert [r["result"] for r in prod.history()] == ["ok", "ok"]
+
+
+# --- a hardened host: no SFTP subsystem -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bare_sshd(tmp_path):
+    reason = ensure_sshd_available()
+    if reason:
+        pytest.skip(reason)
+    with running_sshd(tmp_path / "bare-sshd", sftp=False) as handle:
+        yield handle
+
+
+def test_a_host_without_sftp_takes_a_deploy_and_a_backup_download_and_no_secret_leaves_it(project, bare_sshd,
+                                                                                          tmp_path):
+    import fabric
+    import paramiko
+
+    # The harness is what the bug report described: this sshd closes any SFTP channel.
+    probe = fabric.Connection(bare_sshd.alias, config=bare_sshd.fabric_config(),
+                              connect_kwargs=bare_sshd.connect_kwargs())
+    with pytest.raises(paramiko.SSHException):
+        probe.sftp()
+    probe.close()
+    probed = len(bare_sshd.log.read_text(errors="replace"))
+
+    prod = configure_prod(project, bare_sshd, tmp_path)
+    secret = f"marker-{uuid.uuid4().hex}"  # made here, so no shipped file (these tests included) can hold it
+    (prod.srv / "shared" / ".env").write_text(f"APP_SECRET_KEY={secret}\n")
+    # An app whose Dockerfile copies its whole build context and whose .dockerignore lets env files through:
+    # the secret still reaches no layer, because the env file is never in the context.
+    ignore = project.path / ".dockerignore"
+    ignore.write_text("".join(line for line in ignore.read_text().splitlines(True) if ".env" not in line))
+    dockerfile = project.path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nCOPY . /srv/build-context/\n")
+    head = project.commit("an app that copies its whole build context")
+
+    deployed = prod.deploy()
+    assert project.health()["revision"] == head
+    [name] = prod.releases()
+    release = prod.srv / "releases" / name
+    assert not (release / ".env").exists()
+    assert not [p for p in release.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+    downloads = tmp_path / "downloads"
+    backed = prod.inv("backup", "--host", "prod", "--download", str(downloads))
+    backup_id = backed.stdout.split()[1].rstrip(":")
+    stored = prod.srv / "backups" / "prod" / backup_id
+    downloaded = downloads / backup_id
+    assert f"downloaded to {downloaded}" in backed.stdout
+    assert os.listdir(stored.parent) == [backup_id], "sealed under its id; nothing left under a temporary name"
+    for copy in (stored, downloaded):
+        modes = {str(p.relative_to(copy)): p.stat().st_mode & 0o777 for p in [copy, *copy.rglob("*")]}
+        assert modes.pop(".") == 0o700
+        assert set(modes.values()) <= {0o600, 0o700} and list(modes.values()).count(0o600) >= 5, modes
+    assert sorted(p.relative_to(downloaded) for p in downloaded.rglob("*") if p.is_file()) == \
+        sorted(p.relative_to(stored) for p in stored.rglob("*") if p.is_file())
+    assert (downloaded / "database.sqlite3").read_bytes() == (stored / "database.sqlite3").read_bytes()
+    assert "intact" in prod.inv("backup.verify", str(downloaded)).stdout
+
+    # --download at an existing file: one line, the file untouched, no backup taken.
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    refused = prod.inv("backup", "--host", "prod", "--download", str(existing), check=False)
+    assert refused.returncode == 2
+    [line] = error_lines(refused)
+    assert f"--download {existing}: {existing} is an existing file, not a directory" in line
+    assert existing.read_text() == "mine" and os.listdir(stored.parent) == [backup_id]
+
+    log = bare_sshd.log.read_text(errors="replace")[probed:]
+    assert "Accepted publickey" in log and "subsystem request" not in log, "no SFTP channel was ever asked for"
+
+    # The secret is where it belongs, the running container's environment, and nowhere else.
+    [container] = prod.containers()
+    environment = subprocess.run(["docker", "exec", container, "env"], capture_output=True, text=True, check=True)
+    assert f"APP_SECRET_KEY={secret}" in environment.stdout.splitlines()
+    image = f"{project.name}:{head[:12]}"
+    assert image_members_holding(image, "APP_SECRET_KEY=", tmp_path), "the scan sees the copied .env.example"
+    assert image_members_holding(image, secret, tmp_path) == []
+    assert secret not in "".join(r.stdout + r.stderr for r in (deployed, backed, refused))
+    assert secret not in (prod.srv / "state" / "history.jsonl").read_text()
+    assert secret not in (stored / "manifest.json").read_text() + (stored / "SHA256SUMS").read_text()
 
 
 def test_day_two_tasks_work_on_the_local_test_stack_too(project):
@@ -272,11 +364,30 @@ def test_accept_new_host_key_records_a_first_seen_key_and_then_trusts_it(prod, t
     again = prod.inv("deploy.status", "--host", "prod")
     assert "recorded" not in again.stderr and "prod on" in again.stdout
 
-    # The setting does the same as the flag.
+    # Only the flag: in a config file it would accept any key on every fresh machine.
     other = tmp_path / "other" / "known_hosts"
     prod.use(known_hosts=str(other), accept_new_host_key=True)
-    prod.inv("deploy.unlock", "--host", "prod")
-    assert other.read_text().split() == prod.sshd.known_hosts_line().split()[:3]
+    refused = prod.inv("deploy.unlock", "--host", "prod", check=False)
+    assert refused.returncode == 2
+    [line] = error_lines(refused)
+    assert "deploy.environments.prod.accept_new_host_key: cannot be set in a config file" in line
+    assert "pass --accept-new-host-key on the command line" in line
+    assert not other.exists() and prod.logins() == 2
+
+
+def test_a_revoked_host_key_is_refused_even_with_accept_new_and_a_line_trusting_it(prod, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text(prod.sshd.known_hosts_line() + f"@revoked * {prod.sshd.host_key_pub}\n")
+    pinned = known.read_text()
+    prod.use(ssh_config=str(strict_alias(prod.sshd, tmp_path / "ssh_config")), known_hosts=str(known))
+    result = prod.deploy("--accept-new-host-key", check=False)
+    assert result.returncode == 1
+    [line] = error_lines(result)
+    assert line.startswith(f"error: [prod] host key of [127.0.0.1]:{prod.sshd.port} (ssh-ed25519 SHA256:")
+    assert f"is REVOKED in {known}; refused, nothing was run" in line
+    assert prod.logins() == 0, "refused before logging in"
+    assert prod.releases() == [] and not (prod.srv / "state").exists()
+    assert known.read_text() == pinned
 
 
 # --- connection failures: in-process, each one line --------------------------------------------------------------
@@ -498,6 +609,6 @@ def test_dry_run_prints_the_plan_with_its_host_and_changes_nothing(prod):
     assert "[dry-run] [local] git archive --format=tar.gz" in printed
     planned = [line for line in printed.splitlines() if line.startswith(where)]
     order = [next((i for i, line in enumerate(planned) if step in line), None)
-             for step in ("mkdir -- ", "upload ", "tar -xzf", "ln -sfn", "/state/lock", "docker build", "--scale app=2")]
+             for step in ("mkdir -- ", "upload ", "tar -xzf", "mv -T -- ", "/state/lock", "docker build", "--scale app=2")]
     assert None not in order and order == sorted(order), planned
     assert _host_state(prod) == before

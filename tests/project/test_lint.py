@@ -4,6 +4,7 @@ code passes ruff."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def copy_for_compose(compose_file: Path, workdir: Path) -> Path:
     copy = workdir / compose_file.name
     example = (REPO / ".env.example").read_text()
     for name in env_files(yaml.safe_load(compose_file.read_text()) or {}):
+        name = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", name)  # ${APP_ENV_FILE:-.env}: the default, as compose would
         target = workdir / name
         if not target.exists():
             assert Path(name).name == ".env", (

@@ -10,6 +10,7 @@ Usage::
 Everything lives in ``workdir``: keys, ``sshd_config``, ``ssh_config`` (``Host <alias>``), ``known_hosts``
 (the real host key, so strict checking passes) and ``sshd.log``. The server runs as the current user
 and lets that user in by key only. It is stopped when the ``with`` block ends, even after a failure.
+``running_sshd(workdir, sftp=False)`` leaves out the ``Subsystem sftp`` line, as hardened hosts do.
 """
 
 from __future__ import annotations
@@ -102,8 +103,11 @@ def ensure_sshd_available() -> str | None:
 
 
 @contextlib.contextmanager
-def running_sshd(workdir: Path, alias: str = "prod") -> Iterator[SshdHandle]:
-    """Start sshd in ``workdir``, yield its handle, stop it on exit (also on errors)."""
+def running_sshd(workdir: Path, alias: str = "prod", *, sftp: bool = True) -> Iterator[SshdHandle]:
+    """Start sshd in ``workdir``, yield its handle, stop it on exit (also on errors).
+
+    ``sftp=False``: no SFTP subsystem, so only exec channels (and forwarding) work, like a hardened droplet.
+    """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     reason = ensure_sshd_available()
@@ -123,7 +127,7 @@ def running_sshd(workdir: Path, alias: str = "prod") -> Iterator[SshdHandle]:
     log = workdir / "sshd.log"
     proc: subprocess.Popen[bytes] | None = None
     try:
-        proc, port = _start(workdir, host_key, authorized_keys, log)
+        proc, port = _start(workdir, host_key, authorized_keys, log, sftp=sftp)
         known_hosts = workdir / "known_hosts"
         handle = SshdHandle(
             alias=alias,
@@ -180,7 +184,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _write_sshd_config(workdir: Path, port: int, host_key: Path, authorized_keys: Path) -> Path:
+def _write_sshd_config(workdir: Path, port: int, host_key: Path, authorized_keys: Path, *, sftp: bool) -> Path:
     config = workdir / "sshd_config"
     config.write_text(
         f"ListenAddress {HOST}\n"
@@ -199,19 +203,19 @@ def _write_sshd_config(workdir: Path, port: int, host_key: Path, authorized_keys
         "MaxStartups 50\n"
         "AllowTcpForwarding yes\n"
         "AllowStreamLocalForwarding yes\n"
-        "Subsystem sftp internal-sftp\n"
+        + ("Subsystem sftp internal-sftp\n" if sftp else "")
     )
     return config
 
 
 def _start(
-    workdir: Path, host_key: Path, authorized_keys: Path, log: Path
+    workdir: Path, host_key: Path, authorized_keys: Path, log: Path, *, sftp: bool = True
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start sshd on a free port; retry if another process grabbed the port in between."""
     last_error = ""
     for _ in range(3):
         port = _free_port()
-        config = _write_sshd_config(workdir, port, host_key, authorized_keys)
+        config = _write_sshd_config(workdir, port, host_key, authorized_keys, sftp=sftp)
         offset = log.stat().st_size if log.exists() else 0
         with log.open("ab") as log_file:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv

@@ -3,6 +3,7 @@
 
 import csv
 import hashlib
+import os
 import shlex
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ SCRIPTS = (cmd.SNAPSHOT_SCRIPT, cmd.RESTORE_SCRIPT, cmd.INTEGRITY_SCRIPT)
 
 def test_dump_runs_the_command_in_the_container_and_redirects_on_the_host():
     argv = cmd.dump_with("abc123", ["pg_dump", "--format=custom", "shop"], "/srv/b/1/database.dump")
-    assert argv == ["sh", "-c", 'out="$1"; shift; exec "$@" > "$out"', "backup-dump", "/srv/b/1/database.dump",
+    assert argv == ["sh", "-c", 'umask 077; out="$1"; shift; exec "$@" > "$out"', "backup-dump", "/srv/b/1/database.dump",
                     "docker", "exec", "abc123", "pg_dump", "--format=custom", "shop"]
 
 
@@ -35,12 +36,25 @@ def test_default_commands_carry_the_db_path_and_checksum_as_arguments():
                                                           "f" * 64]
 
 
-def test_private_copy_sets_the_umask_before_copying():
+def test_everything_written_into_a_backup_is_private_from_the_first_byte():
     argv = cmd.copy_private(".env", "/srv/b/1/config/.env")
     assert argv[2].startswith("umask 077;") and argv[-2:] == [".env", "/srv/b/1/config/.env"]
-    assert cmd.make_private_dir("/srv/b/1") == ["mkdir", "-m", "700", "--", "/srv/b/1"]
-    assert cmd.make_subdirs("/srv/b/1/", ["logs", "config"]) == ["mkdir", "-p", "--", "/srv/b/1/logs",
+    for writer in (cmd.dump_with("c", ["pg_dump"], "/b/x"), cmd.save_logs("c", "/b/logs/app.log")):
+        assert writer[2].startswith("umask 077;")
+    assert cmd.make_subdirs("/srv/b/1/", ["logs", "config"]) == ["mkdir", "-m", "700", "-p", "--", "/srv/b/1/logs",
                                                                   "/srv/b/1/config"]
+
+
+def test_a_backup_is_claimed_under_a_temporary_name_and_sealed_by_a_rename(tmp_path):
+    """Run for real: the claim is exclusive and refuses an id already sealed."""
+    incoming, final = str(tmp_path / ".incoming-1"), str(tmp_path / "1")
+    assert subprocess.run(cmd.claim_dir(incoming, final)).returncode == 0
+    assert oct(os.stat(incoming).st_mode & 0o777) == "0o700"
+    assert subprocess.run(cmd.claim_dir(incoming, final), stderr=subprocess.DEVNULL).returncode != 0
+    assert subprocess.run(cmd.seal(incoming, final)).returncode == 0
+    assert os.path.isdir(final) and not os.path.exists(incoming)
+    assert subprocess.run(cmd.claim_dir(incoming, final)).returncode != 0, "that id is sealed already"
+    assert not os.path.exists(incoming)
 
 
 def test_logs_keep_both_streams_with_timestamps():
@@ -51,7 +65,7 @@ def test_logs_keep_both_streams_with_timestamps():
 @pytest.mark.parametrize("argv", [
     cmd.dump_with(HOSTILE, [HOSTILE], HOSTILE), cmd.load_with(HOSTILE, [HOSTILE], HOSTILE),
     cmd.save_logs(HOSTILE, HOSTILE), cmd.copy_private(HOSTILE, HOSTILE), cmd.checksums(HOSTILE, [HOSTILE]),
-    cmd.sizes(HOSTILE, [HOSTILE]), cmd.read_manifests(HOSTILE),
+    cmd.sizes(HOSTILE, [HOSTILE]), cmd.read_manifests(HOSTILE), cmd.claim_dir(HOSTILE, HOSTILE),
 ])
 def test_hostile_values_are_parameters_never_script(argv):
     assert argv[:2] == ["sh", "-c"] and HOSTILE not in argv[2]

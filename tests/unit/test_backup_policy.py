@@ -110,3 +110,39 @@ def test_a_directory_without_manifest_is_not_a_backup(tmp_path):
     (tmp_path / "half").mkdir()
     with pytest.raises(BackupError, match="no manifest.json"):
         verify_local(tmp_path / "half", lambda check: None)
+
+
+def test_only_sealed_backups_are_listed_and_unfinished_ones_are_pruned_once_stale(project):
+    """Real directories, real `find` through a LocalTarget: what `backup.list` and retention see."""
+    import io
+    import os
+    import time
+
+    from invoke import Config, Context
+
+    from deploy.backup.store import UNFINISHED_STALE_MINUTES, listing, prune
+    from deploy.target import LocalTarget
+
+    s = settings(project)
+    base = Path(root(s))
+    base.mkdir(parents=True)
+    sealed = downloaded_backup(base / "20250102T030405Z-abc123def456")
+    old_incoming = base / ".incoming-20250103T000000Z-abc123def456"
+    fresh_incoming = base / ".incoming-20250104T000000Z-abc123def456"
+    legacy = base / "20000101T000000Z-unfinished"  # an old version's unfinished backup: no manifest
+    for directory in (old_incoming, fresh_incoming, legacy):
+        directory.mkdir()
+        (directory / mf.SQLITE_FILE).write_text("half")
+    stale = time.time() - (UNFINISHED_STALE_MINUTES + 5) * 60
+    for directory in (old_incoming, legacy):
+        os.utime(directory, (stale, stale))
+
+    target = LocalTarget(Context(Config(overrides={"run": {"in_stream": False}})), str(project), out=io.StringIO())
+    found = listing(target, s)
+    assert [m.id for m in found.backups] == [sealed.id]
+    assert found.unfinished == sorted([old_incoming.name, fresh_incoming.name, legacy.name])
+
+    removed = prune(target, s, keep=5)
+    assert removed == sorted([old_incoming.name, legacy.name])
+    assert sorted(p.name for p in base.iterdir()) == sorted([sealed.id, fresh_incoming.name]), \
+        "a young unfinished backup may be one being written right now: kept"

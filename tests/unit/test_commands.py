@@ -65,3 +65,20 @@ def test_git_builders():
     assert git.head() == ["git", "rev-parse", "--verify", "HEAD"]
     assert git.archive("abc", "/tmp/x.tar.gz") == ["git", "archive", "--format=tar.gz", "-o", "/tmp/x.tar.gz", "abc"]
     assert docker.stop(["a", "b"], timeout=5) == ["docker", "stop", "--time", "5", "a", "b"]
+
+
+def test_receive_lands_a_file_whole_with_its_mode_or_not_at_all(tmp_path):
+    """The script SshTarget streams uploads into, run for real; a hostile name stays one path."""
+    import subprocess
+
+    path = tmp_path / "a b; rm -rf $HOME"
+    payload = bytes(range(256)) * 300
+    done = subprocess.run(files.receive(str(path), 0o640, len(payload)), input=payload, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes() == payload and path.stat().st_mode & 0o777 == 0o640
+
+    # Input that ends early (an interrupted upload ends the same way): the old file stays, nothing half-written.
+    short = subprocess.run(files.receive(str(path), 0o600, len(payload)), input=payload[:1000], capture_output=True)
+    assert short.returncode == 1 and b"incomplete" in short.stderr
+    assert path.read_bytes() == payload and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    assert subprocess.run(files.send(str(path)), capture_output=True).stdout == payload

@@ -103,3 +103,25 @@ def test_db_path_null_means_no_database(root):
 @pytest.mark.parametrize("value", ["/srv/app", "/srv/my app", "/opt/app-1.2"])
 def test_container_paths_may_hold_spaces_where_they_only_travel_as_arguments(root, value):
     assert load(config(app_dir=value), root=root).app_dir == value
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"accept_new_host_key": True}, "deploy.accept_new_host_key"),
+    ({"environments": {"prod": {"compose_file": "docker-compose.beta.yml", "host": "prod",
+                                "accept_new_host_key": True}}}, "deploy.environments.prod.accept_new_host_key"),
+    ({"accept_new_host_key": "yes"}, "deploy.accept_new_host_key"),
+])
+def test_accepting_new_host_keys_is_a_flag_never_a_setting(root, overrides, key):
+    """In a file it would trust any key on every fresh CI runner: trust on first use, every time."""
+    raw = config(**overrides)
+    raw.setdefault("environments", {}).setdefault("prod", {"compose_file": "docker-compose.beta.yml", "host": "prod"})
+    with pytest.raises(ConfigError) as info:
+        load(raw, "prod", root=root)
+    assert info.value.key == key
+    text = str(info.value)
+    assert "cannot be set in a config file" in text and "pass --accept-new-host-key" in text and "\n" not in text
+
+
+def test_accept_new_host_key_false_in_a_file_is_harmless(root):
+    raw = config(accept_new_host_key=False, environments={"prod": {"compose_file": "docker-compose.beta.yml"}})
+    assert load(raw, "prod", root=root).accept_new_host_key is False

@@ -146,3 +146,18 @@ def test_status_says_how_many_history_lines_it_skipped():
         health_url="http://127.0.0.1:8000/api/health", health=None, lock_present=False, holder=None,
         holder_gone=False, releases=[], now=2.0, unreadable=3))
     assert "    (3 unreadable history line(s) skipped: cut short or edited by hand)" in lines
+
+
+def test_the_env_file_search_also_finds_the_configured_env_files_own_name(tmp_path, root):
+    import dataclasses
+    import subprocess
+
+    from deploy.config import DEFAULTS, load
+
+    for rel in ("a/.env", "b/prod.vars", "c/.env.example", "d/.env.local", "e/notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    settings = dataclasses.replace(load({**DEFAULTS, "app_name": "shop"}, root=root), env_file="secrets/prod.vars")
+    found = subprocess.run(["find", str(tmp_path), "(", *verify._env_file_names(settings), ")", "-not", "-name",
+                            ".env.example", "-print"], capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(found) == [str(tmp_path / "a/.env"), str(tmp_path / "b/prod.vars"), str(tmp_path / "d/.env.local")]

@@ -5,7 +5,7 @@ import subprocess
 import paramiko
 import pytest
 
-from deploy.errors import HostKeyChanged, HostKeyUnknown, UsageError
+from deploy.errors import HostKeyChanged, HostKeyRevoked, HostKeyUnknown, UsageError
 from deploy.remote import hosts
 from deploy.remote.hosts import HostSpec, parse_host_spec
 
@@ -93,8 +93,8 @@ def test_accept_new_records_the_key_in_openssh_format(tmp_path, host_key):
     assert said and "recorded the new host key" in said[0]
     # What was written reads back as the known key, the way OpenSSH and paramiko look it up.
     assert paramiko.HostKeys(str(tmp_path / "ssh" / "known")).lookup("[127.0.0.1]:2222")["ssh-ed25519"] == key
-    assert hosts.load_known_hosts(paramiko.SSHClient(), [str(tmp_path / "missing"), str(tmp_path / "ssh" / "known")]) \
-        == [str(tmp_path / "ssh" / "known")], "a missing file is skipped, like OpenSSH does"
+    loaded = hosts.load_known_hosts(paramiko.SSHClient(), [str(tmp_path / "missing"), str(tmp_path / "ssh" / "known")])
+    assert loaded.files == (str(tmp_path / "ssh" / "known"),), "a missing file is skipped, like OpenSSH does"
 
 
 def test_changed_key_message_names_both_fingerprints_and_never_suggests_accepting(host_key, tmp_path):
@@ -121,7 +121,7 @@ def test_known_hosts_lines_paramiko_cannot_read_are_skipped_not_fatal(tmp_path, 
         "[h]:22 ssh-ed25519 not-base64!\n"
         f"[127.0.0.1]:2222 {public[0]} {public[1]}\n")
     client = paramiko.SSHClient()
-    assert hosts.load_known_hosts(client, [str(known)]) == [str(known)]
+    assert hosts.load_known_hosts(client, [str(known)]).files == (str(known),)
     assert client.get_host_keys().lookup("[127.0.0.1]:2222")["ssh-ed25519"] == key
     assert client.get_host_keys().lookup("host.example.com") is None, "a CA line is not a key for its hosts"
 
@@ -137,3 +137,56 @@ def test_hashed_known_hosts_entries_are_matched(tmp_path, host_key):
     client = paramiko.SSHClient()
     hosts.load_known_hosts(client, [str(known)])
     assert client.get_host_keys().lookup("[127.0.0.1]:2222")["ssh-ed25519"] == key
+
+
+def _other_key(tmp_path, name="other"):
+    path = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return paramiko.Ed25519Key.from_private_key_file(str(path)), path.with_name(name + ".pub").read_text().split()
+
+
+def test_a_revoked_key_is_never_trusted_even_where_a_line_lists_it_or_accept_new_is_on(tmp_path, host_key):
+    key, path = host_key
+    public = path.with_name("host_key.pub").read_text().split()
+    _, other_public = _other_key(tmp_path)
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:2222 {public[0]} {public[1]}\n"
+                     f"@revoked * {public[0]} {public[1]}\n"
+                     f"[10.0.0.9]:22 {other_public[0]} {other_public[1]}\n")
+    client = paramiko.SSHClient()
+    loaded = hosts.load_known_hosts(client, [str(known)])
+    assert client.get_host_keys().lookup("[127.0.0.1]:2222") is None, "OpenSSH: @revoked wins over a plain line"
+    assert client.get_host_keys().lookup("[10.0.0.9]:22") is not None
+    assert loaded.revoked_in(key) == str(known)
+
+    said = []
+    policy = hosts.TrustPolicy(label="prod", host="127.0.0.1", port=2222, record_to=str(known), accept_new=True,
+                               say=said.append, known=loaded)
+    with pytest.raises(HostKeyRevoked) as info:
+        policy.missing_host_key(client, "[127.0.0.1]:2222", key)
+    text = str(info.value)
+    assert f"host key of [127.0.0.1]:2222 ({hosts.fingerprint(key)}) is REVOKED in {known}" in text
+    assert "never accepts a revoked key" in text and "\n" not in text
+    assert said == [] and known.read_text().count(public[1]) == 2, "nothing recorded"
+
+
+def test_a_revoked_key_offered_in_place_of_the_recorded_one_is_named_revoked_not_changed(tmp_path, host_key):
+    from deploy.remote.connect import explain
+
+    key, path = host_key
+    public = path.with_name("host_key.pub").read_text().split()
+    recorded, recorded_public = _other_key(tmp_path, "recorded")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:2222 {recorded_public[0]} {recorded_public[1]}\n"
+                     f"@revoked [127.0.0.1]:2222 {public[0]} {public[1]}\n")
+    loaded = hosts.load_known_hosts(paramiko.SSHClient(), [str(known)])
+
+    class Connection:  # explain() only reads these attributes of a Fabric connection
+        host, port, user, connect_kwargs = "127.0.0.1", 2222, "deploy", {}
+
+    err = explain(paramiko.BadHostKeyException("[127.0.0.1]:2222", key, recorded), Connection(), "prod", loaded,
+                  [], 5.0)
+    assert isinstance(err, HostKeyRevoked) and "is REVOKED in" in str(err)
+    changed = explain(paramiko.BadHostKeyException("[127.0.0.1]:2222", _other_key(tmp_path, "third")[0], recorded),
+                      Connection(), "prod", loaded, [], 5.0)
+    assert isinstance(changed, HostKeyChanged)

@@ -25,9 +25,17 @@ def test_release_names_sort_by_time_and_carry_the_revision():
 
 
 def test_listing_keeps_release_directories_only():
-    listing = "20240101T000000Z-aaaaaaaaaaaa\nnotes.txt\n.upload.tar.gz\n20230101T000000Z-bbbbbbbbbbbb-dirty\ncurrent\n"
+    listing = ("20240101T000000Z-aaaaaaaaaaaa\nnotes.txt\n.upload.tar.gz\n20230101T000000Z-bbbbbbbbbbbb-dirty\n"
+               "current\n.incoming-20250101T000000Z-cccccccccccc\n")
     assert release.parse_release_names(listing) == ["20230101T000000Z-bbbbbbbbbbbb-dirty",
                                                     "20240101T000000Z-aaaaaaaaaaaa"]
+
+
+def test_only_temporary_release_names_are_leftovers():
+    listing = (".incoming-20250101T000000Z-cccccccccccc\n20240101T000000Z-aaaaaaaaaaaa\n.incoming-notes\n"
+               ".incoming-20250102T000000Z-dddddddddddd-dirty\n.upload.tar.gz\n")
+    assert release.parse_leftovers(listing) == [".incoming-20250101T000000Z-cccccccccccc",
+                                                ".incoming-20250102T000000Z-dddddddddddd-dirty"]
 
 
 NAMES = [f"2024010{i}T000000Z-{str(i) * 12}" for i in range(1, 7)]
@@ -67,13 +75,24 @@ def settings():
     return config.load(raw, "prod", root=REPO)
 
 
-def test_env_file_lives_in_shared_and_is_linked_into_the_release(settings):
-    assert release.env_file_paths(settings, "/srv/shop/releases/r1") is None
+def test_env_file_is_named_by_its_absolute_path_never_placed_in_a_release(settings, root):
+    assert settings.env_file_path is None
     with_env = dataclasses.replace(settings, env_file=".env", remote_dir="/srv/shop")
-    assert release.env_file_paths(with_env, "/srv/shop/releases/r1") == ("/srv/shop/shared/.env",
-                                                                          "/srv/shop/releases/r1/.env")
+    assert with_env.env_file_path == "/srv/shop/shared/.env"
+    assert dataclasses.replace(settings, env_file=".env").env_file_path == "/srv/shop/shared/.env"
     absolute = dataclasses.replace(settings, env_file="/etc/shop/prod.env")
-    assert release.env_file_paths(absolute, "/r") == ("/etc/shop/prod.env", "/r/prod.env")
+    assert absolute.env_file_path == "/etc/shop/prod.env"
+    local = config.load({"app_name": "shop", "environments": {"test": {"env_file": "secrets/test.env"}}}, "test",
+                        root=root)
+    assert local.env_file_path == str(root / "secrets" / "test.env")
+
+
+def test_compose_reads_the_env_file_by_the_path_it_is_given(settings, root):
+    from deploy.stack import NO_ENV_FILE, compose_variables
+
+    with_env = dataclasses.replace(settings, env_file=".env", remote_dir="/srv/a b")
+    assert compose_variables(with_env, "shop:abc")["APP_ENV_FILE"] == "/srv/a b/shared/.env"
+    assert compose_variables(settings)["APP_ENV_FILE"] == NO_ENV_FILE
 
 
 def test_env_file_verdict_reads_only_the_mode():
@@ -88,7 +107,8 @@ def test_env_file_verdict_reads_only_the_mode():
 def test_release_commands_are_plain_argv_with_hostile_paths_kept_whole():
     hostile = "/srv/a b; rm -rf /"
     assert cmd.unpack(f"{hostile}/x.tgz", hostile) == ["tar", "-xzf", f"{hostile}/x.tgz", "-C", hostile]
-    assert cmd.link("/s/.env", f"{hostile}/.env") == ["ln", "-sfn", "--", "/s/.env", f"{hostile}/.env"]
+    assert cmd.rename_dir(f"{hostile}/.incoming-r", f"{hostile}/r") == ["mv", "-T", "--", f"{hostile}/.incoming-r",
+                                                                        f"{hostile}/r"]
     assert cmd.free_kib_nearest(hostile)[-1] == hostile
     assert cmd.working_dirs("shop-prod")[:6] == ["docker", "ps", "--all", "--no-trunc", "--filter",
                                                  "label=com.docker.compose.project=shop-prod"]

@@ -61,3 +61,32 @@ def test_write_text_is_atomic_and_sets_mode(tmp_path):
     assert path.read_text() == "A=1\n"
     assert path.stat().st_mode & 0o777 == 0o600
     assert t.read_text("missing") is None
+
+
+def test_put_file_replaces_atomically_with_its_mode_and_get_file_never_overwrites(tmp_path):
+    t, _ = target(tmp_path)
+    source = tmp_path / "archive.bin"
+    payload = bytes(range(256)) * 1000  # binary, larger than one chunk
+    source.write_bytes(payload)
+    t.put_file(str(source), "up/archive.bin", mode=0o600)
+    assert (tmp_path / "up" / "archive.bin").read_bytes() == payload
+    assert (tmp_path / "up" / "archive.bin").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "up" / "archive.bin.tmp").exists()
+
+    copy = tmp_path / "copy.bin"
+    t.get_file("up/archive.bin", str(copy))
+    assert copy.read_bytes() == payload and copy.stat().st_mode & 0o777 == 0o600
+    copy.write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        t.get_file("up/archive.bin", str(copy))
+    assert copy.read_bytes() == b"mine"
+    with pytest.raises(FileNotFoundError):
+        t.get_file("up/absent", str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+
+
+def test_put_file_under_dry_run_changes_nothing(tmp_path):
+    t, out = target(tmp_path, dry=True)
+    (tmp_path / "a").write_text("x")
+    t.put_file(str(tmp_path / "a"), "b")
+    assert not (tmp_path / "b").exists() and "[dry-run] [local] copy" in out.getvalue()
