@@ -48,6 +48,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "remote_dir": (_STR, None),
     "env_file": (_STR, None),
     "min_free_mb": (_INT, 1024),
+    "lock_stale_seconds": (_FLOAT, 120.0),
     "ssh_config": (_STR, None),
     "known_hosts": (_STR, None),
     "accept_new_host_key": (_BOOL, False),
@@ -118,6 +119,7 @@ class Settings:
     remote_dir: str | None
     env_file: str | None
     min_free_mb: int
+    lock_stale_seconds: float
     ssh_config: str | None
     known_hosts: str | None
     accept_new_host_key: bool
@@ -240,7 +242,7 @@ def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path
     for key in ("public_port", "app_port"):
         if not 1 <= values[key] <= 65535:
             raise ConfigError(origins[key], f"{values[key]} is out of range", "use a port from 1 to 65535")
-    for key in ("health_timeout", "health_interval", "connect_timeout"):
+    for key in ("health_timeout", "health_interval", "connect_timeout", "lock_stale_seconds"):
         if values[key] <= 0:
             raise ConfigError(origins[key], f"{values[key]:g} must be greater than 0", f"set {origins[key]} to a positive number of seconds")
     for key in ("keep_images", "keep_releases", "keep_backups"):

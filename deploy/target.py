@@ -22,6 +22,7 @@ from typing import Protocol
 
 from invoke import Context
 
+from . import signals
 from .errors import CommandFailed
 
 
@@ -95,10 +96,12 @@ class _Base:
         return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
+        marker = signals.mark()
         raw = self._runner.run(
             command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, in_stream=False,
             timeout=timeout, **self._run_kwargs(),
         )
+        signals.raise_if_swallowed(marker)  # Invoke only forwards Ctrl-C to the command; stop here as well
         result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
