@@ -57,7 +57,7 @@ class LockState:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Staleness:
     stale: bool
     why: str  # completes "the lock of <holder>, ..." either way
 
@@ -101,19 +101,19 @@ def pid_alive(pid: int) -> bool:
 
 
 def judge(state: LockState, stale_after: float, *, here: str | None = None,
-          alive: Callable[[int], bool] = pid_alive) -> Verdict:
+          alive: Callable[[int], bool] = pid_alive) -> Staleness:
     """Whether a present lock is abandoned. Pure but for ``alive`` (is that pid running on this machine)."""
     holder = state.holder
     age = f"{state.age:.0f}s"
     if holder is None:
-        return Verdict(state.age > stale_after, f"which has no readable holder and is {age} old")
+        return Staleness(state.age > stale_after, f"which has no readable holder and is {age} old")
     if holder.machine == (here if here is not None else socket.gethostname()):
         if alive(holder.pid):
-            return Verdict(False, f"whose process (pid {holder.pid}) still runs on this machine")
-        return Verdict(True, "whose process is gone")
+            return Staleness(False, f"whose process (pid {holder.pid}) still runs on this machine")
+        return Staleness(True, "whose process is gone")
     if state.age > stale_after:
-        return Verdict(True, f"whose heartbeat stopped {age} ago ({STALE_SETTING}: {stale_after:g})")
-    return Verdict(False, f"whose last heartbeat was {age} ago")
+        return Staleness(True, f"whose heartbeat stopped {age} ago ({STALE_SETTING}: {stale_after:g})")
+    return Staleness(False, f"whose last heartbeat was {age} ago")
 
 
 def heartbeat_every(stale_after: float) -> float:
@@ -170,7 +170,7 @@ def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *,
                    hint="another deploy is starting at the same moment; try again")
 
 
-def refusal(target: Target, path: str, state: LockState, verdict: Verdict, unlock_hint: str,
+def refusal(target: Target, path: str, state: LockState, verdict: Staleness, unlock_hint: str,
             stale_after: float) -> LockHeld:
     """Why a live lock cannot be had: who holds it, and when it would count as abandoned."""
     if state.holder is None:

@@ -29,7 +29,7 @@ class Status:
     holder_gone: bool
     releases: list[history.Record]
     now: float
-    lock_note: str = ""  # why the holder counts as alive or gone (lock.Verdict.why)
+    lock_note: str = ""  # why the holder counts as alive or gone (lock.Staleness.why)
 
 
 def gather(session: Session, releases: int = 5) -> Status:
