@@ -47,15 +47,15 @@ def gather(session: Session, releases: int = 5) -> Status:
         verdict = health.judge(code, body, serving.revision if serving else None)
 
     found = lock.read_state(target, session.state_dir)
-    verdict = lock.judge(found, settings.lock_stale_seconds) if found.present else None
+    staleness = lock.judge(found, settings.lock_stale_seconds) if found.present else None
     clock = target.probe(release_cmd.clock()).stdout.strip()
     return Status(
         env=settings.env, where=session.where,
         release_dir=target.cwd if settings.is_remote else None,
         containers=containers, upstream=upstream, serving=serving,
         health_url=settings.health_url, health=verdict,
-        lock_present=found.present, holder=found.holder, holder_gone=bool(verdict and verdict.stale),
-        lock_note=verdict.why if verdict else "",
+        lock_present=found.present, holder=found.holder, holder_gone=bool(staleness and staleness.stale),
+        lock_note=staleness.why if staleness else "",
         releases=history.recent(target, session.state_dir, releases),
         now=float(clock) if clock.isdigit() else time.time(),
     )
