@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
-from deploy import config
+from deploy import config, lock
 from deploy.errors import ConnectError
 from deploy.remote import connect
 from tests.conftest import VENV_BIN, Project, free_port, wait_for
@@ -457,6 +457,28 @@ def test_a_lock_whose_process_is_gone_is_taken_over_and_a_live_ones_needs_force_
     cleared = prod.inv("deploy.unlock", "--host", "prod", "--force").stdout
     assert f"cleared the deploy lock held by alice@laptop (pid {os.getpid()}" in cleared and "forced" in cleared
     assert not prod.lock.exists()
+
+
+def test_the_heartbeat_shares_the_ssh_connection_with_the_commands_of_the_deploy(sshd, tmp_path):
+    settings = _settings(tmp_path, host="prod", ssh_config=str(sshd.ssh_config), known_hosts=str(sshd.known_hosts))
+    target = connect(Context(Config()), settings)
+    state = tmp_path / "state"
+    beat = state / "lock" / "holder.json"
+    logins = sshd.log.read_text(errors="replace").count("Accepted publickey")
+    try:
+        with lock.held(target, str(state), lock.me("a" * 40), "inv deploy.unlock", stale_after=4.0, say=print):
+            old = time.time() - 3600
+            os.utime(beat, (old, old))
+
+            def refreshed() -> bool:
+                target.probe(["sleep", "0.2"])  # the deploy keeps the connection busy meanwhile
+                return beat.stat().st_mtime > old + 3000
+
+            assert wait_for(refreshed, timeout=20), "a beat (every second with this bound) reached the host"
+        assert not (state / "lock").exists()
+    finally:
+        target.close()
+    assert sshd.log.read_text(errors="replace").count("Accepted publickey") == logins, "no second login"
 
 
 # --- dry run -----------------------------------------------------------------------------------------------------
