@@ -242,9 +242,12 @@ def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path
     for key in ("public_port", "app_port"):
         if not 1 <= values[key] <= 65535:
             raise ConfigError(origins[key], f"{values[key]} is out of range", "use a port from 1 to 65535")
-    for key in ("health_timeout", "health_interval", "connect_timeout", "lock_stale_seconds"):
+    for key in ("health_timeout", "health_interval", "connect_timeout"):
         if values[key] <= 0:
             raise ConfigError(origins[key], f"{values[key]:g} must be greater than 0", f"set {origins[key]} to a positive number of seconds")
+    if values["lock_stale_seconds"] < 10:
+        raise ConfigError(origins["lock_stale_seconds"], f"{values['lock_stale_seconds']:g} is too short",
+                          "use at least 10 seconds: a live deploy's heartbeat must fit several times into it")
     for key in ("keep_images", "keep_releases", "keep_backups"):
         if values[key] < 1:
             raise ConfigError(origins[key], f"{values[key]} must be at least 1", "keep at least the release that is running")

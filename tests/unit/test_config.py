@@ -58,6 +58,7 @@ def test_host_flag_wins_over_configured_host(root):
     ({"environments": {"test": {"port": 1}}}, "test", "deploy.environments.test.port", "unknown key"),
     ({"environments": {"test": "yes"}}, "test", "deploy.environments.test", "must be a mapping"),
     ({"environments": ["test"]}, None, "deploy.environments", "mapping of names"),
+    ({"lock_stale_seconds": 3}, None, "deploy.lock_stale_seconds", "is too short"),
 ])
 def test_each_bad_input_names_the_key_and_the_fix(root, overrides, env, key, words):
     with pytest.raises(ConfigError) as info:
