@@ -50,6 +50,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "remote_dir": (_STR, None),
     "env_file": (_STR, None),
     "min_free_mb": (_INT, 1024),
+    "lock_stale_seconds": (_FLOAT, 120.0),
     "ssh_config": (_STR, None),
     "known_hosts": (_STR, None),
     "accept_new_host_key": (_BOOL, False),
@@ -82,6 +83,7 @@ RANGES: dict[str, validate.Range] = {
     "keep_releases": validate.KEEP,
     "keep_backups": validate.KEEP,
     "min_free_mb": validate.MEGABYTES,
+    "lock_stale_seconds": validate.LOCK_STALE,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -149,6 +151,7 @@ class Settings:
     remote_dir: str | None
     env_file: str | None
     min_free_mb: int
+    lock_stale_seconds: float
     ssh_config: str | None
     known_hosts: str | None
     accept_new_host_key: bool

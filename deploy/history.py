@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+from . import signals
 from .commands import files
 from .errors import DeployError
 from .redact import redact
@@ -107,7 +108,8 @@ def recent_lines(target: Target, state_dir: str, count: int = 10) -> Lines:
 
 @contextlib.contextmanager
 def recorded(target: Target, state_dir: str, **fields) -> Iterator[dict]:
-    """Append one history line for the block whatever its outcome: ok, failed (with the error) or interrupted.
+    """Append one history line for the block whatever its outcome: ok, failed (with the error) or interrupted
+    (by Ctrl-C, SIGTERM or SIGHUP, named in the reason).
 
     ``fields`` are the Record's own (revision, image, env, who, action, ...); the block may add more to the
     yielded dict once it knows them (e.g. the id of the backup it took). Nothing is written in a dry run.
@@ -118,8 +120,8 @@ def recorded(target: Target, state_dir: str, **fields) -> Iterator[dict]:
     try:
         yield extra
         result = "ok"
-    except KeyboardInterrupt:
-        result, reason = "interrupted", "interrupted by Ctrl-C"
+    except KeyboardInterrupt as exc:
+        result, reason = "interrupted", f"interrupted by {signals.describe(exc)}"
         raise
     except DeployError as exc:
         reason = redact(str(exc))
@@ -129,6 +131,7 @@ def recorded(target: Target, state_dir: str, **fields) -> Iterator[dict]:
         raise
     finally:
         if not target.dry:
-            record(target, state_dir, Record(**{**fields, **extra}, started_at=started_wall,
-                                             duration_s=round(time.monotonic() - started, 2),
-                                             result=result, reason=reason))
+            with signals.shielded():
+                record(target, state_dir, Record(**{**fields, **extra}, started_at=started_wall,
+                                                 duration_s=round(time.monotonic() - started, 2),
+                                                 result=result, reason=reason))

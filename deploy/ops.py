@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable, Sequence
 
 from . import health, lock
+from .commands import files
 from .containers import Container, list_containers
-from .errors import CommandFailed, NotDeployed, UsageError
+from .errors import CommandFailed, LockHeld, NotDeployed, UsageError
 from .session import Session
 
 ACTIONS = ("start", "stop", "restart")
@@ -78,8 +79,7 @@ def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> st
     app = _newest_app(session, containers)
     compose = stack.compose(app.image if app else None)
     command = {"start": compose.start, "stop": compose.stop, "restart": compose.restart}[action]
-    holder = lock.me(app.revision if app and app.revision else "none")
-    with lock.held(target, session.state_dir, holder, session.unlock_hint()):
+    with session.locked(app.revision if app and app.revision else "none"):
         target.run(command(list(services)), stream=True)
     touched = ", ".join(services) or "all services"
     if action == "stop" or target.dry or app is None:
@@ -93,18 +93,25 @@ def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> st
     return f"done: {action} {touched} of {settings.env} on {session.where}; {verdict.reason}"
 
 
-def unlock(session: Session) -> str:
-    target, state_dir = session.target, session.state_dir
-    if not target.probe(["test", "-d", lock.lock_dir(state_dir)]).ok:
-        return f"no deploy lock on {session.where}"
-    holder = lock.read_holder(target, state_dir)
-    lock.release(target, state_dir)
-    whose = holder.describe() if holder else "an unknown holder (no readable holder.json)"
+def unlock(session: Session, *, force: bool = False) -> str:
+    """Clear the deploy lock if its holder is gone (or with ``force``); a live holder's lock is refused."""
+    target, state_dir, where = session.target, session.state_dir, session.where
+    path = lock.lock_dir(state_dir)
+    state = lock.read_state(target, state_dir)
+    if not state.present:
+        return f"no deploy lock on {where}"
+    verdict = lock.judge(state, session.settings.lock_stale_seconds)
+    whose = state.holder.describe() if state.holder else "an unknown holder (no readable holder.json)"
+    if not verdict.stale and not force:
+        raise LockHeld(f"[{where}] not clearing the deploy lock of {whose}, {verdict.why}",
+                       hint=f"wait for it to finish; if you are sure it is gone: {session.unlock_hint()} --force")
     if target.dry:
-        return f"would clear the deploy lock held by {whose} on {session.where}"
-    alive = holder is not None and lock.holder_alive(holder) is True
-    warning = f"; note: pid {holder.pid} still runs on this machine, stop it first" if alive else ""
-    return f"cleared the deploy lock held by {whose} on {session.where}{warning}"
+        return f"would clear the deploy lock held by {whose} on {where}"
+    if not target.run(files.lock_remove_if(path, state.text), check=False).ok:
+        raise LockHeld(f"[{where}] the deploy lock changed while it was being cleared: another deploy took it",
+                       hint="see who holds it now with `inv deploy.status`")
+    note = verdict.why if verdict.stale else f"forced; {verdict.why}: stop it first"
+    return f"cleared the deploy lock held by {whose} on {where} ({note})"
 
 
 def _newest_app(session: Session, containers: list[Container]) -> Container | None:

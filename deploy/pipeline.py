@@ -1,10 +1,11 @@
 """The deploy pipeline, the same for every environment:
 
-    preflight ─▶ lock ─▶ backup ─▶ build ─▶ verify.build ─▶ rollout (start beside, health, switch, drain)
-              ─▶ prune old images ─▶ record ─▶ unlock
+    lock ─▶ release (on a host: upload, unpack, prune old releases) ─▶ preflight ─▶ backup ─▶ build
+         ─▶ verify.build ─▶ rollout (start beside, health, switch, drain) ─▶ prune old images ─▶ record ─▶ unlock
 
 Nothing running is touched before the rollout step, so a failed build or verify leaves the site as it was.
-Every outcome after the lock, success or not, becomes a line of release history.
+Every outcome after preflight, success, failure or interruption (Ctrl-C, SIGTERM, SIGHUP), becomes a line of
+release history. The lock comes first so that nothing on the host changes while another deploy runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import history, images, lock, preflight
+from . import history, images, preflight
 from .build import build_image
 from .revision import Revision, current
 from .rollout import rollout
@@ -66,37 +67,18 @@ def deploy(session: Session, options: Options, *, prepare: Hook | None = None, b
     ui.line(f"deploying {revision.tag} to {settings.env} on {session.where}"
             + (" (dry run: printing commands, changing nothing)" if target.dry else ""))
 
-    if prepare:
-        with ui.step("release"):
-            prepare(session, revision)
-    with ui.step("preflight", f"[{session.where}]"):
-        run_preflight(session, image, preflight_extra(session) if preflight_extra else None)
-
-    holder = lock.me(revision.full)
     deployed = False
     try:
-        with lock.held(target, session.state_dir, holder, session.unlock_hint()), history.recorded(
-                target, session.state_dir, revision=revision.full, image=image, env=settings.env,
-                who=holder.holder, skipped_backup=options.skip_backup) as entry:
-            if backup and not options.skip_backup:
-                with ui.step("backup"):
-                    entry["backup"] = backup(session, revision) or ""
-            elif options.skip_backup:
-                ui.line("==> backup skipped (--skip-backup); the history records it")
-            with ui.step("build", image):
-                build_image(target, settings, revision, no_cache=options.no_cache)
-            with ui.step("verify.build", image):
-                verify_step(session, image, revision)
-            with ui.step("rollout"):
-                result = rollout(session.stack, image, revision.full, say=ui.note,
-                                 health_timeout=options.health_timeout)
-            with ui.step("prune"):
-                in_use = {c.image for c in session.stack.apps()} | {image}
-                pruned = images.prune(target, settings, in_use) if not target.dry else []
-                ui.note(f"kept the newest {settings.keep_images} images"
-                        + (f", removed {len(pruned)}" if pruned else ""))
-            if result.previous is not None:
-                ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")
+        # The lock comes first: on a host, the upload and the pruning of old releases change the host too.
+        with session.locked(revision.full) as holder:
+            if prepare:
+                with ui.step("release"):
+                    prepare(session, revision)
+            with ui.step("preflight", f"[{session.where}]"):
+                run_preflight(session, image, preflight_extra(session) if preflight_extra else None)
+            with history.recorded(target, session.state_dir, revision=revision.full, image=image, env=settings.env,
+                                  who=holder.holder, skipped_backup=options.skip_backup) as entry:
+                _steps(session, options, revision, image, entry, backup)
             deployed = True
     finally:
         elapsed = time.monotonic() - started
@@ -105,3 +87,28 @@ def deploy(session: Session, options: Options, *, prepare: Hook | None = None, b
             ui.line(f"{verb} {revision.tag} to {settings.env} on {session.where} in {elapsed:.1f}s "
                     f"({ui.breakdown(['preflight', 'backup', 'build', 'verify.build', 'rollout'])})")
     return history.Record(revision.full, image, settings.env, holder.holder, started_wall, round(elapsed, 2), "ok")
+
+
+def _steps(session: Session, options: Options, revision: Revision, image: str, entry: dict,
+           backup: Hook | None) -> None:
+    """Backup, build, verify.build, rollout and prune: under the lock, and recorded in the history."""
+    ui, settings, target = session.ui, session.settings, session.target
+    if backup and not options.skip_backup:
+        with ui.step("backup"):
+            entry["backup"] = backup(session, revision) or ""
+    elif options.skip_backup:
+        ui.line("==> backup skipped (--skip-backup); the history records it")
+    with ui.step("build", image):
+        build_image(target, settings, revision, no_cache=options.no_cache)
+    with ui.step("verify.build", image):
+        verify_step(session, image, revision)
+    with ui.step("rollout"):
+        result = rollout(session.stack, image, revision.full, say=ui.note,
+                         health_timeout=options.health_timeout)
+    with ui.step("prune"):
+        in_use = {c.image for c in session.stack.apps()} | {image}
+        pruned = images.prune(target, settings, in_use) if not target.dry else []
+        ui.note(f"kept the newest {settings.keep_images} images"
+                + (f", removed {len(pruned)}" if pruned else ""))
+    if result.previous is not None:
+        ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")

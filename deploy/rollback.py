@@ -1,7 +1,7 @@
 """Manual rollback: put an earlier release back in service from the image kept under its tag.
 
     history ─▶ choose the release (the one that served before the current one, or ``--to REV``)
-            ─▶ its kept image exists and carries that revision ─▶ preflight ─▶ lock
+            ─▶ its kept image exists and carries that revision ─▶ lock ─▶ preflight
             ─▶ the same zero-downtime rollout as a deploy ─▶ history line ``action: rollback`` ─▶ unlock
 
 Nothing is rebuilt: the rollback is only as fast and as safe as the image it finds, so that image is checked
@@ -14,7 +14,7 @@ import posixpath
 import time
 from collections.abc import Callable, Sequence
 
-from . import history, images, lock
+from . import history, images
 from .commands import docker
 from .errors import RollbackImpossible, UsageError
 from .images import Image
@@ -108,16 +108,14 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
             f"to {release.revision[:12]} ({release.image})"
             + (" (dry run: printing commands, changing nothing)" if target.dry else ""))
     check_kept(session, release, serving)
-    if prepare:
-        prepare(session, release)
-    with ui.step("preflight", f"[{session.where}]"):
-        run_preflight(session, release.image, preflight_extra(session) if preflight_extra else None)
 
-    holder = lock.me(release.revision)
-    with lock.held(target, session.state_dir, holder, session.unlock_hint()), history.recorded(
-            target, session.state_dir, revision=release.revision, image=release.image, env=settings.env,
-            who=holder.holder, action="rollback"):
-        with ui.step("rollout"):
+    with session.locked(release.revision) as holder:
+        if prepare:
+            prepare(session, release)
+        with ui.step("preflight", f"[{session.where}]"):
+            run_preflight(session, release.image, preflight_extra(session) if preflight_extra else None)
+        with history.recorded(target, session.state_dir, revision=release.revision, image=release.image,
+                              env=settings.env, who=holder.holder, action="rollback"), ui.step("rollout"):
             rollout(session.stack, release.image, release.revision, say=ui.note, health_timeout=health_timeout)
     verb = "planned rollback to" if target.dry else "rolled back to"
     elapsed = time.monotonic() - started

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
-from . import health
+from . import health, signals
 from .config import Settings
 from .containers import Container
 from .errors import DeployError, HealthTimeout, RolloutFailed
@@ -54,13 +54,47 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
         say(f"removing {len(stale)} stopped app container(s) left from an earlier run")
         target.run(["docker", "rm", "--force", *[c.id for c in stale]])
 
-    old = stack.apps()
     proxy = stack.proxy()
+    old = _without_orphans(stack, stack.apps(), proxy, say)
     serving = stack.serving() if old else None
     if target.dry:
         _print_plan(target, stack, compose, old, proxy)
         return Outcome(None, serving, not old)
 
+    # Until traffic moves, an interruption (Ctrl-C, SIGTERM, SIGHUP) removes what this rollout started; after,
+    # it switches back to the old container, which is still running and proven (see _undo).
+    progress = _Progress({c.id for c in old}, serving)
+    try:
+        new = _start_and_switch(stack, compose, image, revision, old, proxy, serving, timeout, progress, say)
+    except KeyboardInterrupt:
+        with signals.shielded():
+            _undo(stack, progress, say)
+        raise
+
+    previous = [c for c in old if c.id != new.id]
+    if previous:
+        say(f"draining {', '.join(c.name for c in previous)} (up to {settings.drain_seconds}s)")
+        # Traffic has moved and proved itself: finish retiring the old ones even if asked to stop meanwhile.
+        with signals.shielded():
+            stack.retire(previous, drain=settings.drain_seconds)
+    return Outcome(new, serving, not old)
+
+
+@dataclass
+class _Progress:
+    """How far a rollout got, for undoing it when interrupted."""
+
+    old_ids: set[str]
+    serving: Container | None
+    proxy: Container | None = None
+    switched_to: Container | None = None  # set before the switch command: it may have applied when interrupted
+
+
+def _start_and_switch(stack: Stack, compose, image: str, revision: str, old: list[Container],
+                      proxy: Container | None, serving: Container | None, timeout: float, progress: _Progress,
+                      say: Callable[[str], None]) -> Container:
+    """Start the new container beside the old ones, prove it, switch traffic to it and check it through the proxy."""
+    settings, target = stack.settings, stack.target
     if not old:
         if proxy is None:
             say("no proxy running: pointing its upstream at the app service before it starts")
@@ -73,8 +107,7 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
                               scale={settings.app_service: len(old) + 1}))
         if proxy is None:
             target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
-    old_ids = {c.id for c in old}
-    fresh = [c for c in stack.apps() if c.id not in old_ids]
+    fresh = [c for c in stack.apps() if c.id not in progress.old_ids]
     if len(fresh) != 1:
         raise RolloutFailed(f"expected one new {settings.app_service} container, found {len(fresh)}",
                             hint="check `inv deploy.status` and the compose file's scale settings")
@@ -94,6 +127,7 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
         raise RolloutFailed(f"proxy service {settings.proxy_service!r} is not running; {still}",
                             hint="see `inv deploy.logs --service proxy`")
     say(f"switching traffic to {new.name}")
+    progress.proxy, progress.switched_to = proxy, new
     try:
         stack.switch(proxy, new)
     except DeployError as exc:
@@ -111,12 +145,41 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
     except (DeployError, OSError) as exc:
         _switch_back(stack, proxy, serving, new, say)
         raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}; {still}") from None
+    return new
 
-    previous = [c for c in old if c.id != new.id]
-    if previous:
-        say(f"draining {', '.join(c.name for c in previous)} (up to {settings.drain_seconds}s)")
-        stack.retire(previous, drain=settings.drain_seconds)
-    return Outcome(new, serving, not old)
+
+def _undo(stack: Stack, progress: _Progress, say: Callable[[str], None]) -> None:
+    """Leave things as they were before the rollout: the old container serving, nothing of ours beside it.
+
+    After the switch, going back is chosen over finishing: the old container is running and proven while the
+    new one has not passed its checks yet, and switching back drains the new one the way a deploy drains the
+    old, so neither path drops a request but going back is the one that ends on a release known to work.
+    """
+    if progress.switched_to is not None and progress.proxy is not None and progress.serving is not None:
+        say("interrupted after the switch: going back to the release that served before")
+        _switch_back(stack, progress.proxy, progress.serving, progress.switched_to, say)
+        return
+    started = [c for c in stack.all_apps() if c.id not in progress.old_ids]
+    if started:
+        say(f"interrupted: removing {', '.join(c.name for c in started)}, which took no traffic")
+        stack.retire(started, drain=0)
+
+
+def _without_orphans(stack: Stack, running: list[Container], proxy: Container | None,
+                     say: Callable[[str], None]) -> list[Container]:
+    """Remove app containers a killed deploy left running beside the one the proxy routes to.
+
+    The lock is ours, so no other rollout started them; the proxy's upstream names one container, so they take
+    no traffic. Left in place they would count as "old" and widen the next ``--scale``.
+    """
+    upstream = stack.upstream(proxy) if proxy is not None and len(running) > 1 else None
+    if upstream is None or upstream not in {c.name for c in running}:
+        return running  # the upstream names the service (first start): every container may take traffic
+    orphans = [c for c in running if c.name != upstream]
+    say(f"removing {', '.join(c.name for c in orphans)}, left running by an interrupted deploy; "
+        f"{upstream} serves")
+    stack.retire(orphans, drain=stack.settings.drain_seconds)
+    return [c for c in running if c.name == upstream]
 
 
 def _wait_container(stack: Stack, container: Container, revision: str, timeout: float,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from dataclasses import dataclass, field
 
 from invoke import Context
 
 from . import config as config_mod
+from . import lock
 from .config import Settings
 from .stack import Stack
 from .target import LocalTarget, Target
@@ -38,6 +40,11 @@ class Session:
         env = f" --env {self.settings.env}" if self.settings.env not in ("test", "prod") else ""
         task = "deploy.unlock"
         return f"inv {task}{host}{env}"
+
+    def locked(self, revision: str) -> contextlib.AbstractContextManager[lock.Holder]:
+        """The deploy lock for a block, naming us as deploying ``revision``; an abandoned one is taken over."""
+        return lock.held(self.target, self.state_dir, lock.me(revision), self.unlock_hint(),
+                         stale_after=self.settings.lock_stale_seconds, say=self.ui.note)
 
     def close(self) -> None:
         self.target.close()

@@ -15,10 +15,18 @@ from .target import Target
 
 # Rewrites the proxy's upstream to one container and reloads nginx gracefully; on a config nginx rejects,
 # the previous upstream is put back. Values arrive as positional parameters, never spliced into the script.
+# `nginx -s reload` returns before the reload is done: for a while the old workers still accept connections and
+# send them to the old upstream, so stopping the old container right away showed up as 502s under load. The
+# script therefore returns once the workers that ran before the reload have exited (at most 30 s).
 _SWITCH_SCRIPT = (
     'f="$1"; printf "server %s:%s;\\n" "$2" "$3" > "$f.next" || exit 1; '
     'cp -f "$f" "$f.prev" 2>/dev/null; mv -f "$f.next" "$f"; '
-    'if nginx -t -q; then nginx -s reload; else mv -f "$f.prev" "$f"; echo "nginx rejected the upstream" >&2; exit 1; fi'
+    'if ! nginx -t -q; then mv -f "$f.prev" "$f"; echo "nginx rejected the upstream" >&2; exit 1; fi; '
+    'old=""; for p in /proc/[0-9]*; do case "$(tr "\\0" " " 2>/dev/null < "$p/cmdline")" in '
+    '"nginx: worker process"*) old="$old ${p#/proc/}";; esac; done; '
+    'nginx -s reload || exit 1; '
+    'i=0; while [ "$i" -lt 300 ]; do left=""; for w in $old; do [ -e "/proc/$w" ] && left=1; done; '
+    '[ -z "$left" ] && exit 0; sleep 0.1; i=$((i + 1)); done'
 )
 
 # Points the upstream back at the app *service* name, which Docker's DNS resolves to whichever app container

@@ -31,6 +31,7 @@ class Status:
     releases: list[history.Record]
     now: float
     unreadable: int = 0  # history lines that could not be read (skipped)
+    lock_note: str = ""  # why the holder counts as alive or gone (lock.Staleness.why)
 
 
 def gather(session: Session, releases: int = 5) -> Status:
@@ -47,8 +48,8 @@ def gather(session: Session, releases: int = 5) -> Status:
             code, body = health.probe(f"http://{host}:{port}{settings.health_path}", timeout=5.0)
         verdict = health.judge(code, body, serving.revision if serving else None)
 
-    lock_present = target.probe(["test", "-d", lock.lock_dir(session.state_dir)]).ok
-    holder = lock.read_holder(target, session.state_dir) if lock_present else None
+    found = lock.read_state(target, session.state_dir)
+    staleness = lock.judge(found, settings.lock_stale_seconds) if found.present else None
     clock = target.probe(release_cmd.clock()).stdout.strip()
     recent = history.recent_lines(target, session.state_dir, releases)
     return Status(
@@ -56,7 +57,8 @@ def gather(session: Session, releases: int = 5) -> Status:
         release_dir=target.cwd if settings.is_remote else None,
         containers=containers, upstream=upstream, serving=serving,
         health_url=settings.health_url, health=verdict,
-        lock_present=lock_present, holder=holder, holder_gone=bool(holder and lock.holder_gone(holder)),
+        lock_present=found.present, holder=found.holder, holder_gone=bool(staleness and staleness.stale),
+        lock_note=staleness.why if staleness else "",
         releases=recent.records, unreadable=recent.unreadable,
         now=float(clock) if clock.isdigit() else time.time(),
     )
@@ -100,11 +102,15 @@ def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
 def lock_line(status: Status, unlock_hint: str) -> str:
     if not status.lock_present:
         return "free"
+    why = status.lock_note or "a process that is gone"
     if status.holder is None:
-        return f"held, holder unreadable (if no deploy runs: {unlock_hint})"
+        if status.holder_gone:
+            return f"STALE: no readable holder (the next deploy takes it over, or clear it: {unlock_hint})"
+        return f"held, holder unreadable (if no deploy runs: {unlock_hint} --force)"
     if status.holder_gone:
-        return f"STALE: held by {status.holder.describe()}, a process that is gone (clear it: {unlock_hint})"
-    return f"held by {status.holder.describe()}"
+        return f"STALE: held by {status.holder.describe()}, {why} (the next deploy takes it over, or clear it: " \
+               f"{unlock_hint})"
+    return f"held by {status.holder.describe()}" + (f", {status.lock_note}" if status.lock_note else "")
 
 
 def uptime(started_at: str, now: float) -> str:

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from invoke import Context
+from invoke import Context, Local
 
+from . import signals
 from .commands import files
 from .errors import CommandFailed
 from .redact import display, scrub, secrets_in
@@ -119,14 +120,16 @@ class _Base:
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
         # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
         streams = _masking_streams(argv) if stream else {}
+        marker = signals.mark()
         try:
-            raw = self._runner.run(
+            raw = self._raw_run(
                 command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
                 timeout=timeout, **streams, **self._run_kwargs(),
             )
         finally:
             for shown in streams.values():
                 shown.close()
+        signals.raise_if_swallowed(marker)  # Invoke waits for the command instead of raising; stop here
         result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
@@ -139,10 +142,15 @@ class _Base:
         """
         stream = _WriteStream(write)
         argv = tuple(str(a) for a in argv)
-        raw = self._runner.run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, echo=False,
-                               in_stream=False,
-                               out_stream=stream, err_stream=stream, timeout=timeout, **self._run_kwargs())
+        marker = signals.mark()
+        raw = self._raw_run(command_line(argv, self.cwd), hide=False, warn=True, dry=False, echo=False,
+                            in_stream=False, out_stream=stream, err_stream=stream, timeout=timeout,
+                            **self._run_kwargs())
+        signals.raise_if_swallowed(marker)
         return Result(argv, raw.exited if raw.exited is not None else -1, "", "")
+
+    def _raw_run(self, line: str, **kwargs):
+        return self._runner.run(line, **kwargs)
 
     def _run_kwargs(self) -> dict:
         return {}
@@ -155,10 +163,29 @@ class _Base:
         pass
 
 
+class _SignalForwardingLocal(Local):
+    """Invoke's local runner, handing an interrupt on to the command as the signal we got.
+
+    Invoke only writes ^C to the command's stdin, which a command without a terminal ignores: a SIGTERM sent to
+    the deploy alone would wait for a whole build, and ``logs --follow`` would never end.
+    """
+
+    def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+        signum = getattr(interrupt, "signum", None)
+        process = getattr(self, "process", None)
+        if signum is not None and process is not None and process.poll() is None:
+            process.send_signal(signum)
+        else:
+            super().send_interrupt(interrupt)
+
+
 class LocalTarget(_Base):
     """Runs on this machine through Invoke, so ``--dry`` and Invoke's run settings apply."""
 
     name = "local"
+
+    def _raw_run(self, line: str, **kwargs):
+        return _SignalForwardingLocal(self._runner).run(line, **kwargs)
 
     def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
         if self.dry:

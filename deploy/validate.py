@@ -36,6 +36,8 @@ DAY = 86_400.0
 TIMEOUT = Range("seconds", 0, DAY, above_low=True, example="60")
 INTERVAL = Range("seconds", 0, 3_600, above_low=True, example="0.5")
 DRAIN = Range("whole seconds", 0, 3_600, whole=True, example="15")
+# A live deploy refreshes its lock's heartbeat several times within this bound (lock.heartbeat_interval).
+LOCK_STALE = Range("seconds", 10, DAY, example="120")
 PORT = Range("a port", 1, 65_535, whole=True, example="8000")
 KEEP = Range("a count", 1, 10_000, whole=True, example="5")
 MEGABYTES = Range("whole MB", 0, 1_000_000_000, whole=True, example="1024")

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import history, lock
+from .. import history
 from ..commands import backup as cmd
 from ..errors import BackupError, CommandFailed
 from ..session import Session
@@ -54,8 +54,7 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
         return None
 
     started = time.monotonic()
-    holder = lock.me(found.revision)
-    with lock.held(target, session.state_dir, holder, session.unlock_hint()):
+    with session.locked(found.revision) as holder:
         serving = _serving_or_fail(session)
         safety = None
         with history.recorded(target, session.state_dir, revision=serving.revision or "unknown",

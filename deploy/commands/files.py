@@ -7,9 +7,63 @@ def mkdir_p(path: str) -> list[str]:
     return ["mkdir", "-p", path]
 
 
-def mkdir_exclusive(path: str) -> list[str]:
-    """Atomic create-or-fail: the basis of the deploy lock (two deploys cannot both succeed)."""
-    return ["mkdir", path]
+# Exit status of the lock scripts when the lock is held by someone else (or changed under us).
+LOCK_HELD = 3
+
+# The lock and its holder in one step: holder.json is written into a fresh directory beside the lock, which is then
+# renamed to the lock's name. rename(2) fails when the lock exists and is not empty, so two deploys cannot both
+# win, and a kill at any point leaves either no lock or a lock naming its holder (plus a stray temp directory).
+_LOCK_ACQUIRE = (
+    'tmp="$(mktemp -d "$1.new.XXXXXX")" && chmod 755 "$tmp" || exit 1; '
+    'if printf "%s\\n" "$2" > "$tmp/holder.json" && [ ! -e "$1" ] && mv -T -- "$tmp" "$1" 2>/dev/null; '
+    'then exit 0; fi; rm -rf -- "$tmp"; exit 3'
+)
+
+# One probe, so the ages are measured on the target's own clock: its time now, the lock directory's mtime and
+# holder.json's mtime (the heartbeat), then holder.json itself. "-" stands for what does not exist.
+_LOCK_STATE = (
+    'date +%s; stat -c %Y -- "$1" 2>/dev/null || echo -; stat -c %Y -- "$1/holder.json" 2>/dev/null || echo -; '
+    'cat -- "$1/holder.json" 2>/dev/null; exit 0'
+)
+
+# Refresh the heartbeat (holder.json's mtime) only while the lock is still ours, i.e. names our token.
+_LOCK_HEARTBEAT = 'grep -qsF -- "$2" "$1/holder.json" && touch -c -- "$1/holder.json"'
+
+# Remove the lock only if its holder.json is still exactly what was read (none: ""), so a lock taken meanwhile
+# by someone else survives. It is renamed away first: nobody ever sees a half-deleted lock.
+_LOCK_REMOVE_IF = (
+    'if [ -e "$1/holder.json" ]; then printf "%s" "$2" | cmp -s - "$1/holder.json" || exit 3; '
+    'elif [ -n "$2" ]; then exit 3; fi; '
+    'away="$(mktemp -u "$1.old.XXXXXX")" && mv -T -- "$1" "$away" && rm -rf -- "$away"'
+)
+
+# Release our own lock (the one naming our token); anyone else's is left alone.
+_LOCK_RELEASE = (
+    'grep -qsF -- "$2" "$1/holder.json" || exit 0; '
+    'away="$(mktemp -u "$1.old.XXXXXX")" && mv -T -- "$1" "$away" && rm -rf -- "$away"'
+)
+
+
+def lock_acquire(lock_dir: str, holder_json: str) -> list[str]:
+    """Create ``lock_dir`` holding ``holder.json`` atomically; exit ``LOCK_HELD`` when it exists."""
+    return ["sh", "-c", _LOCK_ACQUIRE, "lock-acquire", lock_dir, holder_json]
+
+
+def lock_state(lock_dir: str) -> list[str]:
+    return ["sh", "-c", _LOCK_STATE, "lock-state", lock_dir]
+
+
+def lock_heartbeat(lock_dir: str, token: str) -> list[str]:
+    return ["sh", "-c", _LOCK_HEARTBEAT, "lock-heartbeat", lock_dir, token]
+
+
+def lock_remove_if(lock_dir: str, holder_text: str) -> list[str]:
+    """Remove ``lock_dir`` if its holder.json still reads ``holder_text``; exit ``LOCK_HELD`` if it changed."""
+    return ["sh", "-c", _LOCK_REMOVE_IF, "lock-remove", lock_dir, holder_text]
+
+
+def lock_release(lock_dir: str, token: str) -> list[str]:
+    return ["sh", "-c", _LOCK_RELEASE, "lock-release", lock_dir, token]
 
 
 def append_line(path: str, line: str) -> list[str]:

@@ -150,7 +150,6 @@ def env_file_check(target: Target, settings: Settings) -> Item | None:
 def prepare_release(session: Session, revision: Revision) -> None:
     """Upload ``revision`` into a new release directory and make it the target's working directory."""
     settings, target, ui = session.settings, session.target, session.ui
-    _refuse_if_locked(session)
     env = env_file_check(target, settings)
     if env is not None and not env.ok:
         raise PreflightFailed(f"preflight: env file: {env.detail}", hint="nothing was uploaded or changed")
@@ -223,13 +222,6 @@ def _prune(session: Session, new: str) -> None:
     if doomed:
         session.ui.note(f"kept the newest {settings.keep_releases} release(s) and those in use, "
                         f"{'would remove' if target.dry else 'removed'} {len(doomed)}")
-
-
-def _refuse_if_locked(session: Session) -> None:
-    """Refuse before uploading anything; the lock taken later by the pipeline remains the real guard."""
-    from .. import lock
-
-    lock.refuse_if_held(session.target, session.state_dir, session.unlock_hint())
 
 
 def _commit_files(session: Session, revision: Revision) -> list[str]:

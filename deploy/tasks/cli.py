@@ -9,26 +9,34 @@ from typing import Any
 
 from invoke import Exit
 
-from .. import validate
+from .. import signals, validate
 from ..errors import DeployError
 from ..session import Session, open_session
 
 
 def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn DeployError into ``invoke.Exit``; Ctrl-C into a one-line exit 130. DEPLOY_DEBUG=1 shows tracebacks."""
+    """Turn DeployError into ``invoke.Exit``; Ctrl-C, SIGTERM and SIGHUP into a one-line exit 128 + signal number
+    (130, 143, 129) after the lock, history and rollout have cleaned up. DEPLOY_DEBUG=1 shows tracebacks."""
 
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return body(*args, **kwargs)
+            with signals.handled():
+                return body(*args, **kwargs)
         except DeployError as exc:
             if os.environ.get("DEPLOY_DEBUG"):
                 raise
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted: the deploy lock was released; check `inv deploy.status`", code=130) from None
+        except KeyboardInterrupt as exc:
+            raise Exit(interrupted_line(exc), code=signals.exit_code(exc)) from None
 
     return wrapper
+
+
+def interrupted_line(exc: BaseException) -> str:
+    by = signals.describe(exc)
+    return ("interrupted" if by == "Ctrl-C" else f"interrupted by {by}") + \
+        ": the deploy lock was released; check `inv deploy.status`"
 
 
 def session_for(c, env: str | None = None, host: str | None = None, *, accept_new_host_key: bool = False) -> Session:

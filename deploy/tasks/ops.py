@@ -76,12 +76,12 @@ def restart(c, service=None, env=None, host=None, accept_new_host_key=False):
     _lifecycle(c, "restart", service, env, host, accept_new_host_key)
 
 
-@task(help=WHERE)
+@task(help={**WHERE, "force": "clear it even though its holder still looks alive (a running pid, a fresh heartbeat)"})
 @clean_errors
-def unlock(c, env=None, host=None, accept_new_host_key=False):
-    """Clear the deploy lock (after a deploy died), saying whose lock it was."""
+def unlock(c, env=None, host=None, force=False, accept_new_host_key=False):
+    """Clear a deploy lock whose holder is gone, saying whose it was; a live holder's only with --force."""
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
-        session.ui.line(ops.unlock(session))
+        session.ui.line(ops.unlock(session, force=force))
 
 
 def _stdout(text: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
-from deploy import config
+from deploy import config, lock
 from deploy.errors import ConnectError
 from deploy.remote import connect
 from tests.conftest import VENV_BIN, Project, free_port, wait_for
@@ -548,21 +548,48 @@ def test_failed_build_releases_the_lock_and_records_the_failure(prod):
     assert prod.containers(all_states=True) == []
 
 
-def test_stale_lock_is_explained_with_the_command_that_clears_it(prod):
+def test_a_lock_whose_process_is_gone_is_taken_over_and_a_live_ones_needs_force_to_clear(prod):
     gone = subprocess.Popen(["true"])
     gone.wait()
     prod.plant_lock(gone.pid)
-    result = prod.deploy(check=False)
-    assert result.returncode == 1
-    [line] = error_lines(result)
-    assert f"stale deploy lock: held by alice@laptop (pid {gone.pid}, revision c0ffeec0ffee" in line
-    assert line.endswith("(clear it with: inv deploy.unlock --host prod)")
-    assert prod.releases() == [], "refused before uploading anything"
     assert "STALE: held by alice@laptop" in prod.inv("deploy.status", "--host", "prod").stdout
+    result = prod.deploy()
+    assert f"took over the lock of alice@laptop (pid {gone.pid}, revision c0ffeec0ffee" in result.stdout
+    assert "whose process is gone" in result.stdout
+    assert not prod.lock.exists() and prod.history()[-1]["result"] == "ok"
 
-    cleared = prod.inv("deploy.unlock", "--host", "prod").stdout
-    assert f"cleared the deploy lock held by alice@laptop (pid {gone.pid}" in cleared
+    prod.plant_lock(os.getpid())  # a holder that is alive: this very process
+    refused = prod.inv("deploy.unlock", "--host", "prod", check=False)
+    assert refused.returncode == 1
+    [line] = error_lines(refused)
+    assert f"not clearing the deploy lock of alice@laptop (pid {os.getpid()}" in line
+    assert line.endswith("(wait for it to finish; if you are sure it is gone: inv deploy.unlock --host prod --force)")
+    assert prod.lock.exists()
+    cleared = prod.inv("deploy.unlock", "--host", "prod", "--force").stdout
+    assert f"cleared the deploy lock held by alice@laptop (pid {os.getpid()}" in cleared and "forced" in cleared
     assert not prod.lock.exists()
+
+
+def test_the_heartbeat_shares_the_ssh_connection_with_the_commands_of_the_deploy(sshd, tmp_path):
+    settings = _settings(tmp_path, host="prod", ssh_config=str(sshd.ssh_config), known_hosts=str(sshd.known_hosts))
+    target = connect(Context(Config()), settings)
+    state = tmp_path / "state"
+    beat = state / "lock" / "holder.json"
+    logins = sshd.log.read_text(errors="replace").count("Accepted publickey")
+    try:
+        with lock.held(target, str(state), lock.me("a" * 40), "inv deploy.unlock", stale_after=4.0, say=print):
+            old = time.time() - 3600
+            os.utime(beat, (old, old))
+
+            def refreshed() -> bool:
+                target.probe(["sleep", "0.2"])  # the deploy keeps the connection busy meanwhile
+                return beat.stat().st_mtime > old + 3000
+
+            assert wait_for(refreshed, timeout=20), "a beat (every second with this bound) reached the host"
+        assert not (state / "lock").exists()
+    finally:
+        target.close()
+    assert sshd.log.read_text(errors="replace").count("Accepted publickey") == logins, "no second login"
 
 
 # --- dry run -----------------------------------------------------------------------------------------------------
@@ -609,6 +636,6 @@ def test_dry_run_prints_the_plan_with_its_host_and_changes_nothing(prod):
     assert "[dry-run] [local] git archive --format=tar.gz" in printed
     planned = [line for line in printed.splitlines() if line.startswith(where)]
     order = [next((i for i, line in enumerate(planned) if step in line), None)
-             for step in ("mkdir -- ", "upload ", "tar -xzf", "mv -T -- ", "/state/lock", "docker build", "--scale app=2")]
+             for step in ("/state/lock", "mkdir -- ", "upload ", "tar -xzf", "mv -T -- ", "/state/lock", "docker build", "--scale app=2")]
     assert None not in order and order == sorted(order), planned
     assert _host_state(prod) == before

@@ -326,7 +326,7 @@ RAISED = raised_messages()
 
 
 def test_messages_are_discovered_from_the_raise_statements():
-    assert any(r.error == "LockHeld" and "stale deploy lock" in r.fragment for r in RAISED)
+    assert any(r.error == "LockHeld" and "another deploy is running" in r.fragment for r in RAISED)
 
 
 @pytest.mark.parametrize("raised", RAISED, ids=lambda r: f"{r.error}:{r.fragment[:40]}")

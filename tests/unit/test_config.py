@@ -79,6 +79,7 @@ def test_host_flag_wins_over_configured_host(root):
     ({"check_endpoints": ["/ok", "/x\r\nHost: evil"]}, None, "deploy.check_endpoints", "space or control"),
     ({"proxy_image": ""}, None, "deploy.proxy_image", "not an image name"),
     ({"build_args": {"A=B": "1"}}, None, "deploy.build_args.A=B", "not a build argument name"),
+    ({"lock_stale_seconds": 3}, None, "deploy.lock_stale_seconds", "at least 10"),
 ])
 def test_each_bad_input_names_the_key_and_the_fix(root, overrides, env, key, words):
     with pytest.raises(ConfigError) as info:
