@@ -7,7 +7,9 @@ Every key is declared once in ``FIELDS`` with its type; the environment's own se
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -179,10 +181,23 @@ class Settings:
     def image(self, tag: str) -> str:
         return f"{self.app_name}:{tag}"
 
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
     @property
     def host_dir(self) -> str:
         """The base directory on the host (``remote_dir``, default ``/srv/<app_name>``)."""
         return self.remote_dir or f"/srv/{self.app_name}"
+
+    @property
+    def state_path(self) -> str:
+        """Where the lock, the history and the release's kept files live: on the host, or in the project root."""
+        if self.state_dir:
+            base = self.host_dir if self.is_remote else str(self.root)
+            return posixpath.join(base, self.state_dir)
+        if self.is_remote:
+            return posixpath.join(self.host_dir, "state")
+        return str(self.root / ".deploy" / self.env)
 
     @property
     def env_file_path(self) -> str | None:

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 
 from . import health, lock
 from .commands import files
-from .containers import Container, list_containers
 from .errors import CommandFailed, LockHeld, NotDeployed, UsageError
 from .session import Session
+from .transaction import Transaction
 
 ACTIONS = ("start", "stop", "restart")
 
@@ -70,27 +70,39 @@ def logs(session: Session, *, services: Sequence[str] = (), since: str | None = 
 
 
 def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> str:
-    """``compose start|stop|restart`` under the deploy lock; after start/restart, wait for health."""
-    settings, target, stack = session.settings, session.target, session.stack
-    containers = list_containers(target, settings, all_states=True)
-    if not containers:
+    """``compose start|stop|restart`` as one recorded change; after start/restart, wait for health."""
+    settings, target = session.settings, session.target
+    snapshot = session.backend.snapshot()
+    if not snapshot.containers:
         raise NotDeployed(f"nothing to {action}: no containers of {settings.project} on {session.where}",
                           hint=f"deploy first: {deploy_command(session)}")
-    app = _newest_app(session, containers)
-    compose = stack.compose(app.image if app else None)
+    app = snapshot.newest_app
+    compose = session.stack.compose(app.image if app else None)
     command = {"start": compose.start, "stop": compose.stop, "restart": compose.restart}[action]
-    with session.locked(app.revision if app and app.revision else "none"):
-        target.run(command(list(services)), stream=True)
     touched = ", ".join(services) or "all services"
-    if action == "stop" or target.dry or app is None:
-        return f"{'planned' if target.dry else 'done'}: {action} {touched} of {settings.env} on {session.where}"
-    if services and settings.app_service not in services and settings.proxy_service not in services:
-        return f"done: {action} {touched} of {settings.env} on {session.where}"
-    with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
-        verdict = health.wait(f"http://{host}:{port}{settings.health_path}", app.revision,
+    done = f"{'planned' if target.dry else 'done'}: {action} {touched} of {settings.env} on {session.where}"
+    with Transaction(session, action, app.revision if app and app.revision else "none",
+                     app.image if app else "") as txn, txn.recorded():
+        target.run(command(list(services)), stream=True)
+        if _serves_after(session, action, services) and app is not None:
+            done += "; " + _wait_serving(session, app.revision)
+    return done
+
+
+def _serves_after(session: Session, action: str, services: Sequence[str]) -> bool:
+    """Whether the public port should answer after ``action`` on ``services``: then it is waited for."""
+    settings = session.settings
+    touched_traffic = not services or settings.app_service in services or settings.proxy_service in services
+    return action != "stop" and not session.target.dry and touched_traffic
+
+
+def _wait_serving(session: Session, revision: str | None) -> str:
+    settings = session.settings
+    with session.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+        verdict = health.wait(f"http://{host}:{port}{settings.health_path}", revision,
                               timeout=settings.health_timeout, interval=settings.health_interval,
                               progress=session.ui.note)
-    return f"done: {action} {touched} of {settings.env} on {session.where}; {verdict.reason}"
+    return verdict.reason
 
 
 def unlock(session: Session, *, force: bool = False) -> str:
@@ -114,16 +126,8 @@ def unlock(session: Session, *, force: bool = False) -> str:
     return f"cleared the deploy lock held by {whose} on {where} ({note})"
 
 
-def _newest_app(session: Session, containers: list[Container]) -> Container | None:
-    apps = [c for c in containers if c.service == session.settings.app_service]
-    running = [c for c in apps if c.running]
-    pool = running or apps
-    return max(pool, key=lambda c: (c.started_at, c.number)) if pool else None
-
-
 def _image(session: Session) -> str | None:
-    app = _newest_app(session, list_containers(session.target, session.settings, session.settings.app_service,
-                                               all_states=True))
+    app = session.backend.snapshot().newest_app
     return app.image if app else None
 
 

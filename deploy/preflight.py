@@ -6,9 +6,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .commands import compose as compose_cmd
 from .commands import docker, files
+from .config import Settings
 from .errors import DeployError, PreflightFailed
+from .session import Session
 from .stack import Stack
+from .state import Snapshot
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,12 @@ def compose(stack: Stack) -> Item:
         binary = stack.binary
     except DeployError as exc:
         return Item("docker compose", False, str(exc))
-    version = stack.target.probe([*binary, "version", "--short"]).stdout.strip()
+    version = stack.target.probe(compose_cmd.version(binary)).stdout.strip()
     return Item("docker compose", True, f"{' '.join(binary)} {version}")
 
 
 def compose_file(stack: Stack, image: str) -> Item:
-    if stack.target.dry and not stack.target.probe(["test", "-f", stack.compose_file]).ok:
+    if stack.target.dry and not stack.target.probe(files.is_file(stack.compose_file)).ok:
         # A dry run before the first release: the files were not uploaded, so there is nothing to check yet.
         return Item("compose file", True, f"{stack.compose_file} not on {stack.target.name} yet (dry run before "
                                           "the first release): checked when a real deploy uploads it")
@@ -58,24 +62,17 @@ def compose_file(stack: Stack, image: str) -> Item:
     return Item("compose file", True, f"{stack.compose_file} is valid")
 
 
-def disk(stack: Stack, path: str, minimum_mb: int) -> Item:
-    free = parse_df_free_mb(stack.target.probe(files.free_kib(path)).stdout)
-    if free is None:
-        return Item("free disk", False, f"cannot read free space of {path}")
-    return Item("free disk", free >= minimum_mb, f"{free} MB free at {path} (need {minimum_mb} MB)")
-
-
-def public_port(stack: Stack) -> Item:
+def public_port(settings: Settings, snapshot: Snapshot) -> Item:
     """The stack's own proxy may hold the port; anything else there would make the first start fail halfway."""
-    port = stack.settings.public_port
-    if stack.proxy() is not None:
+    port = settings.public_port
+    if snapshot.proxy is not None:
         return Item("public port", True, f"{port} served by the stack's proxy")
     with socket.socket() as sock:
         sock.settimeout(1.0)
         taken = sock.connect_ex(("127.0.0.1", port)) == 0
     if taken:
         return Item("public port", False, f"{port} is already in use by another process; stop it or set "
-                    f"deploy.environments.{stack.settings.env}.public_port")
+                    f"deploy.environments.{settings.env}.public_port")
     return Item("public port", True, f"{port} is free")
 
 
@@ -93,3 +90,8 @@ def run(items: list[Callable[[], Item]], report: Callable[[Item], None]) -> list
         raise PreflightFailed(f"preflight: {first.name}: {first.detail}",
                               hint="nothing was changed" + (f"; {len(failed) - 1} more check(s) failed" if len(failed) > 1 else ""))
     return done
+
+
+def run_for(session: Session, image: str) -> list[Item]:
+    """The backend's checks for deploying ``image``, each reported as it completes."""
+    return run(session.backend.preflight(image), lambda item: session.ui.check(item.ok, item.name, item.detail))

@@ -17,6 +17,11 @@ class Revision:
     sha: str
     dirty: bool = False
 
+    @classmethod
+    def of(cls, full: str) -> Revision:
+        """The revision an image label or a history line names: ``<sha>`` or ``<sha>-dirty``."""
+        return cls(full.removesuffix("-dirty"), full.endswith("-dirty"))
+
     @property
     def full(self) -> str:
         """What the image label and the running app report."""

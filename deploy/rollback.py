@@ -10,20 +10,20 @@ before anything running is touched, and a pruned one is reported with the revisi
 
 from __future__ import annotations
 
-import posixpath
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from . import history, images
+from . import history, images, preflight
 from .commands import docker
 from .errors import RollbackImpossible, UsageError
 from .images import Image
 from .revision import Revision
-from .rollout import rollout
 from .session import Session
+from .transaction import Transaction
 
 # Rollback reads further back than `deploy.status` shows: the release it wants may be many lines ago.
 HISTORY_LINES = 1000
+# The history actions that put a release in service (restarts and restores keep the one that runs).
+RELEASING = ("deploy", "rollback")
 
 
 def choose(records: Sequence[history.Record], serving: str | None, to: str | None = None) -> history.Record:
@@ -33,19 +33,10 @@ def choose(records: Sequence[history.Record], serving: str | None, to: str | Non
     in service, skipping any that ran ``serving`` itself. Rolling back twice therefore returns to where
     you started, like ``cd -``. With ``to``: the successful release whose revision starts with it.
     """
-    good = [r for r in records if r.result == "ok" and r.image]  # a line without its image cannot be rolled back to
+    # A line without its image cannot be rolled back to.
+    good = [r for r in records if r.result == "ok" and r.image and r.action in RELEASING]
     if to:
-        matches = _latest_per_revision(r for r in good if r.revision.startswith(to))
-        if not matches:
-            raise RollbackImpossible(f"no successful release of {to!r} in the history; "
-                                     f"releases: {_listing(good, serving)}", hint="pick one with --to REV")
-        if len(matches) > 1:
-            raise UsageError(f"--to {to!r} matches {len(matches)} releases: "
-                             f"{', '.join(r.revision[:12] for r in matches)}", hint="give more of the revision")
-        if matches[0].revision == serving:
-            raise UsageError(f"revision {serving[:12]} is already serving; releases: {_listing(good, serving)}",
-                             hint="pick another with --to REV")
-        return matches[0]
+        return _by_prefix(good, serving, to)
     if serving is None:
         raise RollbackImpossible("no app container is running, so there is no previous release to go back "
                                  f"from; releases: {_listing(good, serving)}", hint="name one with --to REV")
@@ -57,9 +48,23 @@ def choose(records: Sequence[history.Record], serving: str | None, to: str | Non
     return earlier[-1]
 
 
+def _by_prefix(good: Sequence[history.Record], serving: str | None, to: str) -> history.Record:
+    matches = _latest_per_revision(r for r in good if r.revision.startswith(to))
+    if not matches:
+        raise RollbackImpossible(f"no successful release of {to!r} in the history; "
+                                 f"releases: {_listing(good, serving)}", hint="pick one with --to REV")
+    if len(matches) > 1:
+        raise UsageError(f"--to {to!r} matches {len(matches)} releases: "
+                         f"{', '.join(r.revision[:12] for r in matches)}", hint="give more of the revision")
+    if matches[0].revision == serving:
+        raise UsageError(f"revision {serving[:12]} is already serving; releases: {_listing(good, serving)}",
+                         hint="pick another with --to REV")
+    return matches[0]
+
+
 def kept_listing(kept: Sequence[Image], serving: str | None) -> str:
     """Kept tags, newest first, the serving one marked: what a user can still roll back to."""
-    serving_tag = _tag(serving) if serving else None
+    serving_tag = Revision.of(serving).tag if serving else None
     return ", ".join(i.tag + (" (serving)" if i.tag == serving_tag else "") for i in kept) or "none"
 
 
@@ -80,28 +85,9 @@ def check_kept(session: Session, release: history.Record, serving: str | None) -
             f"not {release.revision[:12]}: the tag was reused", hint="deploy that revision again instead")
 
 
-def use_shipped_release(session: Session, release: history.Record) -> None:
-    """Over SSH: run compose from the release directory that shipped this revision while it is still kept, so
-    the compose and config files match the image; otherwise stay in the one in service and say so."""
-    from .remote.release import list_releases, releases_dir
-
-    tag = _tag(release.revision)
-    shipped = [name for name in list_releases(session.target, session.settings) if name.endswith("-" + tag)]
-    if shipped:
-        session.target.cwd = posixpath.join(releases_dir(session.settings), shipped[-1])
-        session.ui.note(f"using release directory {shipped[-1]}")
-    else:
-        session.ui.note(f"the release directory of {tag} was pruned: using the compose files in {session.target.cwd}")
-
-
-def rollback(session: Session, *, to: str | None = None, health_timeout: float | None = None,
-             prepare: Callable[[Session, history.Record], None] | None = None,
-             preflight_extra: Callable[[Session], list] | None = None) -> history.Record:
-    from .pipeline import run_preflight
-
+def rollback(session: Session, *, to: str | None = None, health_timeout: float | None = None) -> None:
     ui, settings, target = session.ui, session.settings, session.target
-    started_wall, started = time.time(), time.monotonic()
-    serving_container = session.stack.serving()
+    serving_container = session.backend.snapshot().serving
     serving = serving_container.revision if serving_container else None
     release = choose(history.recent(target, session.state_dir, HISTORY_LINES), serving, to)
     ui.line(f"rolling back {settings.env} on {session.where} from {(serving or 'nothing')[:12]} "
@@ -109,24 +95,14 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
             + (" (dry run: printing commands, changing nothing)" if target.dry else ""))
     check_kept(session, release, serving)
 
-    with session.locked(release.revision) as holder:
-        if prepare:
-            prepare(session, release)
+    with Transaction(session, "rollback", release.revision, release.image) as txn:
+        session.backend.prepare_rollback(release)
         with ui.step("preflight", f"[{session.where}]"):
-            run_preflight(session, release.image, preflight_extra(session) if preflight_extra else None)
-        with history.recorded(target, session.state_dir, revision=release.revision, image=release.image,
-                              env=settings.env, who=holder.holder, action="rollback"), ui.step("rollout"):
-            rollout(session.stack, release.image, release.revision, say=ui.note, health_timeout=health_timeout)
-    verb = "planned rollback to" if target.dry else "rolled back to"
-    elapsed = time.monotonic() - started
-    ui.line(f"{verb} {release.revision[:12]} on {settings.env} ({session.where}) in {elapsed:.1f}s")
-    return history.Record(release.revision, release.image, settings.env, holder.holder, started_wall,
-                          round(elapsed, 2), "ok", action="rollback")
-
-
-def _tag(revision: str) -> str:
-    dirty = revision.endswith("-dirty")
-    return Revision(revision.removesuffix("-dirty"), dirty).tag
+            preflight.run_for(session, release.image)
+        with txn.recorded(), ui.step("rollout"):
+            session.backend.rollout(release.image, release.revision, timeout=health_timeout)
+        verb = "planned rollback to" if target.dry else "rolled back to"
+        txn.summary = f"{verb} {release.revision[:12]} on {settings.env} ({session.where})"
 
 
 def _latest_per_revision(records) -> list[history.Record]:

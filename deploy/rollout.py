@@ -1,9 +1,15 @@
 """Zero-downtime rollout: the new container starts beside the old one, proves itself, takes traffic, then the
 old one drains and goes. If the new one never proves itself, traffic stays on (or returns to) the old one.
 
-    start new (scale app to N+1, --no-recreate)  ─▶  poll the new container's own address until it reports the
-    new revision  ─▶  point the proxy at it, graceful nginx reload  ─▶  health + endpoint checks through the
-    public port  ─▶  SIGTERM the old container(s) with a drain time, remove them
+    start beside  scale the app to N+1 (--no-recreate); on a first deploy, start the whole stack
+    prove         poll the new container's own address until it reports the new revision
+    switch        point the proxy's upstream at it, graceful nginx reload
+    check         health and endpoint checks through the public port
+    drain         SIGTERM the old container(s) with a drain time, remove them
+
+A dry run walks the same phases: commands are printed instead of run, waits are described.
+A phase that fails, or an interruption (Ctrl-C, SIGTERM, SIGHUP) before the drain, undoes what the rollout did:
+before the switch the new container is removed (it took no traffic); after it, traffic goes back to the old one.
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ from dataclasses import dataclass
 import requests
 
 from . import health, signals
-from .config import Settings
 from .containers import Container
 from .errors import DeployError, HealthTimeout, RolloutFailed
 from .stack import Stack
+from .state import Snapshot
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,17 @@ class Outcome:
     container: Container | None
     previous: Container | None
     first_deploy: bool
+
+
+@dataclass
+class Progress:
+    """How far a rollout got: what undoing it must take back."""
+
+    old: list[Container]
+    serving: Container | None
+    proxy: Container | None
+    new: Container | None = None
+    switching: Container | None = None  # set before the switch command: it may have applied when interrupted
 
 
 def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> list[str]:
@@ -43,176 +60,192 @@ def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> l
 
 def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], None],
             health_timeout: float | None = None) -> Outcome:
-    settings = stack.settings
-    target = stack.target
-    compose = stack.compose(image)
-    timeout = health_timeout or settings.health_timeout
+    return Rollout(stack, image, revision, say=say, timeout=health_timeout or stack.settings.health_timeout).run()
 
-    # Leftovers of an interrupted deploy would be counted by --scale; clear the stopped ones first.
-    stale = [c for c in stack.all_apps() if not c.running]
-    if stale:
-        say(f"removing {len(stale)} stopped app container(s) left from an earlier run")
-        target.run(["docker", "rm", "--force", *[c.id for c in stale]])
 
-    proxy = stack.proxy()
-    old = _without_orphans(stack, stack.apps(), proxy, say)
-    serving = stack.serving() if old else None
-    if target.dry:
-        _print_plan(target, stack, compose, old, proxy)
-        return Outcome(None, serving, not old)
+class Rollout:
+    def __init__(self, stack: Stack, image: str, revision: str, *, say: Callable[[str], None], timeout: float):
+        self.stack, self.settings, self.target = stack, stack.settings, stack.target
+        self.image, self.revision, self.say, self.timeout = image, revision, say, timeout
 
-    # Until traffic moves, an interruption (Ctrl-C, SIGTERM, SIGHUP) removes what this rollout started; after,
-    # it switches back to the old container, which is still running and proven (see _undo).
-    progress = _Progress({c.id for c in old}, serving)
-    try:
-        new = _start_and_switch(stack, compose, image, revision, old, proxy, serving, timeout, progress, say)
-    except KeyboardInterrupt:
-        with signals.shielded():
-            _undo(stack, progress, say)
-        raise
-
-    previous = [c for c in old if c.id != new.id]
-    if previous:
-        say(f"draining {', '.join(c.name for c in previous)} (up to {settings.drain_seconds}s)")
+    def run(self) -> Outcome:
+        before = self._without_leftovers(self.stack.snapshot())
+        progress = Progress(list(before.apps), before.serving, before.proxy)
+        try:
+            for phase in (self.start_beside, self.prove, self.switch, self.check):
+                phase(progress)
+        except DeployError as exc:
+            with signals.shielded():
+                self.undo(progress, interrupted=False)
+            raise RolloutFailed(f"{exc.message}; {_still_serving(progress.serving)}", hint=exc.hint) from None
+        except KeyboardInterrupt:
+            with signals.shielded():
+                self.undo(progress, interrupted=True)
+            raise
         # Traffic has moved and proved itself: finish retiring the old ones even if asked to stop meanwhile.
         with signals.shielded():
-            stack.retire(previous, drain=settings.drain_seconds)
-    return Outcome(new, serving, not old)
+            self.drain(progress)
+        return Outcome(progress.new, progress.serving, not progress.old)
 
+    # -- phases ------------------------------------------------------------------------------------------
+    def start_beside(self, p: Progress) -> None:
+        settings, compose = self.settings, self.stack.compose(self.image)
+        if not p.old:
+            if p.proxy is None:
+                self.say("no proxy running: pointing its upstream at the app service before it starts")
+                self.stack.reset_upstream(compose)
+            self.say("no app container running: starting the whole stack")
+            self.target.run(compose.up())
+        else:
+            self.say(f"starting {self.image} beside {', '.join(c.name for c in p.old)}")
+            self.target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
+                                       scale={settings.app_service: len(p.old) + 1}))
+            if p.proxy is None:
+                self.target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
+        if self.target.dry:
+            p.new = _planned(settings.project, settings.app_service, len(p.old) + 1)
+            return
+        after = self.stack.snapshot()
+        old_ids = {c.id for c in p.old}
+        fresh = [c for c in after.apps if c.id not in old_ids]
+        p.proxy = after.proxy
+        if len(fresh) != 1:
+            p.new = None
+            raise RolloutFailed(f"expected one new {settings.app_service} container, found {len(fresh)}",
+                                hint="check `inv deploy.status` and the compose file's scale settings")
+        p.new = fresh[0]
 
-@dataclass
-class _Progress:
-    """How far a rollout got, for undoing it when interrupted."""
-
-    old_ids: set[str]
-    serving: Container | None
-    proxy: Container | None = None
-    switched_to: Container | None = None  # set before the switch command: it may have applied when interrupted
-
-
-def _start_and_switch(stack: Stack, compose, image: str, revision: str, old: list[Container],
-                      proxy: Container | None, serving: Container | None, timeout: float, progress: _Progress,
-                      say: Callable[[str], None]) -> Container:
-    """Start the new container beside the old ones, prove it, switch traffic to it and check it through the proxy."""
-    settings, target = stack.settings, stack.target
-    if not old:
-        if proxy is None:
-            say("no proxy running: pointing its upstream at the app service before it starts")
-            stack.reset_upstream(compose)
-        say("no app container running: starting the whole stack")
-        target.run(compose.up())
-    else:
-        say(f"starting {image} beside {', '.join(c.name for c in old)}")
-        target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
-                              scale={settings.app_service: len(old) + 1}))
-        if proxy is None:
-            target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
-    fresh = [c for c in stack.apps() if c.id not in progress.old_ids]
-    if len(fresh) != 1:
-        raise RolloutFailed(f"expected one new {settings.app_service} container, found {len(fresh)}",
-                            hint="check `inv deploy.status` and the compose file's scale settings")
-    new = fresh[0]
-    still = _still_serving(serving)
-
-    try:
-        _wait_container(stack, new, revision, timeout, say)
-    except DeployError as exc:
-        say(f"new container {new.name} failed: {exc}; removing it")
-        stack.retire([new], drain=0)
-        raise RolloutFailed(f"new release never became healthy: {_reason(exc)}; {still}") from None
-
-    proxy = stack.proxy()
-    if proxy is None:
-        stack.retire([new], drain=0)
-        raise RolloutFailed(f"proxy service {settings.proxy_service!r} is not running; {still}",
-                            hint="see `inv deploy.logs --service proxy`")
-    say(f"switching traffic to {new.name}")
-    progress.proxy, progress.switched_to = proxy, new
-    try:
-        stack.switch(proxy, new)
-    except DeployError as exc:
-        # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.
-        stack.retire([new], drain=0)
-        raise RolloutFailed(f"proxy did not take the new upstream: {exc}; {still}") from None
-    try:
-        with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
-            base = f"http://{host}:{port}"
-            health.wait(base + settings.health_path, revision, timeout=min(timeout, 30.0),
-                        interval=settings.health_interval)
-            problems = check_endpoints(base, settings.check_endpoints)
-        if problems:
-            raise RolloutFailed("post-deploy checks failed: " + "; ".join(problems))
-    except (DeployError, OSError) as exc:
-        _switch_back(stack, proxy, serving, new, say)
-        raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}; {still}") from None
-    return new
-
-
-def _undo(stack: Stack, progress: _Progress, say: Callable[[str], None]) -> None:
-    """Leave things as they were before the rollout: the old container serving, nothing of ours beside it.
-
-    After the switch, going back is chosen over finishing: the old container is running and proven while the
-    new one has not passed its checks yet, and switching back drains the new one the way a deploy drains the
-    old, so neither path drops a request but going back is the one that ends on a release known to work.
-    """
-    if progress.switched_to is not None and progress.proxy is not None and progress.serving is not None:
-        say("interrupted after the switch: going back to the release that served before")
-        _switch_back(stack, progress.proxy, progress.serving, progress.switched_to, say)
-        return
-    started = [c for c in stack.all_apps() if c.id not in progress.old_ids]
-    if started:
-        say(f"interrupted: removing {', '.join(c.name for c in started)}, which took no traffic")
-        stack.retire(started, drain=0)
-
-
-def _without_orphans(stack: Stack, running: list[Container], proxy: Container | None,
-                     say: Callable[[str], None]) -> list[Container]:
-    """Remove app containers a killed deploy left running beside the one the proxy routes to.
-
-    The lock is ours, so no other rollout started them; the proxy's upstream names one container, so they take
-    no traffic. Left in place they would count as "old" and widen the next ``--scale``.
-    """
-    upstream = stack.upstream(proxy) if proxy is not None and len(running) > 1 else None
-    if upstream is None or upstream not in {c.name for c in running}:
-        return running  # the upstream names the service (first start): every container may take traffic
-    orphans = [c for c in running if c.name != upstream]
-    say(f"removing {', '.join(c.name for c in orphans)}, left running by an interrupted deploy; "
-        f"{upstream} serves")
-    stack.retire(orphans, drain=stack.settings.drain_seconds)
-    return [c for c in running if c.name == upstream]
-
-
-def _wait_container(stack: Stack, container: Container, revision: str, timeout: float,
-                    say: Callable[[str], None]) -> None:
-    """Poll the new container on its own address, before any traffic reaches it."""
-    if not container.addresses:
-        raise RolloutFailed(f"{container.name} has no network address")
-    with stack.target.tunnel(container.addresses[0], stack.settings.app_port) as (host, port):
-        url = f"http://{host}:{port}{stack.settings.health_path}"
-        health.wait(url, revision, timeout=timeout, interval=stack.settings.health_interval,
-                    progress=lambda line: say(f"{container.name}: {line.split(': ', 1)[-1]}"))
-
-
-def _switch_back(stack: Stack, proxy: Container, serving: Container | None, new: Container,
-                 say: Callable[[str], None]) -> None:
-    """Return traffic to the old container, then retire the new one the way a deploy retires the old.
-
-    The new container has taken traffic by now: stopping it at once would cut the requests it is still
-    answering, and the ones nginx's old workers hand it until the reload completes (both showed up as 502s
-    under load). So wait until the public port answers with the old revision again, then drain.
-    """
-    settings = stack.settings
-    if serving is not None:
-        say(f"switching traffic back to {serving.name}")
-        stack.switch(proxy, serving)
+    def prove(self, p: Progress) -> None:
+        """Poll the new container on its own address, before any traffic reaches it."""
+        new = p.new
+        if self.target.dry:
+            self._plan(f"wait up to {self.timeout:g}s for {new.name} to report revision {self.revision[:12]}")
+            return
+        if not new.addresses:
+            raise RolloutFailed(f"{new.name} has no network address")
         try:
-            with stack.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+            with self.target.tunnel(new.addresses[0], self.settings.app_port) as (host, port):
+                health.wait(f"http://{host}:{port}{self.settings.health_path}", self.revision, timeout=self.timeout,
+                            interval=self.settings.health_interval,
+                            progress=lambda line: self.say(f"{new.name}: {line.split(': ', 1)[-1]}"))
+        except DeployError as exc:
+            self.say(f"new container {new.name} failed: {exc}")
+            raise RolloutFailed(f"new release never became healthy: {_reason(exc)}") from None
+
+    def switch(self, p: Progress) -> None:
+        if self.target.dry:
+            self._plan(f"switch {self.settings.proxy_service} to {p.new.name} (graceful nginx reload)")
+            return
+        if p.proxy is None:
+            raise RolloutFailed(f"proxy service {self.settings.proxy_service!r} is not running",
+                                hint="see `inv deploy.logs --service proxy`")
+        self.say(f"switching traffic to {p.new.name}")
+        p.switching = p.new
+        try:
+            self.stack.switch(p.proxy, p.new)
+        except DeployError as exc:
+            # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.
+            p.switching = None
+            raise RolloutFailed(f"proxy did not take the new upstream: {exc}") from None
+
+    def check(self, p: Progress) -> None:
+        settings = self.settings
+        if self.target.dry:
+            self._plan(f"check {settings.health_path} and {len(settings.check_endpoints)} endpoint(s) "
+                       f"through port {settings.public_port}")
+            return
+        try:
+            with self.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
+                base = f"http://{host}:{port}"
+                health.wait(base + settings.health_path, self.revision, timeout=min(self.timeout, 30.0),
+                            interval=settings.health_interval)
+                problems = check_endpoints(base, settings.check_endpoints)
+        except (DeployError, OSError) as exc:
+            raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}") from None
+        if problems:
+            raise RolloutFailed("new release failed after the switch: post-deploy checks failed: "
+                                + "; ".join(problems))
+
+    def drain(self, p: Progress) -> None:
+        previous = [c for c in p.old if p.new is None or c.id != p.new.id]
+        if not previous:
+            return
+        self.say(f"draining {', '.join(c.name for c in previous)} (up to {self.settings.drain_seconds}s)")
+        try:
+            self.stack.retire(previous, drain=self.settings.drain_seconds)
+        except DeployError as exc:
+            # The new release serves and has proved itself: an old container that would not stop in time is
+            # removed by force, and the deploy stands.
+            self.say(f"drain did not finish cleanly ({exc}); removing {', '.join(c.name for c in previous)} by force")
+            self.stack.remove(previous)
+
+    # -- taking it back ----------------------------------------------------------------------------------
+    def undo(self, p: Progress, *, interrupted: bool) -> None:
+        """Leave things as they were before the rollout: the old container serving, nothing of ours beside it.
+
+        After the switch, going back is chosen over finishing: the old container is running and proven while the
+        new one has not passed its checks yet, and switching back drains the new one the way a deploy drains the
+        old, so neither path drops a request but going back is the one that ends on a release known to work.
+        """
+        if self.target.dry:
+            return
+        if p.switching is not None and p.proxy is not None and p.serving is not None:
+            if interrupted:
+                self.say("interrupted after the switch: going back to the release that served before")
+            self._switch_back(p.proxy, p.serving, p.switching)
+            return
+        old_ids = {c.id for c in p.old}
+        started = [c for c in self.stack.snapshot().of(self.settings.app_service) if c.id not in old_ids]
+        if started:
+            self.say(f"{'interrupted: ' if interrupted else ''}removing {', '.join(c.name for c in started)}, "
+                     "which took no traffic")
+            self.stack.remove(started)
+
+    def _switch_back(self, proxy: Container, serving: Container, new: Container) -> None:
+        """Return traffic to the old container, then retire the new one the way a deploy retires the old.
+
+        The new container has taken traffic by now: stopping it at once would cut the requests it is still
+        answering, and the ones nginx's old workers hand it until the reload completes (both showed up as 502s
+        under load). So wait until the public port answers with the old revision again, then drain.
+        """
+        settings = self.settings
+        self.say(f"switching traffic back to {serving.name}")
+        self.stack.switch(proxy, serving)
+        try:
+            with self.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
                 health.wait(f"http://{host}:{port}{settings.health_path}", serving.revision,
                             timeout=min(settings.health_timeout, 30.0), interval=settings.health_interval)
         except (DeployError, OSError) as exc:
-            say(f"{serving.name} did not answer through the proxy after the switch back: {_reason(exc)}")
-    say(f"draining {new.name} (up to {settings.drain_seconds}s)")
-    stack.retire([new], drain=settings.drain_seconds)
+            self.say(f"{serving.name} did not answer through the proxy after the switch back: {_reason(exc)}")
+        self.say(f"draining {new.name} (up to {settings.drain_seconds}s)")
+        self.stack.retire([new], drain=settings.drain_seconds)
+
+    def _without_leftovers(self, snapshot: Snapshot) -> Snapshot:
+        """Clear what an interrupted deploy left: stopped app containers (``--scale`` would count them) and
+        running ones the proxy does not route to (the lock is ours, so no other rollout started them)."""
+        stale, orphans = snapshot.stopped_apps, snapshot.orphans()
+        if stale:
+            self.say(f"removing {len(stale)} stopped app container(s) left from an earlier run")
+            self.stack.remove(stale)
+        if orphans:
+            self.say(f"removing {', '.join(c.name for c in orphans)}, left running by an interrupted deploy; "
+                     f"{snapshot.upstream} serves")
+            self.stack.retire(orphans, drain=self.settings.drain_seconds)
+        if not (stale or orphans) or self.target.dry:
+            return snapshot
+        gone = {c.id for c in [*stale, *orphans]}
+        return Snapshot(snapshot.app_service, snapshot.proxy_service,
+                        tuple(c for c in snapshot.containers if c.id not in gone), snapshot.upstream)
+
+    def _plan(self, text: str) -> None:
+        self.target.say(f"[dry-run] [{self.target.name}] {text}")
+
+
+def _planned(project: str, service: str, number: int) -> Container:
+    """The container a dry run would start: compose names it <project>-<service>-<n>."""
+    name = f"{project}-{service}-{number}"
+    return Container(id=name, name=name, service=service, image="", revision=None, state="planned", health=None,
+                     started_at="", number=number, addresses=())
 
 
 def _still_serving(container: Container | None) -> str:
@@ -225,17 +258,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, HealthTimeout):
         return f"not healthy after {exc.timeout:g}s, last seen: {exc.last_seen}"
     return str(exc)
-
-
-def _print_plan(target, stack: Stack, compose, old: list[Container], proxy: Container | None) -> None:
-    settings: Settings = stack.settings
-    if not old:
-        if proxy is None:
-            stack.reset_upstream(compose)
-        target.run(compose.up())
-    else:
-        target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
-                              scale={settings.app_service: len(old) + 1}))
-    target.say(f"[dry-run] [{target.name}] wait for the new container to report the revision, "
-               f"switch {settings.proxy_service} to it, then stop {', '.join(c.name for c in old) or 'nothing'} "
-               f"with {settings.drain_seconds}s drain")

@@ -1,10 +1,13 @@
-"""Everything one task invocation works with: settings, the local work tree, the target and the reporter."""
+"""Everything one task invocation works with: settings, the local work tree, the target, the reporter and the
+backend that knows how this environment runs. Opened by ``deploy.backend.open_session``, passed down to steps."""
 
 from __future__ import annotations
 
 import contextlib
-import posixpath
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
@@ -15,6 +18,9 @@ from .stack import Stack
 from .target import LocalTarget, Target
 from .ui import Reporter
 
+if TYPE_CHECKING:  # the backend holds a session; the session only names its type
+    from .backend import Backend
+
 
 @dataclass
 class Session:
@@ -22,13 +28,15 @@ class Session:
     local: LocalTarget
     target: Target
     ui: Reporter = field(default_factory=Reporter)
+    backend: Backend | None = None
 
     @property
     def state_dir(self) -> str:
-        return state_dir(self.settings)
+        return self.settings.state_path
 
-    @property
+    @functools.cached_property
     def stack(self) -> Stack:
+        """One per task: the compose binary is detected once and every step shares it."""
         return Stack(self.target, self.settings)
 
     @property
@@ -38,8 +46,7 @@ class Session:
     def unlock_hint(self) -> str:
         host = f" --host {self.settings.host}" if self.settings.is_remote else ""
         env = f" --env {self.settings.env}" if self.settings.env not in ("test", "prod") else ""
-        task = "deploy.unlock"
-        return f"inv {task}{host}{env}"
+        return f"inv deploy.unlock{host}{env}"
 
     def locked(self, revision: str) -> contextlib.AbstractContextManager[lock.Holder]:
         """The deploy lock for a block, naming us as deploying ``revision``; an abandoned one is taken over."""
@@ -56,45 +63,17 @@ class Session:
         self.close()
 
 
-def remote_dir(settings: Settings) -> str:
-    return settings.host_dir
-
-
-def state_dir(settings: Settings) -> str:
-    if settings.state_dir:
-        base = remote_dir(settings) if settings.is_remote else str(settings.root)
-        return posixpath.join(base, settings.state_dir)
-    if settings.is_remote:
-        return posixpath.join(remote_dir(settings), "state")
-    return str(settings.root / ".deploy" / settings.env)
-
-
-def project_root(c: Context):
-    from pathlib import Path
-
+def project_root(c: Context) -> Path:
     prefix = getattr(c.config, "_project_prefix", None)
     return Path(prefix).resolve() if prefix else Path.cwd()
 
 
-def load_settings(c: Context, env: str | None = None, host: str | None = None) -> Settings:
+def load_settings(c: Context, env: str | None = None, host: str | None = None, *,
+                  accept_new_host_key: bool = False) -> Settings:
     if env is None and host:
         env = "prod"  # a host given without an environment means production
     raw = c.config.get("deploy", {})
-    return config_mod.load(raw, env, root=project_root(c), host=host)
-
-
-def open_session(c: Context, env: str | None = None, host: str | None = None, *,
-                 accept_new_host_key: bool = False) -> Session:
-    settings = load_settings(c, env, host)
+    settings = config_mod.load(raw, env, root=project_root(c), host=host)
     if accept_new_host_key:
-        import dataclasses
-
-        settings = dataclasses.replace(settings, accept_new_host_key=True)  # the flag wins over the config
-    local = LocalTarget(c, str(settings.root))
-    if settings.is_remote:
-        from .remote import connect
-
-        target: Target = connect(c, settings)
-    else:
-        target = local
-    return Session(settings, local, target)
+        settings = settings.replace(accept_new_host_key=True)  # the flag, never a config file, turns it on
+    return settings

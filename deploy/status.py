@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 
 from . import health, history, lock
-from .commands import release as release_cmd
-from .containers import Container, list_containers
+from .commands import files
+from .containers import Container
 from .redact import redact
 from .session import Session
 
@@ -35,27 +35,24 @@ class Status:
 
 
 def gather(session: Session, releases: int = 5) -> Status:
-    target, settings, stack = session.target, session.settings, session.stack
-    containers = list_containers(target, settings, all_states=True)
-    proxy = next((c for c in containers if c.service == settings.proxy_service and c.running), None)
-    upstream = stack.upstream(proxy) if proxy else None
-    apps = [c for c in containers if c.service == settings.app_service and c.running]
-    serving = next((c for c in apps if c.name == upstream), apps[-1] if apps else None)
+    target, settings = session.target, session.settings
+    snapshot = session.backend.snapshot()
+    serving = snapshot.serving
 
     verdict = None
-    if proxy is not None:
+    if snapshot.proxy is not None:
         with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
             code, body = health.probe(f"http://{host}:{port}{settings.health_path}", timeout=5.0)
         verdict = health.judge(code, body, serving.revision if serving else None)
 
     found = lock.read_state(target, session.state_dir)
     staleness = lock.judge(found, settings.lock_stale_seconds) if found.present else None
-    clock = target.probe(release_cmd.clock()).stdout.strip()
+    clock = target.probe(files.clock()).stdout.strip()
     recent = history.recent_lines(target, session.state_dir, releases)
     return Status(
         env=settings.env, where=session.where,
         release_dir=target.cwd if settings.is_remote else None,
-        containers=containers, upstream=upstream, serving=serving,
+        containers=list(snapshot.containers), upstream=snapshot.upstream, serving=serving,
         health_url=settings.health_url, health=verdict,
         lock_present=found.present, holder=found.holder, holder_gone=bool(staleness and staleness.stale),
         lock_note=staleness.why if staleness else "",

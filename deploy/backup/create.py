@@ -23,9 +23,10 @@ from .. import __version__
 from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
-from ..containers import Container, list_containers
+from ..containers import Container
 from ..errors import BackupError, CommandFailed, DeployError, NoDatabaseFile, NothingToBackUp
 from ..session import Session
+from ..state import Snapshot
 from ..target import Target
 from . import manifest as mf
 from . import store
@@ -87,7 +88,8 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
         raise NothingToBackUp(f"nothing to back up in {settings.env}: db_path is null and no backup_command is set",
                               hint="set db_path (a SQLite file in the app container) or backup_command if the app "
                                    "has a database")
-    serving = session.stack.serving()
+    snapshot = session.backend.snapshot()
+    serving = snapshot.serving
     if serving is None:
         raise NothingToBackUp(f"no running {settings.app_service} container in {settings.project} "
                               f"on {session.where}: nothing to back up")
@@ -97,7 +99,7 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
     layout = _Layout.of(settings)
     done = False
     try:
-        names = _gather(session, serving, incoming, layout)
+        names = _gather(session, snapshot, incoming, layout)
         if target.dry:
             session.ui.note(f"[dry-run] [{session.where}] write {mf.SUMS} and {mf.MANIFEST} in {incoming}")
             target.run(cmd.seal(incoming, directory))
@@ -124,7 +126,8 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
     return Summary(found, directory, seconds, pruned)
 
 
-def _gather(session: Session, serving: Container, directory: str, layout: _Layout) -> list[str]:
+def _gather(session: Session, snapshot: Snapshot, directory: str, layout: _Layout) -> list[str]:
+    serving = snapshot.serving
     """Write the database copy, the logs and the config files into ``directory``; their relative paths."""
     settings, target = session.settings, session.target
     target.run(cmd.make_subdirs(directory, ["logs", "config"]))
@@ -141,7 +144,7 @@ def _gather(session: Session, serving: Container, directory: str, layout: _Layou
                           f"`{cmd.shown(layout.command)}` in {serving.name} exited {exc.exit_status}{tail}",
                           hint="nothing was kept") from None
     names = [layout.db_file]
-    for container in list_containers(target, settings, all_states=True):
+    for container in snapshot.containers:
         log = posixpath.join("logs", mf.safe_name(container.name) + ".log")
         target.run(cmd.save_logs(container.id, posixpath.join(directory, log)))
         names.append(log)

@@ -14,17 +14,18 @@ from ..session import Session
 from .create import create, has_database
 
 
-def wanted(settings: Settings) -> bool:
-    """``backup_before_deploy`` when set; otherwise on for a host (production data), off for the local stack."""
+def wanted(settings: Settings, by_default: bool) -> bool:
+    """``backup_before_deploy`` when set; otherwise the backend's default: on for a host (production data), off
+    for the local stack."""
     if settings.backup_before_deploy is not None:
         return settings.backup_before_deploy
-    return settings.is_remote
+    return by_default
 
 
 def backup_hook(session: Session, revision: Revision) -> str | None:
     """Back up before a deploy; returns the backup id for the release history (None when skipped)."""
     ui, settings = session.ui, session.settings
-    if not wanted(settings):
+    if not wanted(settings, session.backend.backs_up_by_default):
         ui.note(f"off for {settings.env} (set backup_before_deploy: true to back up before each deploy)")
         return
     if not has_database(settings):

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import history
 from ..commands import backup as cmd
 from ..errors import BackupError, CommandFailed
 from ..session import Session
+from ..transaction import Transaction
 from . import manifest as mf
 from . import store
 from .create import Summary, create, run_quietly
@@ -49,17 +49,15 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
     if found.is_sqlite and settings.db_path is None:
         raise BackupError(f"backup {backup_id} holds a SQLite database but db_path is null",
                           hint="set deploy.db_path to the database file inside the app container to restore it")
-    _serving_or_fail(session)
+    serving = _serving_or_fail(session)
     if not confirm(found):
         return None
 
     started = time.monotonic()
-    with session.locked(found.revision) as holder:
-        serving = _serving_or_fail(session)
+    with Transaction(session, "restore", serving.revision or "unknown", serving.image, backup=backup_id) as txn:
+        serving = _serving_or_fail(session)  # again, under the lock: a deploy may have finished meanwhile
         safety = None
-        with history.recorded(target, session.state_dir, revision=serving.revision or "unknown",
-                              image=serving.image, env=settings.env, who=holder.holder, action="restore",
-                              backup=backup_id):
+        with txn.recorded():
             try:
                 with ui.step("backup", "of the current state first"):
                     safety = create(session, note=f"before restore of {backup_id}", protect=(backup_id,))
@@ -78,7 +76,7 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
 
 
 def _serving_or_fail(session: Session):
-    serving = session.stack.serving()
+    serving = session.backend.snapshot().serving
     if serving is None:
         settings = session.settings
         raise BackupError(f"no running {settings.app_service} container in {settings.project} on "

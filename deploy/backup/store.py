@@ -18,7 +18,6 @@ from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
 from ..errors import BackupError, CommandFailed, UsageError
-from ..session import remote_dir
 from ..target import Target
 from . import manifest as mf
 
@@ -29,7 +28,7 @@ UNFINISHED_STALE_MINUTES = 24 * 60
 def root(settings: Settings) -> str:
     """``<backup_dir>/<env>``; backup_dir (default ``backups``) is relative to the project root locally and to
     remote_dir on a host, unless absolute."""
-    base = remote_dir(settings) if settings.is_remote else str(settings.root)
+    base = settings.host_dir if settings.is_remote else str(settings.root)
     return posixpath.join(base, settings.backup_dir or "backups", settings.env)
 
 

@@ -118,7 +118,7 @@ def _report_db(found: mf.Manifest, ok: bool, verdict: str, report: Report) -> li
 def _checker_image(session: Session, found: mf.Manifest) -> str:
     """The backup's own app image if still kept, else the one serving now: both have the app's Python."""
     candidates = [found.image]
-    serving = session.stack.serving()
+    serving = session.backend.snapshot().serving
     if serving is not None:
         candidates.append(serving.image)
     for image in candidates:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 
-def mkdir_p(path: str) -> list[str]:
-    return ["mkdir", "-p", path]
+def mkdir_p(*paths: str) -> list[str]:
+    return ["mkdir", "-p", "--", *paths]
+
+
+def is_dir(path: str) -> list[str]:
+    return ["test", "-d", path]
+
+
+def is_file(path: str) -> list[str]:
+    return ["test", "-f", path]
 
 
 # Exit status of the lock scripts when the lock is held by someone else (or changed under us).
@@ -78,8 +86,28 @@ def remove_tree(path: str) -> list[str]:
     return ["rm", "-rf", "--", path]
 
 
-def free_kib(path: str) -> list[str]:
-    return ["df", "-Pk", path]
+def remove_file(path: str) -> list[str]:
+    return ["rm", "-f", "--", path]
+
+def rename(source: str, dest: str) -> list[str]:
+    """Atomic on one filesystem; ``-T``: ``dest`` is the new name itself, never a directory to move into."""
+    return ["mv", "-T", "--", source, dest]
+
+def list_names(directory: str) -> list[str]:
+    """Every entry, dot-names too (a temporary ``.incoming-`` release is one)."""
+    return ["ls", "-1A", "--", directory]
+
+def file_mode(path: str) -> list[str]:
+    """Octal permission bits of ``path`` (following links); reads metadata only, never the contents."""
+    return ["stat", "-L", "-c", "%a", "--", path]
+
+def clock() -> list[str]:
+    return ["date", "+%s"]
+
+def free_kib_nearest(path: str) -> list[str]:
+    """``df`` of ``path``, or of its nearest existing parent before the first deploy creates it."""
+    script = 'p="$1"; while [ ! -e "$p" ]; do p="$(dirname "$p")"; done; exec df -Pk "$p"'
+    return ["sh", "-c", script, "df-nearest", path]
 
 
 # The bytes arrive on stdin and land under a temporary name that only becomes ``$1`` once all ``$3`` bytes are

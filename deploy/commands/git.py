@@ -12,8 +12,14 @@ def status_porcelain() -> list[str]:
     return ["git", "status", "--porcelain", "--untracked-files=normal"]
 
 
-def toplevel() -> list[str]:
-    return ["git", "rev-parse", "--show-toplevel"]
+def commit_files(revision: str) -> list[str]:
+    """The files of one commit, NUL-separated: what ``archive`` ships."""
+    return ["git", "ls-tree", "-r", "-z", "--name-only", revision]
+
+
+def work_tree_files() -> list[str]:
+    """Tracked files and untracked ones git does not ignore, NUL-separated: what a clean checkout would hold."""
+    return ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
 
 
 def archive(revision: str, output: str) -> list[str]:

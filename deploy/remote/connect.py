@@ -28,9 +28,7 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def connect(c: Context, settings: Settings, *, say: Callable[[str], None] | None = None) -> SshTarget:
-    """Open the connection to ``settings.host`` and return a target rooted in the release in service."""
-    from .release import current_release_dir
-
+    """Open the connection to ``settings.host``; the target starts in ``/``."""
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     spec = hosts.parse_host_spec(settings.host or "")
     connection = fabric.Connection(spec.host, user=spec.user, port=spec.port,
@@ -59,9 +57,7 @@ def connect(c: Context, settings: Settings, *, say: Callable[[str], None] | None
         raise explain(exc, connection, spec.host, loaded, missing_keys, settings.connect_timeout,
                       spoke=spoke) from None
 
-    target = SshTarget(connection, "/")
-    target.cwd = current_release_dir(target, settings)
-    return target
+    return SshTarget(connection, "/")
 
 
 def _verify_host_keys(connection: fabric.Connection, settings: Settings, label: str,

@@ -25,13 +25,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..commands import git
+from ..commands import files, git
 from ..commands import release as cmd
 from ..config import Settings
 from ..errors import CommandFailed, GitError, PreflightFailed
+from ..history import Record
 from ..preflight import Item
 from ..revision import Revision
-from ..session import Session, remote_dir
+from ..session import Session
 from ..target import Target
 
 RELEASE_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}(-dirty)?$")
@@ -113,11 +114,11 @@ def judge_env_file(path: str, exit_ok: bool, mode_text: str) -> Item:
 
 
 def releases_dir(settings: Settings) -> str:
-    return posixpath.join(remote_dir(settings), "releases")
+    return posixpath.join(settings.host_dir, "releases")
 
 
 def list_releases(target: Target, settings: Settings) -> list[str]:
-    result = target.probe(cmd.list_names(releases_dir(settings)))
+    result = target.probe(files.list_names(releases_dir(settings)))
     return parse_release_names(result.stdout) if result.ok else []
 
 
@@ -135,15 +136,15 @@ def current_release_dir(target: Target, settings: Settings) -> str:
         name = names[-1] if names else None
     if name is not None:
         return posixpath.join(base, name)
-    root = remote_dir(settings)
-    return root if target.probe(cmd.is_dir(root)).ok else "/"
+    root = settings.host_dir
+    return root if target.probe(files.is_dir(root)).ok else "/"
 
 
 def env_file_check(target: Target, settings: Settings) -> Item | None:
     source = settings.env_file_path
     if source is None:
         return None
-    result = target.probe(cmd.file_mode(source))
+    result = target.probe(files.file_mode(source))
     return judge_env_file(source, result.ok, result.stdout)
 
 
@@ -171,16 +172,16 @@ def prepare_release(session: Session, revision: Revision) -> None:
             session.local.run(git.archive(revision.sha, archive))  # under --dry: printed only
         elif not target.dry:
             _tar_work_tree(session, archive)
-        target.run(cmd.make_dirs(base, posixpath.join(remote_dir(settings), "shared")))
+        target.run(files.mkdir_p(base, posixpath.join(settings.host_dir, "shared")))
         _remove_leftovers(session)
         target.run(cmd.make_release_dir(incoming))
         try:
             _upload(target, archive, upload)
             target.run(cmd.unpack(upload, incoming))
-            target.run(cmd.remove_file(upload))
-            target.run(cmd.rename_dir(incoming, release))  # complete: only now does it carry a release name
+            target.run(files.remove_file(upload))
+            target.run(files.rename(incoming, release))  # complete: only now does it carry a release name
         except BaseException:
-            target.run(cmd.remove_tree(incoming), check=False)  # a half-unpacked release must never be built
+            target.run(files.remove_tree(incoming), check=False)  # a half-unpacked release must never be built
             raise
     if target.dry:
         # Nothing was uploaded: the build and compose commands that follow are planned in the release serving now.
@@ -203,10 +204,10 @@ def _upload(target: Target, archive: str, remote: str) -> None:
 def _remove_leftovers(session: Session) -> None:
     """Releases an interrupted deploy left half-made. Never in use: the deploy lock is held while preparing one."""
     target, base = session.target, releases_dir(session.settings)
-    listed = target.probe(cmd.list_names(base))
+    listed = target.probe(files.list_names(base))
     leftovers = parse_leftovers(listed.stdout) if listed.ok else []
     for name in leftovers:
-        target.run(cmd.remove_tree(posixpath.join(base, name)), check=False)
+        target.run(files.remove_tree(posixpath.join(base, name)), check=False)
     if leftovers:
         session.ui.note(f"{'would remove' if target.dry else 'removed'} {len(leftovers)} unfinished release(s) "
                         "left by an interrupted deploy")
@@ -218,20 +219,20 @@ def _prune(session: Session, new: str) -> None:
     in_use = releases_in_use(usage(target, settings), releases_dir(settings)) | {new}
     doomed = to_prune(names, settings.keep_releases, in_use)
     for name in doomed:
-        target.run(cmd.remove_tree(posixpath.join(releases_dir(settings), name)), check=False)
+        target.run(files.remove_tree(posixpath.join(releases_dir(settings), name)), check=False)
     if doomed:
         session.ui.note(f"kept the newest {settings.keep_releases} release(s) and those in use, "
                         f"{'would remove' if target.dry else 'removed'} {len(doomed)}")
 
 
 def _commit_files(session: Session, revision: Revision) -> list[str]:
-    result = session.local.probe(["git", "ls-tree", "-r", "-z", "--name-only", revision.sha], check=True)
+    result = session.local.probe(git.commit_files(revision.sha), check=True)
     return [f for f in result.stdout.split("\0") if f]
 
 
 def _work_tree_files(session: Session) -> list[str]:
     """Tracked and untracked-but-not-ignored files: what the build would see in a clean checkout of this tree."""
-    result = session.local.probe(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], check=True)
+    result = session.local.probe(git.work_tree_files(), check=True)
     root = session.settings.root
     return sorted({f for f in result.stdout.split("\0") if f and os.path.lexists(root / f)})
 
@@ -244,3 +245,15 @@ def _tar_work_tree(session: Session, archive: str) -> None:
     with tarfile.open(archive, "w:gz") as tar:
         for rel in files:
             tar.add(root / rel, arcname=rel, recursive=False)
+
+
+def use_shipped_release(session: Session, release: Record) -> None:
+    """Run compose from the release directory that shipped this revision while it is still kept, so the compose
+    and config files match the image; otherwise stay in the one in service and say so."""
+    tag = Revision.of(release.revision).tag
+    shipped = [name for name in list_releases(session.target, session.settings) if name.endswith("-" + tag)]
+    if shipped:
+        session.target.cwd = posixpath.join(releases_dir(session.settings), shipped[-1])
+        session.ui.note(f"using release directory {shipped[-1]}")
+    else:
+        session.ui.note(f"the release directory of {tag} was pruned: using the compose files in {session.target.cwd}")

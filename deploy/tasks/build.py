@@ -18,10 +18,9 @@ def build(c, env=None, host=None, no_cache=False, allow_dirty=False):
     """Build the app image for the current git revision."""
     with session_for(c, env, host) as session:
         revision = current(session.local, allow_dirty=allow_dirty)
-        if session.settings.is_remote:
-            from ..remote import prepare_release
-
-            prepare_release(session, revision)
+        if session.backend.ships_release:
+            with session.ui.step("release"):
+                session.backend.prepare_release(revision)
         with session.ui.step("build", session.settings.image(revision.tag)):
             image = build_image(session.target, session.settings, revision, no_cache=no_cache)
         session.ui.line(f"built {image} (revision {revision.full})")

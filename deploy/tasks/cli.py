@@ -10,8 +10,9 @@ from typing import Any
 from invoke import Exit
 
 from .. import signals, validate
+from ..backend import open_session
 from ..errors import DeployError
-from ..session import Session, open_session
+from ..session import Session
 
 
 def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:

@@ -3,6 +3,7 @@
 from invoke import Collection, task
 
 from .. import pipeline, validate
+from .. import rollback as rollback_mod
 from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 PIPELINE_HELP = {
@@ -21,15 +22,7 @@ def _run(c, env, host=None, skip_backup=False, **flags):
         health_timeout=number_flag("health-timeout", flags.get("health_timeout"), validate.TIMEOUT),
     )
     with session_for(c, env, host, accept_new_host_key=flags.get("accept_new_host_key", False)) as session:
-        hooks = {}
-        if session.settings.is_remote:
-            from ..remote import preflight_checks, prepare_release
-
-            hooks = {"prepare": prepare_release, "preflight_extra": preflight_checks}
-        from ..backup import backup_hook
-
-        hooks["backup"] = backup_hook
-        pipeline.deploy(session, options, **hooks)
+        pipeline.deploy(session, options)
 
 
 @task(help=PIPELINE_HELP)
@@ -67,16 +60,9 @@ def to_env(c, name, host=None, allow_dirty=False, no_cache=False, health_timeout
 @clean_errors
 def rollback(c, to=None, env=None, host=None, health_timeout=None, accept_new_host_key=False):
     """Go back to the previous release (or --to REV) from its kept image: no rebuild, zero-downtime switch."""
-    from .. import rollback as rollback_mod
-
     timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
-        hooks = {}
-        if session.settings.is_remote:
-            from ..remote import preflight_checks
-
-            hooks = {"prepare": rollback_mod.use_shipped_release, "preflight_extra": preflight_checks}
-        rollback_mod.rollback(session, to=to, health_timeout=timeout, **hooks)
+        rollback_mod.rollback(session, to=to, health_timeout=timeout)
 
 
 ns = Collection("deploy")

@@ -39,10 +39,13 @@ def test_an_id_that_is_not_one_never_becomes_a_path(project):
 
 
 def test_pipeline_backs_up_hosts_by_default_and_the_local_stack_on_request(project):
-    assert wanted(settings(project, "prod"))
-    assert not wanted(settings(project, "test"))
-    assert wanted(settings(project, "test", backup_before_deploy=True))
-    assert not wanted(settings(project, "prod", backup_before_deploy=False))
+    from deploy.backend import ComposeBackend, SshComposeBackend
+
+    host, local = SshComposeBackend.backs_up_by_default, ComposeBackend.backs_up_by_default
+    assert wanted(settings(project, "prod"), host)
+    assert not wanted(settings(project, "test"), local)
+    assert wanted(settings(project, "test", backup_before_deploy=True), local)
+    assert not wanted(settings(project, "prod", backup_before_deploy=False), host)
 
 
 def test_backup_keys_are_validated_like_any_other(project):

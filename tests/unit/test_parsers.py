@@ -7,7 +7,7 @@ import pytest
 from deploy import history, images, lock, preflight, verify
 from deploy.containers import parse_ids, parse_inspect
 from deploy.errors import RollbackImpossible
-from deploy.stack import parse_upstream
+from deploy.state import parse_upstream
 
 REV = "c" * 40
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from deploy import config
+from deploy.commands import files
 from deploy.commands import release as cmd
 from deploy.remote import release
 from deploy.remote.release import Usage
@@ -107,8 +108,8 @@ def test_env_file_verdict_reads_only_the_mode():
 def test_release_commands_are_plain_argv_with_hostile_paths_kept_whole():
     hostile = "/srv/a b; rm -rf /"
     assert cmd.unpack(f"{hostile}/x.tgz", hostile) == ["tar", "-xzf", f"{hostile}/x.tgz", "-C", hostile]
-    assert cmd.rename_dir(f"{hostile}/.incoming-r", f"{hostile}/r") == ["mv", "-T", "--", f"{hostile}/.incoming-r",
-                                                                        f"{hostile}/r"]
-    assert cmd.free_kib_nearest(hostile)[-1] == hostile
+    assert files.rename(f"{hostile}/.incoming-r", f"{hostile}/r") == ["mv", "-T", "--", f"{hostile}/.incoming-r",
+                                                                     f"{hostile}/r"]
+    assert files.free_kib_nearest(hostile)[-1] == hostile
     assert cmd.working_dirs("shop-prod")[:6] == ["docker", "ps", "--all", "--no-trunc", "--filter",
                                                  "label=com.docker.compose.project=shop-prod"]

@@ -75,9 +75,10 @@ def test_upstream_reset_runs_in_a_one_off_proxy_container_with_values_as_paramet
     import subprocess
 
     from deploy.commands.compose import Compose
-    from deploy.stack import _RESET_SCRIPT
+    from deploy.commands.proxy import RESET_UPSTREAM as _RESET_SCRIPT
+    from deploy.commands.proxy import reset_script
 
-    argv = Compose("shop-test", "compose.yml").run("proxy", ["sh", "-c", _RESET_SCRIPT, "reset", "/x", "app", "8000"])
+    argv = Compose("shop-test", "compose.yml").run("proxy", reset_script("/x", "app", 8000))
     assert argv[:7] == ["docker", "compose", "--project-name", "shop-test", "--file", "compose.yml", "run"]
     assert argv[7:11] == ["--rm", "--no-deps", "-T", "proxy"]
 

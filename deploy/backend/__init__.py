@@ -1,0 +1,30 @@
+"""Where and how an environment runs, chosen once per task from its settings.
+
+    ComposeBackend      compose on this machine: builds from the work tree, checks the local public port
+    SshComposeBackend   compose on a host over one SSH connection: ships a release directory, checks the host's
+                        disk and env file, backs up before each deploy by default
+
+Everything that differs between them lives in their class; the pipeline, rollback, restore and the day-two tasks
+only call the ``Backend`` interface. A new engine (a Swarm cluster) is one more class and its tests.
+"""
+
+from __future__ import annotations
+
+from invoke import Context
+
+from ..session import Session, load_settings
+from ..target import LocalTarget
+from .base import Backend
+from .compose import ComposeBackend
+from .ssh import SshComposeBackend
+
+__all__ = ["Backend", "ComposeBackend", "SshComposeBackend", "open_session"]
+
+
+def open_session(c: Context, env: str | None = None, host: str | None = None, *,
+                 accept_new_host_key: bool = False) -> Session:
+    """Settings, targets and the backend for one task; the only place a backend is chosen."""
+    settings = load_settings(c, env, host, accept_new_host_key=accept_new_host_key)
+    local = LocalTarget(c, str(settings.root))
+    kind = SshComposeBackend if settings.is_remote else ComposeBackend
+    return kind.open(c, settings, local)

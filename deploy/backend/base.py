@@ -1,0 +1,56 @@
+"""The interface every backend implements; see ``deploy.backend`` for the ones there are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from invoke import Context
+
+from ..config import Settings
+from ..history import Record
+from ..preflight import Item
+from ..revision import Revision
+from ..rollout import Outcome
+from ..session import Session
+from ..state import Snapshot
+from ..target import LocalTarget
+
+Check = Callable[[], Item]
+
+
+class Backend:
+    """What differs between the places a stack runs. Holds its session; steps reach it as ``session.backend``."""
+
+    name = "base"
+    #: Whether a deploy backs up first when ``backup_before_deploy`` is not set (production data lives here).
+    backs_up_by_default = False
+    #: Whether a deploy ships the revision's files somewhere before building (a "release" step).
+    ships_release = False
+
+    def __init__(self, session: Session):
+        self.session = session
+        session.backend = self
+
+    @classmethod
+    def open(cls, c: Context, settings: Settings, local: LocalTarget) -> Session:
+        raise NotImplementedError
+
+    def prepare_release(self, revision: Revision) -> None:
+        """Make ``revision``'s files available where the build runs."""
+
+    def prepare_rollback(self, release: Record) -> None:
+        """Make the files that shipped with ``release`` the ones compose runs from, where that applies."""
+
+    def preflight(self, image: str) -> list[Check]:
+        """Read-only checks that must pass before anything changes."""
+        raise NotImplementedError
+
+    def snapshot(self) -> Snapshot:
+        raise NotImplementedError
+
+    def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
+        raise NotImplementedError
+
+    def prune_images(self, keep: set[str]) -> list[str]:
+        """Remove the app's old images beyond ``keep_images``; returns what was removed."""
+        raise NotImplementedError

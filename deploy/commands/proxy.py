@@ -1,0 +1,41 @@
+"""The proxy's two scripts, run inside the nginx container: values arrive as positional parameters, never
+spliced into the script text."""
+
+from __future__ import annotations
+
+from .docker import exec_
+
+# SWITCH_UPSTREAM rewrites the proxy's upstream to one container and reloads nginx gracefully; on a config nginx
+# rejects, the previous upstream is put back. `nginx -s reload` returns before the reload is done: for a while the
+# old workers still accept connections and send them to the old upstream, so stopping the old container right away
+# showed up as 502s under load. The script therefore returns once the workers that ran before the reload have
+# exited (at most 30 s).
+SWITCH_UPSTREAM = (
+    'f="$1"; printf "server %s:%s;\\n" "$2" "$3" > "$f.next" || exit 1; '
+    'cp -f "$f" "$f.prev" 2>/dev/null; mv -f "$f.next" "$f"; '
+    'if ! nginx -t -q; then mv -f "$f.prev" "$f"; echo "nginx rejected the upstream" >&2; exit 1; fi; '
+    'old=""; for p in /proc/[0-9]*; do case "$(tr "\\0" " " 2>/dev/null < "$p/cmdline")" in '
+    '"nginx: worker process"*) old="$old ${p#/proc/}";; esac; done; '
+    'nginx -s reload || exit 1; '
+    'i=0; while [ "$i" -lt 300 ]; do left=""; for w in $old; do [ -e "/proc/$w" ] && left=1; done; '
+    '[ -z "$left" ] && exit 0; sleep 0.1; i=$((i + 1)); done'
+)
+
+# RESET_UPSTREAM points the upstream back at the app *service* name, which Docker's DNS resolves to whichever app
+# container runs. Needed when the proxy starts afresh: a file still naming a container that has since been
+# removed (the stack was taken down after a rollout) makes nginx refuse to start at all.
+RESET_UPSTREAM = 'mkdir -p "$(dirname "$1")" && printf "server %s:%s;\\n" "$2" "$3" > "$1"'
+
+
+def switch(proxy: str, upstream_file: str, name: str, port: int) -> list[str]:
+    """Inside the running proxy container: send traffic to ``name:port``."""
+    return exec_(proxy, ["sh", "-c", SWITCH_UPSTREAM, "switch", upstream_file, name, str(port)])
+
+
+def reset_script(upstream_file: str, service: str, port: int) -> list[str]:
+    """The command for a one-off proxy container (``compose run``): upstream back to the service name."""
+    return ["sh", "-c", RESET_UPSTREAM, "reset", upstream_file, service, str(port)]
+
+
+def read_upstream(proxy: str, upstream_file: str) -> list[str]:
+    return exec_(proxy, ["cat", upstream_file])

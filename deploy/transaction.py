@@ -1,0 +1,67 @@
+"""One change to an environment, the same frame for deploy, rollback, restore and start/stop/restart:
+
+    lock (taken first; a heartbeat while held; an abandoned one taken over) ─▶ preparation that is not recorded
+    (uploading a release, preflight) ─▶ the change itself, recorded: one history line whatever the outcome (ok,
+    failed with the reason, interrupted with the signal) ─▶ unlock ─▶ the summary line, with the time of each step
+
+Signals (SIGTERM, SIGHUP) arrive as interrupts (``deploy.signals``, installed by the CLI), so the history line
+and the unlock happen for them as for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from . import history
+from .session import Session
+
+
+class Transaction:
+    """``with Transaction(session, "deploy", revision, image) as txn:`` ... ``with txn.recorded():`` ...
+
+    ``summary`` set by the block becomes the last line on success, followed by the elapsed time and the timings
+    of the steps named in ``timed``.
+    """
+
+    def __init__(self, session: Session, action: str, revision: str, image: str = "", **fields: Any):
+        self.session, self.action, self.revision, self.image = session, action, revision, image
+        self.fields = fields
+        self.summary = ""
+        self.timed: list[str] = []
+        self.holder = None
+        self._lock: contextlib.AbstractContextManager | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> Transaction:
+        self._started = time.monotonic()
+        self._lock = self.session.locked(self.revision)
+        self.holder = self._lock.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> bool | None:
+        assert self._lock is not None
+        try:
+            return self._lock.__exit__(*exc_info)
+        finally:
+            if exc_info[0] is None and self.summary:
+                self.session.ui.line(self.summary_line())
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def summary_line(self) -> str:
+        breakdown = self.session.ui.breakdown(self.timed) if self.timed else ""
+        return f"{self.summary} in {self.elapsed:.1f}s" + (f" ({breakdown})" if breakdown else "")
+
+    @contextlib.contextmanager
+    def recorded(self) -> Iterator[dict]:
+        """The recorded part: the yielded dict takes fields learned on the way (a backup id, the proof)."""
+        session = self.session
+        with history.recorded(session.target, session.state_dir, revision=self.revision, image=self.image,
+                              env=session.settings.env, who=self.holder.holder, action=self.action,
+                              **self.fields) as entry:
+            yield entry

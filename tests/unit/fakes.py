@@ -1,0 +1,256 @@
+"""A Target that records commands and answers them from a small model of a Docker engine, for testing every
+branch of rollout and rollback without Docker.
+
+What is not real here, and why: the engine (containers, the proxy's upstream file) is a model, because the unit
+suite runs where no engine does; its answers use the same output formats the real CLI gives (``docker ps
+--format '{{json .}}'``, ``docker inspect``), and the parsers under test are the real ones. What is real: HTTP.
+Each app container is a real local HTTP server (tests/support/http.py), and the public port reaches whichever
+container the proxy's upstream names, so health polling, the switch and the checks run as they do in production.
+The integration tests prove the real engine agrees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from deploy.commands import proxy as proxy_cmd
+from deploy.errors import CommandFailed
+from deploy.target import Result
+from tests.support.http import ScriptedServer
+
+PROJECT = "shop-test"
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    name: str
+    service: str
+    image: str
+    revision: str | None
+    running: bool = True
+    server: ScriptedServer | None = None
+
+    @property
+    def address(self) -> str:
+        return f"10.0.0.{int(self.id[1:]) + 1}"
+
+    def inspect(self) -> dict:
+        return {
+            "Id": self.id, "Name": "/" + self.name,
+            "Config": {"Image": self.image, "Labels": {
+                "com.docker.compose.service": self.service,
+                "com.docker.compose.container-number": self.name.rsplit("-", 1)[-1],
+                "org.opencontainers.image.revision": self.revision or "",
+            }},
+            "State": {"Status": "running" if self.running else "exited", "StartedAt": f"2025-01-01T00:00:{self.id[1:]}Z"},
+            "NetworkSettings": {"Networks": {"default": {"IPAddress": self.address}}},
+        }
+
+
+@dataclass
+class Engine:
+    """The state a compose project has on one engine, changed by the commands the rollout runs."""
+
+    app: str = "app"
+    proxy: str = "proxy"
+    containers: list[FakeContainer] = field(default_factory=list)
+    upstream: str = "app"
+    #: how a container started from an image answers: revision -> (status, body); default healthy at its revision
+    answers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    nginx_rejects: bool = False
+    stop_fails: bool = False
+    images: dict[str, str] = field(default_factory=dict)  # image ref -> revision label
+    servers: list[ScriptedServer] = field(default_factory=list)
+    #: called after every command, to interrupt a rollout at a chosen point
+    after: Callable[[tuple[str, ...]], None] | None = None
+
+    def add(self, service: str, image: str, revision: str | None, *, running: bool = True) -> FakeContainer:
+        number = 1 + sum(1 for c in self.containers if c.service == service)
+        container = FakeContainer(f"c{len(self.containers)}", f"{PROJECT}-{service}-{number}", service, image,
+                                  revision, running)
+        if service == self.app:
+            container.server = self._serve(revision)
+        self.containers.append(container)
+        return container
+
+    def _serve(self, revision: str | None) -> ScriptedServer:
+        status, body = self.answers.get(revision or "", (200, json.dumps({"status": "healthy", "revision": revision})))
+        server = ScriptedServer(status, body)
+        self.servers.append(server)
+        return server
+
+    def by_name(self, name: str) -> FakeContainer | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+    def running(self, service: str) -> list[FakeContainer]:
+        return [c for c in self.containers if c.service == service and c.running]
+
+    def serving_server(self) -> ScriptedServer | None:
+        named = self.by_name(self.upstream)
+        if named is not None:
+            return named.server if named.running else None
+        apps = self.running(self.app)
+        return apps[-1].server if apps else None
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+class FakeTarget:
+    """Records ``run`` (changes) and ``probe`` (reads) and answers both from an ``Engine``."""
+
+    name = "fake"
+    cwd = "/srv/shop"
+
+    def __init__(self, engine: Engine, *, dry: bool = False, public_port: int = 8001):
+        self.engine, self.dry, self.public_port = engine, dry, public_port
+        self.runs: list[tuple[str, ...]] = []
+        self.probes: list[tuple[str, ...]] = []
+        self.said: list[str] = []
+        self.files: dict[str, str] = {}
+        self.tail: str = ""  # what `tail` of the history file answers
+
+    # -- the Target interface ------------------------------------------------------------------------------
+    def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
+            timeout: float | None = None) -> Result:
+        argv = tuple(str(a) for a in argv)
+        self.runs.append(argv)
+        if self.dry:
+            self.say(f"[dry-run] [{self.name}] {' '.join(argv)}")
+            return Result(argv, 0, "", "")
+        return self._answer(argv, check)
+
+    def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
+        argv = tuple(str(a) for a in argv)
+        self.probes.append(argv)
+        return self._answer(argv, check)
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+        self.files[path] = text
+
+    def read_text(self, path: str) -> str | None:
+        return self.files.get(path)
+
+    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+        self.files[path] = open(local_path).read()
+
+    def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
+        with open(local_path, "w") as out:
+            out.write(self.files[path])
+
+    def follow(self, argv: Sequence[str], write, *, timeout: float | None = None) -> Result:
+        return self.probe(argv)
+
+    @contextlib.contextmanager
+    def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
+        server = self._route(host, port)
+        if server is None:
+            yield "127.0.0.1", 9  # the discard port: nothing listens, the poller sees a refused connection
+            return
+        address = server.server.server_address
+        yield address[0], address[1]
+
+    def close(self) -> None:
+        pass
+
+    # -- the model -----------------------------------------------------------------------------------------
+    def _route(self, host: str, port: int) -> ScriptedServer | None:
+        if host == "127.0.0.1" and port == self.public_port:
+            return self.engine.serving_server()
+        found = next((c for c in self.engine.containers if c.address == host and c.running), None)
+        return found.server if found else None
+
+    def _answer(self, argv: tuple[str, ...], check: bool) -> Result:
+        handler = self._handler(argv)
+        status, out, err = handler(argv) if handler else (0, "", "")
+        if self.engine.after:
+            self.engine.after(argv)
+        result = Result(argv, status, out, err)
+        if check and not result.ok:
+            raise CommandFailed(argv, status, err, where=self.name)
+        return result
+
+    def _handler(self, argv: tuple[str, ...]):
+        words = " ".join(argv)
+        if argv[:2] == ("docker", "ps"):
+            return self._ps
+        if argv[:2] == ("docker", "inspect"):
+            return self._inspect
+        if " up --detach" in words:
+            return self._up
+        if argv[:2] == ("docker", "exec") and proxy_cmd.SWITCH_UPSTREAM in argv:
+            return self._switch
+        if argv[:2] == ("docker", "exec") and argv[3:4] == ("cat",):
+            return lambda a: (0, f"server {self.engine.upstream}:8000;\n", "")
+        if argv[:2] == ("docker", "stop"):
+            return self._stop
+        if argv[:2] == ("docker", "rm"):
+            return self._rm
+        if argv[:3] == ("docker", "image", "inspect"):
+            return self._image_inspect
+        if argv[:3] == ("docker", "image", "ls"):
+            return lambda a: (0, "".join(json.dumps({"Repository": ref.split(":")[0], "Tag": ref.split(":")[1],
+                                                      "ID": f"sha256:{i:064x}", "CreatedAt": f"2025-01-0{i + 1}"})
+                                         + "\n" for i, ref in enumerate(self.engine.images)), "")
+        if argv[:1] == ("tail",):
+            return lambda a: (0, self.tail, "")
+        return None
+
+    def _ps(self, argv):
+        everything = "--all" in argv
+        lines = [json.dumps({"ID": c.id}) for c in self.engine.containers if everything or c.running]
+        return 0, "\n".join(lines) + ("\n" if lines else ""), ""
+
+    def _inspect(self, argv):
+        wanted = set(argv[4:])
+        return 0, json.dumps([c.inspect() for c in self.engine.containers if c.id in wanted]), ""
+
+    def _up(self, argv):
+        image = next(a.split("=", 1)[1] for a in argv if a.startswith("APP_IMAGE="))
+        revision = self.engine.images.get(image)
+        if "--scale" in argv:
+            self.engine.add(self.engine.app, image, revision)
+            return 0, "", ""
+        if argv[-1] == self.engine.proxy:
+            self.engine.add(self.engine.proxy, "nginx", None)
+            return 0, "", ""
+        self.engine.add(self.engine.proxy, "nginx", None)
+        self.engine.add(self.engine.app, image, revision)
+        return 0, "", ""
+
+    def _switch(self, argv):
+        if self.engine.nginx_rejects:
+            return 1, "", "nginx rejected the upstream"
+        self.engine.upstream = argv[-2]
+        return 0, "", ""
+
+    def _stop(self, argv):
+        if self.engine.stop_fails:
+            return 1, "", "Error response from daemon: cannot stop container: tired"
+        for c in self.engine.containers:
+            if c.id in argv[3:]:
+                c.running = False
+        return 0, "", ""
+
+    def _rm(self, argv):
+        self.engine.containers = [c for c in self.engine.containers if c.id not in argv]
+        return 0, "", ""
+
+    def _image_inspect(self, argv):
+        ref = argv[-1]
+        if ref not in self.engine.images:
+            return 1, "", f"Error: No such image: {ref}"
+        return 0, self.engine.images[ref] + "\n", ""
+
+
+def reporter_output() -> io.StringIO:
+    return io.StringIO()

@@ -1,0 +1,232 @@
+"""Every branch of the rollout and of rollback, against a modelled engine (tests/unit/fakes.py) and real HTTP.
+
+Each test asserts what the user's site is left with: which container the proxy routes to, which containers
+exist, and what the command said. The integration tests run the same code on the real engine.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from deploy import config
+from deploy.backend import ComposeBackend
+from deploy.errors import RollbackImpossible, RolloutFailed
+from deploy.rollback import rollback
+from deploy.rollout import rollout
+from deploy.session import Session
+from deploy.stack import Stack
+from deploy.ui import Reporter
+
+from .fakes import PROJECT, Engine, FakeTarget
+
+OLD, NEW = "a" * 40, "b" * 40
+OLD_IMAGE, NEW_IMAGE = "shop:" + OLD[:12], "shop:" + NEW[:12]
+
+
+@pytest.fixture
+def engine():
+    made = Engine(images={OLD_IMAGE: OLD, NEW_IMAGE: NEW})
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def settings(root):
+    return config.load({"app_name": "shop", "health_interval": 0.05, "health_timeout": 1.5, "drain_seconds": 1,
+                        "environments": {"test": {"project": PROJECT, "public_port": 8001}}}, root=root)
+
+
+def serving_old(engine: Engine):
+    engine.add("proxy", "nginx", None)
+    old = engine.add("app", OLD_IMAGE, OLD)
+    engine.upstream = old.name
+    return old
+
+
+def deploy_new(engine: Engine, settings, *, dry: bool = False) -> tuple[FakeTarget, list[str], object]:
+    target = FakeTarget(engine, dry=dry)
+    said: list[str] = []
+    outcome = rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append)
+    return target, said, outcome
+
+
+def failing_deploy(engine: Engine, settings) -> tuple[FakeTarget, list[str], str]:
+    target = FakeTarget(engine)
+    said: list[str] = []
+    with pytest.raises(RolloutFailed) as failed:
+        rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append)
+    return target, said, str(failed.value)
+
+
+def apps(engine: Engine) -> list[tuple[str, bool]]:
+    return [(c.revision, c.running) for c in engine.containers if c.service == "app"]
+
+
+def test_a_healthy_release_takes_the_traffic_and_the_old_one_drains(engine, settings):
+    old = serving_old(engine)
+    target, said, outcome = deploy_new(engine, settings)
+    assert outcome.container.revision == NEW and outcome.previous.id == old.id and not outcome.first_deploy
+    assert engine.upstream == outcome.container.name
+    assert apps(engine) == [(NEW, True)], "the old container was stopped and removed"
+    assert ("docker", "stop", "--time", "1", old.id) in target.runs, "the old one got its drain time"
+
+
+def test_a_release_that_never_gets_healthy_is_removed_and_the_old_one_keeps_serving(engine, settings):
+    old = serving_old(engine)
+    engine.answers[NEW] = (503, json.dumps({"status": "unhealthy", "revision": NEW}))
+    _, said, message = failing_deploy(engine, settings)
+    assert "new release never became healthy: not healthy after 1.5s" in message
+    assert f"{old.name} still serving revision {OLD[:12]}" in message
+    assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
+
+
+def test_a_release_reporting_another_revision_never_takes_traffic(engine, settings):
+    serving_old(engine)
+    engine.answers[NEW] = (200, json.dumps({"status": "healthy", "revision": OLD}))
+    _, _, message = failing_deploy(engine, settings)
+    assert f"still serving revision {OLD[:12]}, expected {NEW[:12]}" in message
+    assert apps(engine) == [(OLD, True)]
+
+
+def test_nginx_rejecting_the_new_upstream_leaves_traffic_where_it_was(engine, settings):
+    old = serving_old(engine)
+    engine.nginx_rejects = True
+    _, _, message = failing_deploy(engine, settings)
+    assert "proxy did not take the new upstream" in message and "nginx rejected the upstream" in message
+    assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
+
+
+def test_a_failed_check_after_the_switch_sends_traffic_back_and_drains_the_new_one(engine, settings):
+    old = serving_old(engine)
+
+    def break_new_after_switch(argv):
+        if engine.upstream != old.name:  # the switch to the new container just happened
+            engine.by_name(engine.upstream).server.status = 500
+
+    engine.after = break_new_after_switch
+    target, said, message = failing_deploy(engine, settings)
+    assert "new release failed after the switch" in message
+    assert engine.upstream == old.name, "traffic went back"
+    assert f"switching traffic back to {old.name}" in said
+    assert apps(engine) == [(OLD, True)], "the new container was drained and removed"
+    assert any(argv[:2] == ("docker", "stop") and argv[2:4] == ("--time", "1") for argv in target.runs)
+
+
+def test_an_old_container_that_will_not_stop_is_removed_by_force_and_the_deploy_stands(engine, settings):
+    old = serving_old(engine)
+    engine.stop_fails = True
+    target, said, outcome = deploy_new(engine, settings)
+    assert outcome.container.revision == NEW and engine.upstream == outcome.container.name
+    assert any("drain did not finish cleanly" in line and "by force" in line for line in said)
+    assert ("docker", "rm", "--force", old.id) in target.runs and apps(engine) == [(NEW, True)]
+
+
+def test_interrupted_before_the_switch_removes_the_new_container(engine, settings):
+    old = serving_old(engine)
+
+    def interrupt_after_start(argv):
+        if " up --detach" in " ".join(argv):
+            engine.after = None
+            raise KeyboardInterrupt
+
+    engine.after = interrupt_after_start
+    target = FakeTarget(engine)
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append)
+    assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
+    assert any(line.startswith("interrupted: removing") for line in said)
+
+
+def test_interrupted_after_the_switch_goes_back_to_the_old_release(engine, settings):
+    old = serving_old(engine)
+
+    def interrupt_after_switch(argv):
+        if engine.upstream != old.name:
+            engine.after = None
+            raise KeyboardInterrupt
+
+    engine.after = interrupt_after_switch
+    target = FakeTarget(engine)
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append)
+    assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
+    assert "interrupted after the switch: going back to the release that served before" in said
+
+
+def test_a_first_deploy_starts_the_whole_stack_with_the_upstream_on_the_service(engine, settings):
+    target, said, outcome = deploy_new(engine, settings)
+    assert outcome.first_deploy and outcome.previous is None and outcome.container.revision == NEW
+    resets = [argv for argv in target.runs if " run --rm " in " ".join(argv)]
+    assert resets and resets[0][-3:] == ("/etc/nginx/upstream/app.conf", "app", "8000")
+    assert engine.upstream == outcome.container.name, "then pinned to the proven container"
+
+
+def test_leftovers_of_a_killed_deploy_are_cleared_before_anything_starts(engine, settings):
+    old = serving_old(engine)
+    stopped = engine.add("app", NEW_IMAGE, NEW, running=False)
+    orphan = engine.add("app", NEW_IMAGE, NEW)
+    target, said, outcome = deploy_new(engine, settings)
+    assert ("docker", "rm", "--force", stopped.id) in target.runs
+    assert any(argv[:2] == ("docker", "stop") and orphan.id in argv for argv in target.runs)
+    assert outcome.previous.id == old.id and apps(engine) == [(NEW, True)]
+
+
+def test_a_dry_run_walks_every_phase_and_changes_nothing(engine, settings):
+    old = serving_old(engine)
+    target, _, outcome = deploy_new(engine, settings, dry=True)
+    plan = target.said
+    order = [next((i for i, line in enumerate(plan) if step in line), None) for step in
+             ("--scale app=2", "wait up to 1.5s", f"switch proxy to {PROJECT}-app-2", "check /api/health",
+              f"docker stop --time 1 {old.id}")]
+    assert None not in order and order == sorted(order), plan
+    assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
+
+
+# -- rollback -------------------------------------------------------------------------------------------------
+
+
+def history_of(*records: tuple[str, str]) -> str:
+    return "".join(json.dumps({"revision": rev, "image": image, "env": "test", "who": "me", "started_at": n,
+                               "duration_s": 1.0, "result": "ok", "action": "deploy"}) + "\n"
+                   for n, (rev, image) in enumerate(records))
+
+
+def session_on(target: FakeTarget, settings) -> tuple[Session, io.StringIO]:
+    out = io.StringIO()
+    session = Session(settings, target, target, Reporter(out))
+    ComposeBackend(session)
+    return session, out
+
+
+def test_rollback_brings_the_previous_release_back_from_its_kept_image(engine, settings):
+    engine.add("proxy", "nginx", None)
+    new = engine.add("app", NEW_IMAGE, NEW)
+    engine.upstream = new.name
+    target = FakeTarget(engine)
+    target.tail = history_of((OLD, OLD_IMAGE), (NEW, NEW_IMAGE))
+    session, out = session_on(target, settings)
+    rollback(session)
+    assert apps(engine) == [(OLD, True)] and engine.by_name(engine.upstream).revision == OLD
+    [line] = [json.loads(argv[4]) for argv in target.runs if argv[:2] == ("sh", "-c") and argv[3] == "append"]
+    assert line["action"] == "rollback" and line["revision"] == OLD and line["result"] == "ok"
+    assert f"rolled back to {OLD[:12]} on test" in out.getvalue()
+
+
+def test_rollback_to_a_pruned_image_says_what_is_kept_and_touches_nothing(engine, settings):
+    del engine.images[OLD_IMAGE]
+    engine.add("proxy", "nginx", None)
+    new = engine.add("app", NEW_IMAGE, NEW)
+    engine.upstream = new.name
+    target = FakeTarget(engine)
+    target.tail = history_of((OLD, OLD_IMAGE), (NEW, NEW_IMAGE))
+    session, _ = session_on(target, settings)
+    with pytest.raises(RollbackImpossible) as refused:
+        rollback(session)
+    assert f"image {OLD_IMAGE} of revision {OLD[:12]} is no longer kept (pruned)" in str(refused.value)
+    assert f"kept revisions: {NEW[:12]} (serving)" in str(refused.value)
+    assert target.runs == [] and apps(engine) == [(NEW, True)], "nothing ran: not even the lock"
