@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass
 
 from .commands import docker
-from .config import Settings
-from .target import Target
 
 
 @dataclass(frozen=True)
@@ -27,9 +25,6 @@ class Container:
     def running(self) -> bool:
         return self.state == "running"
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
 
 
 def parse_ids(stdout: str) -> list[str]:
@@ -63,23 +58,3 @@ def parse_inspect(stdout: str) -> list[Container]:
     return sorted(found, key=lambda c: (c.service, c.number))
 
 
-def list_containers(target: Target, settings: Settings, service: str | None = None, *,
-                    all_states: bool = False) -> list[Container]:
-    listed = target.probe(docker.containers(settings.project, service, all_states=all_states), check=True)
-    ids = parse_ids(listed.stdout)
-    if not ids:
-        return []
-    inspected = target.probe(docker.inspect(ids))
-    # A container can vanish between ps and inspect; inspect then fails for that id only.
-    if not inspected.ok and not inspected.stdout.strip():
-        return []
-    return parse_inspect(inspected.stdout)
-
-
-def app_containers(target: Target, settings: Settings) -> list[Container]:
-    return [c for c in list_containers(target, settings, settings.app_service) if c.running]
-
-
-def proxy_container(target: Target, settings: Settings) -> Container | None:
-    running = [c for c in list_containers(target, settings, settings.proxy_service) if c.running]
-    return running[0] if running else None

@@ -11,8 +11,6 @@ from .errors import CommandFailed, LockHeld, NotDeployed, UsageError
 from .session import Session
 from .transaction import Transaction
 
-ACTIONS = ("start", "stop", "restart")
-
 
 class LineFilter:
     """Passes on the whole lines that match ``pattern``; output arrives in chunks that split lines anywhere."""

@@ -32,9 +32,6 @@ class Revision:
         """The image tag: short enough to read, long enough never to collide in practice."""
         return f"{self.sha[:12]}-dirty" if self.dirty else self.sha[:12]
 
-    @property
-    def short(self) -> str:
-        return self.tag
 
 
 def parse_head(stdout: str) -> str:

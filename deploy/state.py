@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .commands import docker
+from .commands import proxy as proxy_cmd
 from .config import Settings
 from .containers import Container, parse_ids, parse_inspect
 from .target import Target
@@ -80,7 +81,7 @@ def read(target: Target, settings: Settings) -> Snapshot:
     proxy = snapshot.proxy
     if proxy is None:
         return snapshot
-    result = target.probe(docker.exec_(proxy.id, ["cat", settings.upstream_file]))
+    result = target.probe(proxy_cmd.read_upstream(proxy.id, settings.upstream_file))
     upstream = parse_upstream(result.stdout) if result.ok else None
     return Snapshot(settings.app_service, settings.proxy_service, tuple(containers), upstream)
 

@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -310,12 +309,6 @@ def write_new(local_path: str, mode: int, fill) -> None:
         with contextlib.suppress(OSError):
             os.unlink(local_path)
         raise
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _masking_streams(argv: Sequence[str]) -> dict:

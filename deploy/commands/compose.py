@@ -27,9 +27,6 @@ class Compose:
         prefix = ["env", *(f"{k}={v}" for k, v in sorted(self.variables.items()))] if self.variables else []
         return [*prefix, *self.binary, "--project-name", self.project, "--file", self.file]
 
-    def with_variables(self, **variables: str) -> Compose:
-        return Compose(self.project, self.file, self.binary, {**self.variables, **variables})
-
     def config(self, *, quiet: bool = True) -> list[str]:
         return [*self._base(), "config", *(["--quiet"] if quiet else [])]
 
@@ -64,16 +61,10 @@ class Compose:
             argv += ["--timeout", str(timeout)]
         return argv + list(services)
 
-    def down(self, *, volumes: bool = False) -> list[str]:
-        return [*self._base(), "down", "--remove-orphans", *(["--volumes"] if volumes else [])]
-
     def logs(self, services: Sequence[str] = (), *, since: str | None = None, tail: int | None = None,
              follow: bool = False, timestamps: bool = False) -> list[str]:
         options = log_options(since=since, tail=tail, follow=follow, timestamps=timestamps)
         return [*self._base(), "logs", "--no-color", *options, *services]
-
-    def ps(self) -> list[str]:
-        return [*self._base(), "ps", "--all"]
 
     def run(self, service: str, command: Sequence[str]) -> list[str]:
         """A one-off container of ``service`` with its volumes: no dependencies, no TTY, removed on exit."""

@@ -37,12 +37,6 @@ def test_compose_passes_variables_through_env_and_names_project_and_file():
     assert compose.version(("docker-compose",)) == ["docker-compose", "version", "--short"]
 
 
-def test_with_variables_adds_without_mutating():
-    base = Compose("p", "f.yml", ("docker", "compose"), {"A": "1"})
-    more = base.with_variables(B="2")
-    assert base.variables == {"A": "1"} and more.variables == {"A": "1", "B": "2"}
-
-
 def test_hostile_values_stay_single_arguments_in_the_shell_line():
     argv = docker.exec_(HOSTILE, ["cat", HOSTILE])
     line = command_line(argv, cwd="/srv/my app; reboot")
