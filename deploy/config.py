@@ -11,7 +11,7 @@ import dataclasses
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,15 +222,35 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
 
     ``host`` (the ``--host`` flag) wins over the environment's configured host.
     """
+    raw = _deploy_section(raw)
+    root = (root or Path.cwd()).resolve()
+    _refuse_unknown_keys(raw)
+    env, section = _environment(raw, env)
+    _refuse_flag_only(raw, section, env)
+    values, origins = _resolve(raw, section, env)
+    if host is not None:
+        values["host"] = host or None
+    _check_semantics(values, origins, root)
+    if not values["project"]:
+        values["project"] = f"{values['app_name']}-{env}"
+    return Settings(env=env, root=root, **values)
+
+
+def _deploy_section(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     raw = _plain(raw or {})
     if not isinstance(raw, dict):
         raise ConfigError("deploy", f"must be a mapping, got {kind_of(raw)}", "write `deploy:` followed by indented keys in invoke.yaml")
-    root = (root or Path.cwd()).resolve()
+    return raw
 
+
+def _refuse_unknown_keys(raw: dict[str, Any]) -> None:
     unknown = sorted(set(raw) - set(FIELDS) - _TOP_ONLY)
     if unknown:
         raise ConfigError(f"deploy.{unknown[0]}", "unknown key", _did_you_mean(unknown[0], set(FIELDS) | _TOP_ONLY))
 
+
+def _environment(raw: dict[str, Any], env: str | None) -> tuple[str, dict[str, Any]]:
+    """The chosen environment's name (``env``, else ``default_env``, else ``test``) and its own section."""
     environments = raw.get("environments") or {}
     if not isinstance(environments, dict):
         raise ConfigError("deploy.environments", f"must be a mapping of names to settings, got {kind_of(environments)}",
@@ -247,7 +267,10 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
     unknown = sorted(set(section) - set(FIELDS))
     if unknown:
         raise ConfigError(f"deploy.environments.{env}.{unknown[0]}", "unknown key", _did_you_mean(unknown[0], set(FIELDS)))
+    return env, section
 
+
+def _refuse_flag_only(raw: dict[str, Any], section: dict[str, Any], env: str) -> None:
     for key, flag in _FLAG_ONLY.items():
         for where, holder in ((f"deploy.environments.{env}.{key}", section), (f"deploy.{key}", raw)):
             if holder.get(key) not in (None, False):
@@ -255,58 +278,80 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
                                   "every fresh machine)", f"remove it and pass {flag} on the command line for the "
                                   "one run that should record the key")
 
+
+def _resolve(raw: dict[str, Any], section: dict[str, Any], env: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every key's checked value and the config key it came from (its origin, named in later errors)."""
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for key, (kind, default) in FIELDS.items():
-        if key in section:
-            where, value = f"deploy.environments.{env}.{key}", section[key]
-        else:
-            where, value = f"deploy.{key}", raw.get(key, default)
+        where, value = _given(raw, section, env, key, default)
         if key == "build_args":
-            # Environment build args add to (and override) the shared ones.
-            base = _check(f"deploy.{key}", raw.get(key, default), kind) or {}
-            value = {**base, **(_check(where, section.get(key, {}), kind) or {})}
-        if value is None and default is not None and key not in _NULL_MEANS:
-            raise ConfigError(where, f"must be {_article(kind)} {kind}, got null",
-                              f"remove {where} to use the default {_show(default)}")
-        values[key] = _check(where, value, kind)
-        if key in RANGES:
-            values[key] = validate.setting(where, values[key], RANGES[key])
+            value = _merged_build_args(raw, section, where, kind, default)
+        values[key] = _typed(where, value, key, kind, default)
         origins[key] = where
+    return values, origins
 
-    if host is not None:
-        values["host"] = host or None
-    _check_semantics(values, origins, root)
-    if not values["project"]:
-        values["project"] = f"{values['app_name']}-{env}"
-    return Settings(env=env, root=root, **values)
+
+def _given(raw: dict[str, Any], section: dict[str, Any], env: str, key: str, default: Any) -> tuple[str, Any]:
+    """The environment's own value if it sets ``key``, else the shared one, else the default."""
+    if key in section:
+        return f"deploy.environments.{env}.{key}", section[key]
+    return f"deploy.{key}", raw.get(key, default)
+
+
+def _merged_build_args(raw: dict[str, Any], section: dict[str, Any], where: str, kind: str,
+                       default: Any) -> dict[str, str]:
+    # Environment build args add to (and override) the shared ones.
+    base = _check("deploy.build_args", raw.get("build_args", default), kind) or {}
+    return {**base, **(_check(where, section.get("build_args", {}), kind) or {})}
+
+
+def _typed(where: str, value: Any, key: str, kind: str, default: Any) -> Any:
+    if value is None and default is not None and key not in _NULL_MEANS:
+        raise ConfigError(where, f"must be {_article(kind)} {kind}, got null",
+                          f"remove {where} to use the default {_show(default)}")
+    checked = _check(where, value, kind)
+    if key in RANGES:
+        return validate.setting(where, checked, RANGES[key])
+    return checked
+
+
+# Booleans are ints to Python; a config value `true` is never a number here.
+_IS_KIND: dict[str, Callable[[Any], bool]] = {
+    _STR: lambda value: isinstance(value, str),
+    _INT: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    _FLOAT: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    _BOOL: lambda value: isinstance(value, bool),
+    _LIST: lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
+    _DICT: lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value),
+}
 
 
 def _check(where: str, value: Any, kind: str) -> Any:
     if value is None:
         return None
-    ok = {
-        _STR: isinstance(value, str),
-        _INT: isinstance(value, int) and not isinstance(value, bool),
-        _FLOAT: isinstance(value, (int, float)) and not isinstance(value, bool),
-        _BOOL: isinstance(value, bool),
-        _LIST: isinstance(value, list) and all(isinstance(v, str) for v in value),
-        _DICT: isinstance(value, dict) and all(isinstance(k, str) for k in value),
-    }[kind]
-    if not ok:
+    if not _IS_KIND[kind](value):
         article = _article(kind)
         raise ConfigError(where, f"must be {article} {kind}, got {kind_of(value)} {_show(value)}",
                           f"set {where} to {article} {kind}")
+    return _normalised(where, value, kind)
+
+
+def _normalised(where: str, value: Any, kind: str) -> Any:
     if kind == _FLOAT:
         return float(value)
     if kind == _DICT:
-        bad = [k for k, v in value.items() if not isinstance(v, (str, int, float)) or isinstance(v, bool)]
-        if bad:
-            raise ConfigError(f"{where}.{bad[0]}", "must be a string or number", f"quote the value of {where}.{bad[0]}")
-        return {k: str(v) for k, v in value.items()}
+        return _string_values(where, value)
     if kind == _LIST:
         return list(value)
     return value
+
+
+def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
+    bad = [k for k, v in mapping.items() if not isinstance(v, (str, int, float)) or isinstance(v, bool)]
+    if bad:
+        raise ConfigError(f"{where}.{bad[0]}", "must be a string or number", f"quote the value of {where}.{bad[0]}")
+    return {k: str(v) for k, v in mapping.items()}
 
 
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:

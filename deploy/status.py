@@ -62,29 +62,45 @@ def gather(session: Session, releases: int = 5) -> Status:
 
 
 def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
-    lines = [f"{status.env} on {status.where}"]
-    serving = status.serving
+    return [
+        f"{status.env} on {status.where}",
+        _revision_line(status.serving),
+        _health_line(status),
+        f"  proxy      -> {status.upstream or 'no upstream'}",
+        f"  lock       {lock_line(status, unlock_hint)}",
+        *([f"  release    {status.release_dir}"] if status.release_dir else []),
+        *_container_lines(status),
+        *_release_lines(status),
+    ]
+
+
+def _revision_line(serving: Container | None) -> str:
     if serving is None:
-        lines.append("  revision   nothing running")
-    else:
-        lines.append(f"  revision   {(serving.revision or 'unknown')[:12]}  ({serving.image})")
+        return "  revision   nothing running"
+    return f"  revision   {(serving.revision or 'unknown')[:12]}  ({serving.image})"
+
+
+def _health_line(status: Status) -> str:
     if status.health is None:
-        lines.append("  health     no proxy running")
-    else:
-        lines.append(f"  health     {'OK' if status.health.ok else 'FAILING'}: {status.health.reason}  "
-                     f"({status.health_url})")
-    lines.append(f"  proxy      -> {status.upstream or 'no upstream'}")
-    lines.append(f"  lock       {lock_line(status, unlock_hint)}")
-    if status.release_dir:
-        lines.append(f"  release    {status.release_dir}")
-    lines.append("  containers" + ("" if status.containers else "  none"))
+        return "  health     no proxy running"
+    return (f"  health     {'OK' if status.health.ok else 'FAILING'}: {status.health.reason}  "
+            f"({status.health_url})")
+
+
+def _container_lines(status: Status) -> list[str]:
+    lines = ["  containers" + ("" if status.containers else "  none")]
+    serving = status.serving
     for c in status.containers:
         state = c.state + (f" ({c.health})" if c.health else "")
         up = f"up {uptime(c.started_at, status.now)}" if c.running else ""
         mark = "  <- serving" if serving is not None and c.id == serving.id else ""
         lines.append(f"    {c.service:<8} {c.name:<32} {state:<20} {up:<12} {(c.revision or '-')[:12]}{mark}")
-    lines.append(f"  releases   last {len(status.releases)}, newest first" if status.releases
-                 else "  releases   none recorded")
+    return lines
+
+
+def _release_lines(status: Status) -> list[str]:
+    lines = [f"  releases   last {len(status.releases)}, newest first" if status.releases
+             else "  releases   none recorded"]
     for r in reversed(status.releases):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)) if r.started_at else "unknown time"
         # Masked again: a line written by an older version may hold a credential.

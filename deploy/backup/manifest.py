@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -103,43 +104,66 @@ def build(*, backup_id: str, env: str, project: str, created_at: str, revision: 
                     duration_s=round(duration_s, 2))
 
 
+_STRING_FIELDS = ("id", "env", "project", "created_at", "revision", "image", "tool")
+_KNOWN_FIELDS = {*_STRING_FIELDS, "database", "files", "note", "duration_s", "format"}
+
+
 def parse(text: str) -> Manifest:
     """A manifest from its JSON; ValueError names the first field that is missing or wrong."""
+    data = _json_object(text)
+    _check_header(data)
+    database = _database(data)
+    files = _files(data)
+    return Manifest(id=data["id"], env=data["env"], project=data["project"], created_at=data["created_at"],
+                    revision=data["revision"], image=data["image"], tool=data["tool"], database=database,
+                    files=files, note=str(data.get("note", "")),
+                    duration_s=float(data.get("duration_s") or 0.0),
+                    extra={k: v for k, v in data.items() if k not in _KNOWN_FIELDS})
+
+
+def _json_object(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{MANIFEST} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{MANIFEST} is not a JSON object")
+    return data
+
+
+def _check_header(data: Mapping[str, Any]) -> None:
+    """The format, which must be this version's, and the string fields that name the backup."""
     if data.get("format") != FORMAT:
         raise ValueError(f"{MANIFEST} has format {data.get('format')!r}; this version reads format {FORMAT}")
-    for key in ("id", "env", "project", "created_at", "revision", "image", "tool"):
+    for key in _STRING_FIELDS:
         if not isinstance(data.get(key), str):
             raise ValueError(f"{MANIFEST}: {key} is missing or not a string")
     if not valid_id(data["id"]):
         raise ValueError(f"{MANIFEST}: id {data['id']!r} is not a backup id")
+
+
+def _database(data: Mapping[str, Any]) -> dict[str, str]:
     database = data.get("database")
     if not isinstance(database, dict) or not all(isinstance(v, str) for v in database.values()):
         raise ValueError(f"{MANIFEST}: database is missing or malformed")
+    return database
+
+
+def _files(data: Mapping[str, Any]) -> tuple[FileEntry, ...]:
     raw_files = data.get("files")
     if not isinstance(raw_files, list):
         raise ValueError(f"{MANIFEST}: files is missing")
-    files = []
-    for item in raw_files:
-        try:
-            entry = FileEntry(str(item["path"]), int(item["size"]), str(item["sha256"]), bool(item.get("private")))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{MANIFEST}: a files entry is malformed: {str(item)[:80]}") from None
-        if not _inside(entry.path):
-            raise ValueError(f"{MANIFEST}: file path {entry.path!r} points outside the backup")
-        files.append(entry)
-    known = {"id", "env", "project", "created_at", "revision", "image", "tool", "database", "files", "note",
-             "duration_s", "format"}
-    return Manifest(id=data["id"], env=data["env"], project=data["project"], created_at=data["created_at"],
-                    revision=data["revision"], image=data["image"], tool=data["tool"], database=database,
-                    files=tuple(files), note=str(data.get("note", "")),
-                    duration_s=float(data.get("duration_s") or 0.0),
-                    extra={k: v for k, v in data.items() if k not in known})
+    return tuple(_file_entry(item) for item in raw_files)
+
+
+def _file_entry(item: Any) -> FileEntry:
+    try:
+        entry = FileEntry(str(item["path"]), int(item["size"]), str(item["sha256"]), bool(item.get("private")))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{MANIFEST}: a files entry is malformed: {str(item)[:80]}") from None
+    if not _inside(entry.path):
+        raise ValueError(f"{MANIFEST}: file path {entry.path!r} points outside the backup")
+    return entry
 
 
 def _inside(path: str) -> bool:

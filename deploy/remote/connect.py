@@ -114,26 +114,15 @@ def explain(exc: Exception, connection: fabric.Connection, label: str, known_hos
     """One line per way a connection fails, built from the exception's type and facts."""
     host, port, user = connection.host, connection.port, connection.user
     where = f"{user}@{host}:{port}" + (f" (alias {label})" if label != host else "")
+    # Most specific first: the key and login failures are SSHExceptions, the network ones all OSErrors.
     if isinstance(exc, paramiko.BadHostKeyException):
-        revoked_in = known_hosts.revoked_in(exc.key)
-        if revoked_in is not None:  # the host's recorded key is another one, and the one it offers is revoked
-            return hosts.revoked_key_error(label, host, port, exc.key, revoked_in)
-        return hosts.changed_key_error(label, host, port, exc.key, exc.expected_key, list(known_hosts.files))
+        return _host_key_error(exc, label, host, port, known_hosts)
     if isinstance(exc, paramiko.AuthenticationException):
-        keys = connection.connect_kwargs.get("key_filename") or []
-        tried = f"key(s) {', '.join(keys)}" if keys else "no identity file"
-        gone = f"; IdentityFile not found: {', '.join(missing_keys)}" if missing_keys else ""
-        return ConnectError(f"ssh: authentication failed for {where} with {tried}{gone}",
-                            hint=f"check User and IdentityFile for {label} in ssh_config and that the public key "
-                                 f"is in ~{user}/.ssh/authorized_keys on the host")
+        return _authentication_error(connection, where, label, missing_keys)
     if isinstance(exc, socket.gaierror):
-        return ConnectError(f"ssh: cannot resolve host {host!r} ({exc.strerror or exc})",
-                            hint=f"add `Host {label}` with its HostName to ~/.ssh/config (or deploy.ssh_config), "
-                                 "or give user@host[:port]")
+        return _unresolved_error(exc, host, label)
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        reasons = sorted({os.strerror(e.errno) if getattr(e, "errno", None) else str(e) for e in exc.errors.values()})
-        return ConnectError(f"ssh: cannot connect to {where}: {', '.join(reasons) or 'no address answered'}",
-                            hint="is sshd running on the host and the port right (Port in ssh_config)?")
+        return _refused_error(exc, where)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return ConnectError(f"ssh: timed out after {timeout:g}s connecting to {where}",
                             hint="check the address and any firewall; raise deploy.connect_timeout on slow links")
@@ -144,3 +133,33 @@ def explain(exc: Exception, connection: fabric.Connection, label: str, known_hos
         return ConnectError(f"ssh: cannot connect to {where}: {exc.strerror or exc}",
                             hint="check the host address and the network")
     return ConnectError(f"ssh: connection to {where} failed: {type(exc).__name__}: {exc}")
+
+
+def _host_key_error(exc: paramiko.BadHostKeyException, label: str, host: str, port: int,
+                    known_hosts: hosts.Loaded) -> DeployError:
+    revoked_in = known_hosts.revoked_in(exc.key)
+    if revoked_in is not None:  # the host's recorded key is another one, and the one it offers is revoked
+        return hosts.revoked_key_error(label, host, port, exc.key, revoked_in)
+    return hosts.changed_key_error(label, host, port, exc.key, exc.expected_key, list(known_hosts.files))
+
+
+def _authentication_error(connection: fabric.Connection, where: str, label: str,
+                          missing_keys: list[str]) -> DeployError:
+    keys = connection.connect_kwargs.get("key_filename") or []
+    tried = f"key(s) {', '.join(keys)}" if keys else "no identity file"
+    gone = f"; IdentityFile not found: {', '.join(missing_keys)}" if missing_keys else ""
+    return ConnectError(f"ssh: authentication failed for {where} with {tried}{gone}",
+                        hint=f"check User and IdentityFile for {label} in ssh_config and that the public key "
+                             f"is in ~{connection.user}/.ssh/authorized_keys on the host")
+
+
+def _unresolved_error(exc: socket.gaierror, host: str, label: str) -> DeployError:
+    return ConnectError(f"ssh: cannot resolve host {host!r} ({exc.strerror or exc})",
+                        hint=f"add `Host {label}` with its HostName to ~/.ssh/config (or deploy.ssh_config), "
+                             "or give user@host[:port]")
+
+
+def _refused_error(exc: paramiko.ssh_exception.NoValidConnectionsError, where: str) -> DeployError:
+    reasons = sorted({os.strerror(e.errno) if getattr(e, "errno", None) else str(e) for e in exc.errors.values()})
+    return ConnectError(f"ssh: cannot connect to {where}: {', '.join(reasons) or 'no address answered'}",
+                        hint="is sshd running on the host and the port right (Port in ssh_config)?")
