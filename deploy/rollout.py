@@ -210,7 +210,13 @@ class Rollout:
         """
         settings = self.settings
         self.say(f"switching traffic back to {serving.name}")
-        self.stack.switch(proxy, serving)
+        try:
+            self.stack.switch(proxy, serving)
+        except DeployError as exc:
+            # The new container still takes the traffic: it must not be drained.
+            raise RolloutFailed(f"could not switch traffic back to {serving.name} ({exc}); {new.name} serves "
+                                f"revision {(new.revision or 'unknown')[:12]}",
+                                hint="see `inv deploy.status`; `inv deploy.rollback` switches to the previous release") from None
         try:
             with self.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
                 health.wait(f"http://{host}:{port}{settings.health_path}", serving.revision,

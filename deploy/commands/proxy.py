@@ -6,14 +6,17 @@ from __future__ import annotations
 from .docker import exec_
 
 # SWITCH_UPSTREAM rewrites the proxy's upstream to one container and reloads nginx gracefully; on a config nginx
-# rejects, the previous upstream is put back. `nginx -s reload` returns before the reload is done: for a while the
-# old workers still accept connections and send them to the old upstream, so stopping the old container right away
-# showed up as 502s under load. The script therefore returns once the workers that ran before the reload have
-# exited (at most 30 s).
+# rejects, the previous upstream is put back. `nginx -t` resolves the container's name through Docker's DNS, which
+# under load has been seen to miss for a moment: the test is retried for up to 5 s before the upstream counts as
+# rejected, and nginx's own words end the error line. `nginx -s reload` returns before the reload is done: for a
+# while the old workers still accept connections and send them to the old upstream, so stopping the old container
+# right away showed up as 502s under load. The script therefore returns once the workers that ran before the
+# reload have exited (at most 30 s).
 SWITCH_UPSTREAM = (
     'f="$1"; printf "server %s:%s;\\n" "$2" "$3" > "$f.next" || exit 1; '
     'cp -f "$f" "$f.prev" 2>/dev/null; mv -f "$f.next" "$f"; '
-    'if ! nginx -t -q; then mv -f "$f.prev" "$f"; echo "nginx rejected the upstream" >&2; exit 1; fi; '
+    'n=0; until out="$(nginx -t -q 2>&1)"; do n=$((n + 1)); if [ "$n" -ge 20 ]; then '
+    'mv -f "$f.prev" "$f"; echo "nginx rejected the upstream: $out" >&2; exit 1; fi; sleep 0.25; done; '
     'old=""; for p in /proc/[0-9]*; do case "$(tr "\\0" " " 2>/dev/null < "$p/cmdline")" in '
     '"nginx: worker process"*) old="$old ${p#/proc/}";; esac; done; '
     'nginx -s reload || exit 1; '

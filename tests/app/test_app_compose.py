@@ -54,7 +54,7 @@ def test_test_stack_settings():
     services = _compose("docker-compose.test.yml")["services"]
     app = services["app"]
     assert services["proxy"]["ports"] == ["${PUBLIC_PORT:-8001}:80"]
-    assert app["env_file"] == ["config/development.env"]
+    assert app["env_file"] == ["config/development.env", "${APP_ENV_FILE:-/dev/null}"]
     assert app["environment"] == {"APP_ENV": "test"}
     check = app["healthcheck"]
     assert (check["interval"], check["timeout"], check["retries"], check["start_period"]) == ("5s", "3s", 3, "10s")
@@ -64,7 +64,7 @@ def test_beta_stack_settings():
     services = _compose("docker-compose.beta.yml")["services"]
     app = services["app"]
     assert services["proxy"]["ports"] == ["${PUBLIC_PORT:-8000}:80"]
-    assert app["env_file"] == ["config/production.env", ".env"]
+    assert app["env_file"] == ["config/production.env", "${APP_ENV_FILE:-.env}"]
     assert app["restart"] == "unless-stopped"
     assert set(app["deploy"]["resources"]["limits"]) == {"memory", "cpus"}
     assert app["logging"]["driver"] == "json-file"
