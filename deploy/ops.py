@@ -89,6 +89,7 @@ def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> st
     with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
         verdict = health.wait(f"http://{host}:{port}{settings.health_path}", app.revision,
                               timeout=settings.health_timeout, interval=settings.health_interval,
+                              mode=settings.health_revision, witness=health.routed(stack.apps(), stack.upstream()),
                               progress=session.ui.note)
     return f"done: {action} {touched} of {settings.env} on {session.where}; {verdict.reason}"
 

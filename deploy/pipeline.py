@@ -84,9 +84,11 @@ def deploy(session: Session, options: Options, *, prepare: Hook | None = None, b
         elapsed = time.monotonic() - started
         if deployed:
             verb = "planned" if target.dry else "deployed"
+            proof = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
             ui.line(f"{verb} {revision.tag} to {settings.env} on {session.where} in {elapsed:.1f}s "
-                    f"({ui.breakdown(['preflight', 'backup', 'build', 'verify.build', 'rollout'])})")
-    return history.Record(revision.full, image, settings.env, holder.holder, started_wall, round(elapsed, 2), "ok")
+                    f"({ui.breakdown(['preflight', 'backup', 'build', 'verify.build', 'rollout'])}){proof}")
+    return history.Record(revision.full, image, settings.env, holder.holder, started_wall, round(elapsed, 2), "ok",
+                          proof=entry.get("proof", ""))
 
 
 def _steps(session: Session, options: Options, revision: Revision, image: str, entry: dict,
@@ -105,6 +107,7 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     with ui.step("rollout"):
         result = rollout(session.stack, image, revision.full, say=ui.note,
                          health_timeout=options.health_timeout)
+        entry["proof"] = result.proof
     with ui.step("prune"):
         in_use = {c.image for c in session.stack.apps()} | {image}
         pruned = images.prune(target, settings, in_use) if not target.dry else []

@@ -16,7 +16,7 @@ import requests
 from . import health, signals
 from .config import Settings
 from .containers import Container
-from .errors import DeployError, HealthTimeout, RolloutFailed
+from .errors import DeployError, HealthRejected, HealthTimeout, RolloutFailed
 from .stack import Stack
 
 
@@ -25,6 +25,7 @@ class Outcome:
     container: Container | None
     previous: Container | None
     first_deploy: bool
+    proof: str = ""  # how the revision was proven through the public port: "health body", "image label of <name>"
 
 
 def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> list[str]:
@@ -77,7 +78,7 @@ def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], Non
         # Traffic has moved and proved itself: finish retiring the old ones even if asked to stop meanwhile.
         with signals.shielded():
             stack.retire(previous, drain=settings.drain_seconds)
-    return Outcome(new, serving, not old)
+    return Outcome(new, serving, not old, progress.proof)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class _Progress:
     serving: Container | None
     proxy: Container | None = None
     switched_to: Container | None = None  # set before the switch command: it may have applied when interrupted
+    proof: str = ""
 
 
 def _start_and_switch(stack: Stack, compose, image: str, revision: str, old: list[Container],
@@ -137,8 +139,11 @@ def _start_and_switch(stack: Stack, compose, image: str, revision: str, old: lis
     try:
         with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
             base = f"http://{host}:{port}"
-            health.wait(base + settings.health_path, revision, timeout=min(timeout, 30.0),
-                        interval=settings.health_interval)
+            # Through the proxy, a label proves only the container its upstream names: it must be the new one.
+            verdict = health.wait(base + settings.health_path, revision, timeout=min(timeout, 30.0),
+                                  interval=settings.health_interval, mode=settings.health_revision,
+                                  witness=health.routed([new], stack.upstream(proxy)))
+            progress.proof = verdict.proof
             problems = check_endpoints(base, settings.check_endpoints)
         if problems:
             raise RolloutFailed("post-deploy checks failed: " + "; ".join(problems))
@@ -190,6 +195,7 @@ def _wait_container(stack: Stack, container: Container, revision: str, timeout: 
     with stack.target.tunnel(container.addresses[0], stack.settings.app_port) as (host, port):
         url = f"http://{host}:{port}{stack.settings.health_path}"
         health.wait(url, revision, timeout=timeout, interval=stack.settings.health_interval,
+                    mode=stack.settings.health_revision, witness=health.Witness.of(container),
                     progress=lambda line: say(f"{container.name}: {line.split(': ', 1)[-1]}"))
 
 
@@ -208,7 +214,8 @@ def _switch_back(stack: Stack, proxy: Container, serving: Container | None, new:
         try:
             with stack.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
                 health.wait(f"http://{host}:{port}{settings.health_path}", serving.revision,
-                            timeout=min(settings.health_timeout, 30.0), interval=settings.health_interval)
+                            timeout=min(settings.health_timeout, 30.0), interval=settings.health_interval,
+                            mode=settings.health_revision, witness=health.Witness.of(serving))
         except (DeployError, OSError) as exc:
             say(f"{serving.name} did not answer through the proxy after the switch back: {_reason(exc)}")
     say(f"draining {new.name} (up to {settings.drain_seconds}s)")
@@ -224,6 +231,8 @@ def _still_serving(container: Container | None) -> str:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, HealthTimeout):
         return f"not healthy after {exc.timeout:g}s, last seen: {exc.last_seen}"
+    if isinstance(exc, HealthRejected):
+        return f"{exc.last_seen}, the same for {exc.held:.1f}s ({exc.fix})"
     return str(exc)
 
 
