@@ -96,8 +96,8 @@ class HealthRejected(DeployError):
         self.last_seen = last_seen
         self.fix = fix
         self.held = held
-        super().__init__(f"health.wait: {url}: {last_seen}; waiting will not change it "
-                         f"(the same for {held:.1f}s)", hint=fix)
+        super().__init__(f"health.wait: {url}: {last_seen}; the same for {held:.1f}s, which waiting will not "
+                         "change", hint=fix)
 
 
 class RolloutFailed(DeployError):
