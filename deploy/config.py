@@ -43,6 +43,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "health_path": (_STR, "/api/health"),
     "health_timeout": (_FLOAT, 60.0),
     "health_interval": (_FLOAT, 0.5),
+    # How the revision is proven: the health body (body), the answering container's image label (label), or the
+    # body when it reports one and the label otherwise (auto).
+    "health_revision": (_STR, "auto"),
     "check_endpoints": (_LIST, ["/api/health"]),
     "drain_seconds": (_INT, 15),
     "keep_images": (_INT, 5),
@@ -108,6 +111,9 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
+# How deploy.health may prove the revision (the setting health_revision).
+HEALTH_REVISION_MODES = ("auto", "body", "label")
+
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # Compose's own rule for service names. They are written into the proxy's upstream file (`server <name>:<port>;`),
 # so nothing else may pass.
@@ -144,6 +150,7 @@ class Settings:
     health_path: str
     health_timeout: float
     health_interval: float
+    health_revision: str
     check_endpoints: list[str]
     drain_seconds: int
     keep_images: int
@@ -432,6 +439,10 @@ def _check_choices(values: dict[str, Any], origins: dict[str, str]) -> None:
     if values["compose_command"] not in ("auto", "docker compose", "docker-compose"):
         raise ConfigError(origins["compose_command"], f"{values['compose_command']!r} is not supported",
                           "use auto, 'docker compose' (v2) or docker-compose (v1)")
+    if values["health_revision"] not in HEALTH_REVISION_MODES:
+        raise ConfigError(origins["health_revision"], f"{_show(values['health_revision'])} is not a way to prove "
+                          "the revision", "use auto (the health body if it reports one, else the image label), "
+                          "body (insist on the health body) or label (the image label of the answering container)")
     if not values["proxy_image"].strip() or any(ch.isspace() for ch in values["proxy_image"]):
         raise ConfigError(origins["proxy_image"], f"{values['proxy_image']!r} is not an image name",
                           "name an image like nginx:1.27-alpine")

@@ -87,6 +87,19 @@ class HealthTimeout(DeployError):
         super().__init__(f"health.wait: {url} not healthy after {timeout:g}s; last seen: {last_seen}")
 
 
+class HealthRejected(DeployError):
+    """The service answered in a way that can never become valid (a 404, a redirect, a login, a body without
+    revision while the body is insisted on): given up within seconds instead of at the timeout."""
+
+    def __init__(self, url: str, last_seen: str, fix: str, held: float):
+        self.url = url
+        self.last_seen = last_seen
+        self.fix = fix
+        self.held = held
+        super().__init__(f"health.wait: {url}: {last_seen}; the same for {held:.1f}s, which waiting will not "
+                         "change", hint=fix)
+
+
 class RolloutFailed(DeployError):
     """The new release did not prove itself; the previous one keeps serving."""
 

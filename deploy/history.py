@@ -28,6 +28,7 @@ class Record:
     action: str = "deploy"
     skipped_backup: bool = False
     backup: str = ""
+    proof: str = ""  # how the running revision was proven: "health body" or "image label of <container>"
 
 
 def history_path(state_dir: str) -> str:

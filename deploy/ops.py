@@ -96,9 +96,11 @@ def _serves_after(session: Session, action: str, services: Sequence[str]) -> boo
 
 def _wait_serving(session: Session, revision: str | None) -> str:
     settings = session.settings
+    snapshot = session.backend.snapshot()
     with session.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
         verdict = health.wait(f"http://{host}:{port}{settings.health_path}", revision,
                               timeout=settings.health_timeout, interval=settings.health_interval,
+                              mode=settings.health_revision, witness=health.routed(snapshot.apps, snapshot.upstream),
                               progress=session.ui.note)
     return verdict.reason
 

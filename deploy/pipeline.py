@@ -57,6 +57,7 @@ def deploy(session: Session, options: Options) -> None:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
         txn.timed = ["preflight", "backup", "build", "verify.build", "rollout"]
+        txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 
 def _steps(session: Session, options: Options, revision: Revision, image: str, entry: dict) -> None:
@@ -73,6 +74,7 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         verify_step(session, image, revision)
     with ui.step("rollout"):
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout)
+        entry["proof"] = result.proof
     with ui.step("prune"):
         keep = {c.image for c in session.backend.snapshot().apps} | {image}
         pruned = session.backend.prune_images(keep)

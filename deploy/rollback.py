@@ -99,10 +99,11 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
         session.backend.prepare_rollback(release)
         with ui.step("preflight", f"[{session.where}]"):
             preflight.run_for(session, release.image)
-        with txn.recorded(), ui.step("rollout"):
-            session.backend.rollout(release.image, release.revision, timeout=health_timeout)
+        with txn.recorded() as entry, ui.step("rollout"):
+            entry["proof"] = session.backend.rollout(release.image, release.revision, timeout=health_timeout).proof
         verb = "planned rollback to" if target.dry else "rolled back to"
         txn.summary = f"{verb} {release.revision[:12]} on {settings.env} ({session.where})"
+        txn.suffix = f", revision proven by {entry['proof']}" if entry["proof"] else ""
 
 
 def _latest_per_revision(records) -> list[history.Record]:

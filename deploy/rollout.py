@@ -21,7 +21,7 @@ import requests
 
 from . import health, signals
 from .containers import Container
-from .errors import DeployError, HealthTimeout, RolloutFailed
+from .errors import DeployError, HealthRejected, HealthTimeout, RolloutFailed
 from .stack import Stack
 from .state import Snapshot
 
@@ -31,6 +31,7 @@ class Outcome:
     container: Container | None
     previous: Container | None
     first_deploy: bool
+    proof: str = ""  # how the revision was proven through the public port: "health body", "image label of <name>"
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Progress:
     proxy: Container | None
     new: Container | None = None
     switching: Container | None = None  # set before the switch command: it may have applied when interrupted
+    proof: str = ""
 
 
 def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> list[str]:
@@ -85,7 +87,7 @@ class Rollout:
         # Traffic has moved and proved itself: finish retiring the old ones even if asked to stop meanwhile.
         with signals.shielded():
             self.drain(progress)
-        return Outcome(progress.new, progress.serving, not progress.old)
+        return Outcome(progress.new, progress.serving, not progress.old, progress.proof)
 
     # -- phases ------------------------------------------------------------------------------------------
     def start_beside(self, p: Progress) -> None:
@@ -126,7 +128,8 @@ class Rollout:
         try:
             with self.target.tunnel(new.addresses[0], self.settings.app_port) as (host, port):
                 health.wait(f"http://{host}:{port}{self.settings.health_path}", self.revision, timeout=self.timeout,
-                            interval=self.settings.health_interval,
+                            interval=self.settings.health_interval, mode=self.settings.health_revision,
+                            witness=health.Witness.of(new),
                             progress=lambda line: self.say(f"{new.name}: {line.split(': ', 1)[-1]}"))
         except DeployError as exc:
             self.say(f"new container {new.name} failed: {exc}")
@@ -154,17 +157,21 @@ class Rollout:
             self._plan(f"check {settings.health_path} and {len(settings.check_endpoints)} endpoint(s) "
                        f"through port {settings.public_port}")
             return
+        # Through the proxy, a label proves only the container its upstream names: it must be the new one.
+        witness = health.routed([p.new], self.stack.upstream(p.proxy))
         try:
             with self.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
                 base = f"http://{host}:{port}"
-                health.wait(base + settings.health_path, self.revision, timeout=min(self.timeout, 30.0),
-                            interval=settings.health_interval)
+                verdict = health.wait(base + settings.health_path, self.revision, timeout=min(self.timeout, 30.0),
+                                      interval=settings.health_interval, mode=settings.health_revision,
+                                      witness=witness)
                 problems = check_endpoints(base, settings.check_endpoints)
         except (DeployError, OSError) as exc:
             raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}") from None
         if problems:
             raise RolloutFailed("new release failed after the switch: post-deploy checks failed: "
                                 + "; ".join(problems))
+        p.proof = verdict.proof
 
     def drain(self, p: Progress) -> None:
         previous = [c for c in p.old if p.new is None or c.id != p.new.id]
@@ -220,7 +227,8 @@ class Rollout:
         try:
             with self.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
                 health.wait(f"http://{host}:{port}{settings.health_path}", serving.revision,
-                            timeout=min(settings.health_timeout, 30.0), interval=settings.health_interval)
+                            timeout=min(settings.health_timeout, 30.0), interval=settings.health_interval,
+                            mode=settings.health_revision, witness=health.Witness.of(serving))
         except (DeployError, OSError) as exc:
             self.say(f"{serving.name} did not answer through the proxy after the switch back: {_reason(exc)}")
         self.say(f"draining {new.name} (up to {settings.drain_seconds}s)")
@@ -263,4 +271,6 @@ def _still_serving(container: Container | None) -> str:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, HealthTimeout):
         return f"not healthy after {exc.timeout:g}s, last seen: {exc.last_seen}"
+    if isinstance(exc, HealthRejected):
+        return f"{exc.last_seen}, the same for {exc.held:.1f}s ({exc.fix})"
     return str(exc)

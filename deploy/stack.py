@@ -68,6 +68,10 @@ class Stack:
     def snapshot(self) -> state.Snapshot:
         return state.read(self.target, self.settings)
 
+    def upstream(self, proxy: Container) -> str | None:
+        """What the proxy's upstream file names now: one probe, where a whole snapshot is not needed."""
+        return state.read_upstream(self.target, self.settings, proxy)
+
     # -- changes -----------------------------------------------------------------------------------------
     def switch(self, proxy: Container, container: Container) -> None:
         self.target.run(proxy_cmd.switch(proxy.id, self.settings.upstream_file, container.name, self.settings.app_port))

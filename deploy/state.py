@@ -81,9 +81,13 @@ def read(target: Target, settings: Settings) -> Snapshot:
     proxy = snapshot.proxy
     if proxy is None:
         return snapshot
-    result = target.probe(proxy_cmd.read_upstream(proxy.id, settings.upstream_file))
-    upstream = parse_upstream(result.stdout) if result.ok else None
+    upstream = read_upstream(target, settings, proxy)
     return Snapshot(settings.app_service, settings.proxy_service, tuple(containers), upstream)
+
+
+def read_upstream(target: Target, settings: Settings, proxy: Container) -> str | None:
+    result = target.probe(proxy_cmd.read_upstream(proxy.id, settings.upstream_file))
+    return parse_upstream(result.stdout) if result.ok else None
 
 
 def parse_upstream(text: str) -> str | None:

@@ -42,8 +42,9 @@ def gather(session: Session, releases: int = 5) -> Status:
     verdict = None
     if snapshot.proxy is not None:
         with target.tunnel("127.0.0.1", settings.public_port) as (host, port):
-            code, body = health.probe(f"http://{host}:{port}{settings.health_path}", timeout=5.0)
-        verdict = health.judge(code, body, serving.revision if serving else None)
+            answer = health.probe(f"http://{host}:{port}{settings.health_path}", timeout=5.0)
+        verdict = health.judge(answer, serving.revision if serving else None, mode=settings.health_revision,
+                               witness=health.routed(snapshot.apps, snapshot.upstream))
 
     found = lock.read_state(target, session.state_dir)
     staleness = lock.judge(found, settings.lock_stale_seconds) if found.present else None

@@ -30,6 +30,7 @@ class Transaction:
         self.session, self.action, self.revision, self.image = session, action, revision, image
         self.fields = fields
         self.summary = ""
+        self.suffix = ""  # after the timings: how the revision was proven
         self.timed: list[str] = []
         self.holder = None
         self._lock: contextlib.AbstractContextManager | None = None
@@ -55,7 +56,7 @@ class Transaction:
 
     def summary_line(self) -> str:
         breakdown = self.session.ui.breakdown(self.timed) if self.timed else ""
-        return f"{self.summary} in {self.elapsed:.1f}s" + (f" ({breakdown})" if breakdown else "")
+        return f"{self.summary} in {self.elapsed:.1f}s" + (f" ({breakdown})" if breakdown else "") + self.suffix
 
     @contextlib.contextmanager
     def recorded(self) -> Iterator[dict]:

@@ -1,4 +1,11 @@
-"""`inv health.wait`: poll until the service is healthy at the expected revision."""
+"""`inv health.wait`: poll until the service is healthy and proven to run the expected revision.
+
+Through the public port (no ``--url``), a health answer without a revision is proven by the image label of the
+container the proxy routes to; at a ``--url`` no container is known, so such an answer cannot prove a revision
+and fails within seconds unless ``--revision any`` asks for none.
+"""
+
+import functools
 
 from invoke import Collection, task
 
@@ -10,7 +17,7 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 @task(help={
     "url": "health URL to poll (default: the environment's public port + health_path)",
-    "revision": "revision the service must report (default: git HEAD; 'any' accepts any healthy answer)",
+    "revision": "revision the service must be proven to run (default: git HEAD; 'any' accepts any healthy answer)",
     "timeout": "seconds before giving up (default: deploy.health_timeout)",
     "interval": "seconds between checks (default: deploy.health_interval, 0.5)",
     "env": ENV_HELP,
@@ -19,7 +26,7 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 })
 @clean_errors
 def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host=None, allow_dirty=False):
-    """Wait until the service answers healthy and reports the expected revision."""
+    """Wait until the service answers healthy and is proven to run the expected revision."""
     timeout = number_flag("timeout", timeout, validate.TIMEOUT)
     interval = number_flag("interval", interval, validate.INTERVAL)
     with session_for(c, env, host) as session:
@@ -31,12 +38,15 @@ def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host
         else:
             head = current(session.local, allow_dirty=True)
             expected = revision or (head.full if allow_dirty else head.sha)
+        poll = functools.partial(health_mod.wait, expected_revision=expected, mode=settings.health_revision,
+                                 timeout=timeout, interval=interval, progress=session.ui.note)
         if url:
-            verdict = health_mod.wait(url, expected, timeout=timeout, interval=interval, progress=session.ui.note)
+            verdict = poll(url)  # no container is known there: only a revision in the body can prove it
         else:
+            snapshot = session.backend.snapshot()
+            witness = health_mod.routed(snapshot.apps, snapshot.upstream)
             with session.target.tunnel("127.0.0.1", settings.public_port) as (h, p):
-                verdict = health_mod.wait(f"http://{h}:{p}{settings.health_path}", expected, timeout=timeout,
-                                          interval=interval, progress=session.ui.note)
+                verdict = poll(f"http://{h}:{p}{settings.health_path}", witness=witness)
         session.ui.line(f"healthy: {verdict.reason}")
 
 

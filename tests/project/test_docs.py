@@ -355,8 +355,11 @@ def reported_details() -> list[Raised]:
                 if failing and len(args) >= 3 and _fragment(args[2]):
                     found.append(Raised(owners[node.func.id], _fragment(args[2]), where))
             elif node.func.id == "Verdict" and isinstance(args[0], ast.Constant) and args[0].value is False:
+                # A final verdict (an answer that can never become valid) ends the wait as HealthRejected.
+                final = any(k.arg == "final" and isinstance(k.value, ast.Constant) and k.value.value is True
+                            for k in node.keywords)
                 if len(args) >= 2 and _fragment(args[1]):
-                    found.append(Raised("HealthTimeout", _fragment(args[1]), where))
+                    found.append(Raised("HealthRejected" if final else "HealthTimeout", _fragment(args[1]), where))
     return sorted(set(found), key=lambda r: (r.error, r.fragment))
 
 

@@ -9,11 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedServer:
-    """Answers every GET with ``status`` and ``body`` (after ``delay`` seconds); counts ``hits``."""
+    """Answers every GET with ``status``, ``headers`` and ``body`` (after ``delay`` seconds); counts ``hits``."""
 
     def __init__(self, status: int = 200, body: str = ""):
         self.status = status
         self.body = body
+        self.headers: dict[str, str] = {}
         self.delay = 0.0
         self.hits = 0
         outer = self
@@ -25,6 +26,8 @@ class ScriptedServer:
                 payload = outer.body.encode()
                 self.send_response(outer.status)
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in outer.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 

@@ -51,6 +51,10 @@ def test_host_flag_wins_over_configured_host(root):
     ({"build_args": {"A": ["x"]}}, None, "deploy.build_args.A", "string or number"),
     ({"helth_timeout": 5}, None, "deploy.helth_timeout", "did you mean 'health_timeout'"),
     ({"compose_command": "podman"}, None, "deploy.compose_command", "not supported"),
+    ({"health_revision": "image"}, None, "deploy.health_revision", "is not a way to prove the revision"),
+    ({"environments": {"test": {"health_revision": "Body"}}}, "test", "deploy.environments.test.health_revision",
+     "'Body' is not a way"),
+    ({"health_revision": True}, None, "deploy.health_revision", "must be a string"),
     ({"keep_images": 0}, None, "deploy.keep_images", "at least 1"),
     ({"dockerfile": "missing.Dockerfile"}, None, "deploy.dockerfile", "not found"),
     ({}, "staging", "deploy.environments.staging", "no such environment"),
@@ -90,6 +94,12 @@ def test_each_bad_input_names_the_key_and_the_fix(root, overrides, env, key, wor
     assert words in text
     assert "\n" not in text
     assert "(" in text and text.endswith(")"), "every config error carries a fix"
+
+
+@pytest.mark.parametrize("mode", ["auto", "body", "label"])
+def test_health_revision_takes_each_proof(root, mode):
+    assert load(config(), root=root).health_revision == "auto", "the default"
+    assert load(config(health_revision=mode), root=root).health_revision == mode
 
 
 def test_deploy_section_must_be_a_mapping(root):
