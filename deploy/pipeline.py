@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import history, images, preflight
+from .adopt import release as adopt
 from .build import build_image
 from .revision import Revision, current
 from .rollout import rollout
@@ -40,7 +41,9 @@ def run_preflight(session: Session, image: str, extra: list | None = None) -> No
     checks = [
         lambda: preflight.engine(stack),
         lambda: preflight.compose(stack),
-        lambda: preflight.compose_file(stack, image),
+        # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
+        lambda: adopt.prepare(session, image),
+        lambda: preflight.compose_file(session.stack, image),
         # Only checkable from here for a local stack; a host's port is its own business.
         *([] if session.settings.is_remote else [lambda: preflight.public_port(stack)]),
         *(extra or []),

@@ -10,6 +10,7 @@ from invoke import Context
 
 from . import config as config_mod
 from . import lock
+from .adopt.release import existing_overrides
 from .config import Settings
 from .stack import Stack
 from .target import LocalTarget, Target
@@ -22,6 +23,9 @@ class Session:
     local: LocalTarget
     target: Target
     ui: Reporter = field(default_factory=Reporter)
+    # Compose files merged over the user's: set when a deploy writes this release's override; None: not known
+    # yet, read from the state directory on first use.
+    compose_overrides: tuple[str, ...] | None = None
 
     @property
     def state_dir(self) -> str:
@@ -29,7 +33,9 @@ class Session:
 
     @property
     def stack(self) -> Stack:
-        return Stack(self.target, self.settings)
+        if self.compose_overrides is None:
+            self.compose_overrides = existing_overrides(self.target, self.state_dir)
+        return Stack(self.target, self.settings, overrides=self.compose_overrides)
 
     @property
     def where(self) -> str:

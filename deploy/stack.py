@@ -69,17 +69,20 @@ def compose_variables(settings: Settings, image: str | None = None) -> dict[str,
 
 
 class Stack:
-    def __init__(self, target: Target, settings: Settings, *, compose_file: str | None = None):
+    def __init__(self, target: Target, settings: Settings, *, compose_file: str | None = None,
+                 overrides: Sequence[str] = ()):
         self.target = target
         self.settings = settings
         self.compose_file = compose_file or settings.compose_file
+        self.overrides = tuple(overrides)  # merged over compose_file: the toolkit's per-release override
 
     @functools.cached_property
     def binary(self) -> tuple[str, ...]:
         return detect_compose(self.target, self.settings.compose_command)
 
     def compose(self, image: str | None = None) -> Compose:
-        return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image))
+        return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image),
+                       self.overrides)
 
     # -- state -------------------------------------------------------------------------------------------
     def apps(self) -> list[Container]:
