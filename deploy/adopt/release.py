@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the session imports this module to find the override; no im
     from ..session import Session
 
 OVERRIDE_NAME = "compose.override.yml"
-NAME = "compose file shape"
+NAME = "compose shape"
 
 
 def override_path(state_dir: str) -> str:
