@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # the session imports this module to find the override; no im
     from ..session import Session
 
 OVERRIDE_NAME = "compose.override.yml"
-NAME = "compose shape"
 
 
 def override_path(state_dir: str) -> str:
@@ -63,34 +62,34 @@ def prepare(session: Session, image: str) -> Item:
         doc = compose_file.load(read_compose(target, settings), settings.compose_file)
         app = compose_file.app_service(doc, settings.app_service, settings.compose_file)
     except DeployError as exc:
-        return Item(NAME, False, str(exc))
+        return Item("compose shape", False, str(exc))
     has_proxy = compose_file.has_service(doc, settings.proxy_service)
     problems = override.blockers(app)
     port = override.port_problem(app, settings.app_port)
     if port:
         problems.append(port)
     if problems:
-        return Item(NAME, False, f"{settings.compose_file}: " + "; ".join(problems))
+        return Item("compose shape", False, f"{settings.compose_file}: " + "; ".join(problems))
 
     found = override.changes(app, has_proxy=has_proxy, settings=settings)
     if not found:
         if session.compose_overrides or existing_overrides(target, session.state_dir):
             target.run(release_cmd.remove_file(path))  # the file is fit now: an old override must not linger
         session.compose_overrides = ()
-        return Item(NAME, True, f"{settings.compose_file} deploys as written")
+        return Item("compose shape", True, f"{settings.compose_file} deploys as written")
 
     try:
         shown, version = compose_version(Stack(target, settings))
     except DeployError as exc:
-        return Item(NAME, False, str(exc))
+        return Item("compose shape", False, str(exc))
     if not override.can_override(version):
         edits = "; ".join(override.manual_changes(app, found))
-        return Item(NAME, False, f"{shown} cannot apply the toolkit's compose override (it needs Compose v2.24+); "
+        return Item("compose shape", False, f"{shown} cannot apply the toolkit's compose override (it needs Compose v2.24+); "
                                  f"change {settings.compose_file} yourself: {edits}; or install Compose v2.24+")
 
     target.write_text(path, override.render(doc, app, settings, image, has_proxy=has_proxy))
     session.compose_overrides = (path,)
-    return Item(NAME, True, f"{settings.compose_file} as written, with {path}: " + describe(app, found))
+    return Item("compose shape", True, f"{settings.compose_file} as written, with {path}: " + describe(app, found))
 
 
 def describe(app: compose_file.AppService, found: list[override.Change]) -> str:
