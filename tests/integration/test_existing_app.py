@@ -14,7 +14,9 @@ import yaml
 from deploy import config
 from deploy.adopt import compose_file, override
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
+from tests.integration.test_remote import configure_prod
 from tests.support.load import Load
+from tests.support.sshd import ensure_sshd_available, running_sshd
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +98,36 @@ def test_a_compose_file_with_fixed_name_published_port_and_build_deploys_twice_a
     assert (project.path / "docker-compose.yml").read_text() == written, "the user's file is untouched"
     assert subprocess.run(["git", "status", "--porcelain"], cwd=project.path, capture_output=True,
                           text=True).stdout == ""
+
+    # A rollback writes the override for the release it goes back to.
+    project.inv("deploy.rollback")
+    assert project.health()["revision"] == first
+    override_file = project.path / ".deploy" / "test" / "compose.override.yml"
+    assert f"image: {project.name}:{first[:12]}" in override_file.read_text()
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    reason = ensure_sshd_available()  # raises in CI: there the SSH tests must run, never skip
+    if reason:
+        pytest.skip(reason)
+    with running_sshd(tmp_path / "sshd") as handle:
+        yield handle
+
+
+def test_over_ssh_the_override_is_written_on_the_host_and_used_by_day_two_tasks(project, sshd, tmp_path):
+    existing_app(project)
+    prod = configure_prod(project, sshd, tmp_path)
+    prod.use(compose_file="docker-compose.yml")
+    result = prod.deploy()
+    on_host = prod.srv / "state" / "compose.override.yml"
+    assert f"with {on_host}: service web:" in result.stdout
+    assert f"image: {project.name}:{project.head()[:12]}" in on_host.read_text()
+    assert project.health()["revision"] == project.head()
+    status = prod.inv("deploy.status", "--host", "prod")
+    assert "proxy" in status.stdout
+    logs = prod.inv("deploy.logs", "--host", "prod", "--service", "proxy", "--tail", "3")
+    assert logs.returncode == 0
 
 
 def test_logs_and_restart_of_the_proxy_use_the_override(project):
