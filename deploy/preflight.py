@@ -56,7 +56,7 @@ def compose_file(stack: Stack, image: str) -> Item:
     if stack.target.dry:
         # A dry run prints the override instead of writing it: check what is there.
         compose = dataclasses.replace(compose, overrides=tuple(
-            f for f in compose.overrides if stack.target.probe(["test", "-f", f]).ok))
+            f for f in compose.overrides if stack.target.probe(files.is_file(f)).ok))
     result = stack.target.probe(compose.config(quiet=True))
     names = " + ".join([stack.compose_file, *compose.overrides])
     if not result.ok:

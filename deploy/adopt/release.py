@@ -12,6 +12,7 @@ import posixpath
 from typing import TYPE_CHECKING
 
 from ..commands import compose as compose_cmd
+from ..commands import files
 from ..commands import release as release_cmd
 from ..config import Settings
 from ..errors import ComposeFileError, DeployError
@@ -33,7 +34,7 @@ def override_path(state_dir: str) -> str:
 def existing_overrides(target: Target, state_dir: str) -> tuple[str, ...]:
     """The override the last deploy or rollback wrote, if any: what compose commands outside a deploy carry."""
     path = override_path(state_dir)
-    return (path,) if target.probe(["test", "-f", path]).ok else ()
+    return (path,) if target.probe(files.is_file(path)).ok else ()
 
 
 def read_compose(target: Target, settings: Settings) -> str:

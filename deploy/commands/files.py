@@ -7,6 +7,11 @@ def mkdir_p(path: str) -> list[str]:
     return ["mkdir", "-p", path]
 
 
+def is_file(path: str) -> list[str]:
+    """Exits 0 when ``path`` is a regular file."""
+    return ["test", "-f", path]
+
+
 # Exit status of the lock scripts when the lock is held by someone else (or changed under us).
 LOCK_HELD = 3
 

@@ -27,4 +27,4 @@ def init(c, service=None, force=False):
         raise InitError(f"{root} is not in a git repository",
                         hint="deploys ship commits: `git init`, commit the app, then run init again")
     init_mod.run(root, service=service or None, force=force,
-                 write=lambda name, text: local.write_text(name, text), say=print)
+                 write=local.write_text, say=print)
