@@ -154,6 +154,18 @@ class BackupInvalid(BackupError):
                          hint="do not restore it; pick another with `inv backup.list`")
 
 
+class ComposeFileError(DeployError):
+    """The compose file cannot be read as one (not YAML, no services, no app service); nothing was changed."""
+
+    exit_code = 2
+
+
+class InitError(DeployError):
+    """``inv init`` cannot tell how to deploy this repository (no git, no Dockerfile, which service); wrote nothing."""
+
+    exit_code = 2
+
+
 def _printable(text: str) -> str:
     """``text`` with control characters written as escapes (``\\n``), so it stays on one line."""
     import re

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import preflight
 from .backup import backup_hook
 from .build import build_image
 from .revision import Revision, current
@@ -52,7 +51,7 @@ def deploy(session: Session, options: Options) -> None:
             with ui.step("release"):
                 backend.prepare_release(revision)
         with ui.step("preflight", f"[{session.where}]"):
-            preflight.run_for(session, image)
+            session.backend.run_preflight(image)
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,6 @@ from .commands import compose as compose_cmd
 from .commands import docker, files
 from .config import Settings
 from .errors import DeployError, PreflightFailed
-from .session import Session
 from .stack import Stack
 from .state import Snapshot
 
@@ -55,11 +55,17 @@ def compose_file(stack: Stack, image: str) -> Item:
         # A dry run before the first release: the files were not uploaded, so there is nothing to check yet.
         return Item("compose file", True, f"{stack.compose_file} not on {stack.target.name} yet (dry run before "
                                           "the first release): checked when a real deploy uploads it")
-    result = stack.target.probe(stack.compose(image).config(quiet=True))
+    compose = stack.compose(image)
+    if stack.target.dry:
+        # A dry run prints the override instead of writing it: check what is there.
+        compose = dataclasses.replace(compose, overrides=tuple(
+            f for f in compose.overrides if stack.target.probe(files.is_file(f)).ok))
+    result = stack.target.probe(compose.config(quiet=True))
+    names = " + ".join([stack.compose_file, *compose.overrides])
     if not result.ok:
         tail = (result.stderr.strip().splitlines() or ["invalid"])[-1][:200]
-        return Item("compose file", False, f"{stack.compose_file}: {tail}")
-    return Item("compose file", True, f"{stack.compose_file} is valid")
+        return Item("compose file", False, f"{names}: {tail}")
+    return Item("compose file", True, f"{names} is valid")
 
 
 def public_port(settings: Settings, snapshot: Snapshot) -> Item:
@@ -90,8 +96,3 @@ def run(items: list[Callable[[], Item]], report: Callable[[Item], None]) -> list
         raise PreflightFailed(f"preflight: {first.name}: {first.detail}",
                               hint="nothing was changed" + (f"; {len(failed) - 1} more check(s) failed" if len(failed) > 1 else ""))
     return done
-
-
-def run_for(session: Session, image: str) -> list[Item]:
-    """The backend's checks for deploying ``image``, each reported as it completes."""
-    return run(session.backend.preflight(image), lambda item: session.ui.check(item.ok, item.name, item.detail))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import history, images, preflight
+from . import history, images
 from .commands import docker
 from .errors import RollbackImpossible, UsageError
 from .images import Image
@@ -98,7 +98,7 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
     with Transaction(session, "rollback", release.revision, release.image) as txn:
         session.backend.prepare_rollback(release)
         with ui.step("preflight", f"[{session.where}]"):
-            preflight.run_for(session, release.image)
+            session.backend.run_preflight(release.image)
         with txn.recorded() as entry, ui.step("rollout"):
             entry["proof"] = session.backend.rollout(release.image, release.revision, timeout=health_timeout).proof
         verb = "planned rollback to" if target.dry else "rolled back to"

@@ -13,6 +13,7 @@ from invoke import Context
 
 from . import config as config_mod
 from . import lock
+from .adopt.release import existing_overrides
 from .config import Settings
 from .stack import Stack
 from .target import LocalTarget, Target
@@ -36,8 +37,9 @@ class Session:
 
     @functools.cached_property
     def stack(self) -> Stack:
-        """One per task: the compose binary is detected once and every step shares it."""
-        return Stack(self.target, self.settings)
+        """One per task: the compose binary is detected once and every step shares it. It carries the compose
+        override the last deploy wrote, if any; a deploy replaces it with its own (deploy.adopt.release)."""
+        return Stack(self.target, self.settings, overrides=existing_overrides(self.target, self.state_dir))
 
     @property
     def where(self) -> str:

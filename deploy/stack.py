@@ -52,10 +52,12 @@ class Stack:
     """Compose on one target for one environment: the command line, the state snapshot and the changes a
     rollout makes (start, switch the proxy, retire containers)."""
 
-    def __init__(self, target: Target, settings: Settings):
+    def __init__(self, target: Target, settings: Settings, *, overrides: Sequence[str] = ()):
         self.target = target
         self.settings = settings
         self.compose_file = settings.compose_file
+        # Merged over compose_file: the toolkit's per-release override (deploy/adopt), set when a deploy writes it.
+        self.overrides = tuple(overrides)
 
     @functools.cached_property
     def binary(self) -> tuple[str, ...]:
@@ -63,7 +65,8 @@ class Stack:
         return detect_compose(self.target, self.settings.compose_command)
 
     def compose(self, image: str | None = None) -> Compose:
-        return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image))
+        return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image),
+                       self.overrides)
 
     def snapshot(self) -> state.Snapshot:
         return state.read(self.target, self.settings)

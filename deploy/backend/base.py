@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from invoke import Context
 
+from .. import preflight
 from ..config import Settings
 from ..history import Record
 from ..preflight import Item
@@ -42,8 +43,13 @@ class Backend:
         """Make the files that shipped with ``release`` the ones compose runs from, where that applies."""
 
     def preflight(self, image: str) -> list[Check]:
-        """Read-only checks that must pass before anything changes."""
+        """The checks that must pass before anything running changes."""
         raise NotImplementedError
+
+    def run_preflight(self, image: str) -> list[Item]:
+        """``preflight``'s checks for ``image``, each reported as it completes; the first failure stops here."""
+        ui = self.session.ui
+        return preflight.run(self.preflight(image), lambda item: ui.check(item.ok, item.name, item.detail))
 
     def snapshot(self) -> Snapshot:
         raise NotImplementedError

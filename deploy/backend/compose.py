@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import Context
 
 from .. import images, preflight
+from ..adopt import release as adopt
 from ..config import Settings
 from ..rollout import Outcome, rollout
 from ..session import Session
@@ -25,6 +26,8 @@ class ComposeBackend(Backend):
         return [
             lambda: preflight.engine(stack),
             lambda: preflight.compose(stack),
+            # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
+            lambda: adopt.prepare(self.session, image),
             lambda: preflight.compose_file(stack, image),
             *self.host_checks(),
         ]

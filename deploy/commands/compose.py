@@ -20,12 +20,15 @@ class Compose:
     file: str
     binary: tuple[str, ...] = ("docker", "compose")
     variables: Mapping[str, str] = field(default_factory=dict)
+    # Files merged over ``file``, in order (the toolkit's per-release override: deploy/adopt/override.py).
+    overrides: tuple[str, ...] = ()
 
     def _base(self) -> list[str]:
         # `env` passes interpolation variables the same way locally and over SSH, visibly in a dry run,
         # without relying on the server's AcceptEnv.
         prefix = ["env", *(f"{k}={v}" for k, v in sorted(self.variables.items()))] if self.variables else []
-        return [*prefix, *self.binary, "--project-name", self.project, "--file", self.file]
+        files = [arg for name in (self.file, *self.overrides) for arg in ("--file", name)]
+        return [*prefix, *self.binary, "--project-name", self.project, *files]
 
     def config(self, *, quiet: bool = True) -> list[str]:
         return [*self._base(), "config", *(["--quiet"] if quiet else [])]

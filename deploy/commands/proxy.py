@@ -1,5 +1,6 @@
-"""The proxy's two scripts, run inside the nginx container: values arrive as positional parameters, never
-spliced into the script text."""
+"""The proxy's scripts, run inside the nginx container (switch, reset, and the start command of the proxy the
+toolkit adds to a compose file that has none): values arrive as positional parameters, never spliced into the
+script text."""
 
 from __future__ import annotations
 
@@ -42,3 +43,23 @@ def reset_script(upstream_file: str, service: str, port: int) -> list[str]:
 
 def read_upstream(proxy: str, upstream_file: str) -> list[str]:
     return exec_(proxy, ["cat", upstream_file])
+
+
+# On its first start the proxy points at the app *service* name (Docker's DNS resolves it to whichever app
+# container runs); a deploy then rewrites the file to name one container (SWITCH_UPSTREAM). A restart of
+# the same container keeps the file it has. Values arrive as positional parameters, never spliced into the script.
+_START = ('mkdir -p "$(dirname "$1")" && { [ -s "$1" ] || printf "server %s:%s;\\n" "$2" "$3" > "$1"; } '
+          '&& exec nginx -g "daemon off;"')
+
+# nginx:alpine and Debian's nginx alike: the master process named in the pid file is alive.
+_ALIVE = ('for f in /run/nginx.pid /var/run/nginx.pid; do [ -s "$f" ] && kill -0 "$(cat "$f")" && exit 0; done; '
+          'exit 1')
+
+
+def start(upstream_file: str, app_service: str, app_port: int) -> list[str]:
+    return ["sh", "-c", _START, "proxy-start", upstream_file, app_service, str(app_port)]
+
+
+def alive() -> list[str]:
+    """A health check command (compose ``healthcheck.test``)."""
+    return ["CMD-SHELL", _ALIVE]

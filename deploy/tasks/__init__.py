@@ -5,11 +5,13 @@ from invoke import Collection
 from ..config import DEFAULTS
 from . import backup, config_errors, deploy, health, ops, verify
 from .build import build
+from .init import init
 
 config_errors.install()
 
 ns = Collection()
 ns.add_task(build)
+ns.add_task(init)
 ns.add_collection(verify.ns)
 ns.add_collection(health.ns)
 ops.register(deploy.ns)

@@ -196,7 +196,19 @@ def history_of(*records: tuple[str, str]) -> str:
                    for n, (rev, image) in enumerate(records))
 
 
+# A compose file already in the toolkit's shape (its own proxy, no fixed name or host port): no override.
+COMPOSE = """services:
+  app:
+    image: ${APP_IMAGE}
+    expose: ["8000"]
+  proxy:
+    image: ${PROXY_IMAGE}
+    ports: ["${PUBLIC_PORT}:80"]
+"""
+
+
 def session_on(target: FakeTarget, settings) -> tuple[Session, io.StringIO]:
+    target.files[settings.compose_file] = COMPOSE
     out = io.StringIO()
     session = Session(settings, target, target, Reporter(out))
     ComposeBackend(session)
