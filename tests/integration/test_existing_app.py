@@ -16,7 +16,6 @@ from deploy.adopt import compose_file, override
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
 from tests.integration.test_remote import configure_prod
 from tests.support.load import Load
-from tests.support.sshd import ensure_sshd_available, running_sshd
 
 pytestmark = pytest.mark.integration
 
@@ -104,15 +103,6 @@ def test_a_compose_file_with_fixed_name_published_port_and_build_deploys_twice_a
     assert project.health()["revision"] == first
     override_file = project.path / ".deploy" / "test" / "compose.override.yml"
     assert f"image: {project.name}:{first[:12]}" in override_file.read_text()
-
-
-@pytest.fixture
-def sshd(tmp_path):
-    reason = ensure_sshd_available()  # raises in CI: there the SSH tests must run, never skip
-    if reason:
-        pytest.skip(reason)
-    with running_sshd(tmp_path / "sshd") as handle:
-        yield handle
 
 
 def test_over_ssh_the_override_is_written_on_the_host_and_used_by_day_two_tasks(project, sshd, tmp_path):

@@ -33,15 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-value-that-must-never-be-printed"
 
 
-@pytest.fixture
-def sshd(tmp_path):
-    reason = ensure_sshd_available()  # raises in CI: there the SSH tests must run, never skip
-    if reason:
-        pytest.skip(reason)
-    with running_sshd(tmp_path / "sshd") as handle:
-        yield handle
-
-
 @dataclass
 class Prod:
     """The clone configured for `prod` on the test sshd, and what the tests look at on the host."""

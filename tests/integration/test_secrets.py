@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import load_json_lines
 from tests.integration.test_remote import SECRET as HOST_ENV_MARKER
-from tests.integration.test_remote import prod, sshd  # noqa: F401 - fixtures: a clone configured for prod on a real sshd
+from tests.integration.test_remote import prod  # noqa: F401 - fixture: a clone configured for prod on a real sshd
 
 pytestmark = pytest.mark.integration
 

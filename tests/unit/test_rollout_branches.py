@@ -124,36 +124,30 @@ def test_an_old_container_that_will_not_stop_is_removed_by_force_and_the_deploy_
     assert ("docker", "rm", "--force", old.id) in target.runs and apps(engine) == [(NEW, True)]
 
 
-def test_interrupted_before_the_switch_removes_the_new_container(engine, settings):
-    old = serving_old(engine)
-
-    def interrupt_after_start(argv):
-        if " up --detach" in " ".join(argv):
+def interrupted(engine: Engine, settings, when) -> list[str]:
+    """Deploy the new release, raising KeyboardInterrupt (as a signal does) after the first command ``when`` picks."""
+    def interrupt(argv):
+        if when(argv):
             engine.after = None
             raise KeyboardInterrupt
 
-    engine.after = interrupt_after_start
-    target = FakeTarget(engine)
+    engine.after = interrupt
     said: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append)
+        rollout(Stack(FakeTarget(engine), settings), NEW_IMAGE, NEW, say=said.append)
+    return said
+
+
+def test_interrupted_before_the_switch_removes_the_new_container(engine, settings):
+    old = serving_old(engine)
+    said = interrupted(engine, settings, lambda argv: " up --detach" in " ".join(argv))
     assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
     assert any(line.startswith("interrupted: removing") for line in said)
 
 
 def test_interrupted_after_the_switch_goes_back_to_the_old_release(engine, settings):
     old = serving_old(engine)
-
-    def interrupt_after_switch(argv):
-        if engine.upstream != old.name:
-            engine.after = None
-            raise KeyboardInterrupt
-
-    engine.after = interrupt_after_switch
-    target = FakeTarget(engine)
-    said: list[str] = []
-    with pytest.raises(KeyboardInterrupt):
-        rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append)
+    said = interrupted(engine, settings, lambda argv: engine.upstream != old.name)
     assert engine.upstream == old.name and apps(engine) == [(OLD, True)]
     assert "interrupted after the switch: going back to the release that served before" in said
 
