@@ -12,6 +12,10 @@ def status_porcelain() -> list[str]:
     return ["git", "status", "--porcelain", "--untracked-files=normal"]
 
 
+def toplevel() -> list[str]:
+    return ["git", "rev-parse", "--show-toplevel"]
+
+
 def commit_files(revision: str) -> list[str]:
     """The files of one commit, NUL-separated: what ``archive`` ships."""
     return ["git", "ls-tree", "-r", "-z", "--name-only", revision]
