@@ -36,6 +36,7 @@ class Plan:
     kept: tuple[str, ...] = ()  # running, left running on purpose (the proxy, unless named)
     hard: bool = False  # `compose restart` of ``services`` (none: all) at once
     services: tuple[str, ...] = ()
+    app: str = "app"  # the app service's name, for the output
 
     def touches_traffic(self, snapshot: Snapshot) -> bool:
         """Whether the public port's answer depends on what this plan restarts: then it is waited for."""
@@ -47,7 +48,7 @@ class Plan:
     def describe(self) -> str:
         if self.hard:
             return f"{', '.join(self.services) or 'all services'} at once (--hard)"
-        parts = (["app (rolled, no downtime)"] if self.roll else []) + \
+        parts = ([f"{self.app} (rolled, no downtime)"] if self.roll else []) + \
             [f"{', '.join(self.one_by_one)} (one at a time)"] * bool(self.one_by_one)
         return ", ".join(parts) or "nothing"
 
@@ -60,13 +61,14 @@ def running_services(snapshot: Snapshot) -> list[str]:
 def plan(snapshot: Snapshot, services: Sequence[str] = (), *, hard: bool = False) -> Plan:
     """What a restart of ``services`` (none: every running service) does. Pure."""
     if hard:
-        return Plan(hard=True, services=tuple(services))
+        return Plan(hard=True, services=tuple(services), app=snapshot.app_service)
     app, proxy = snapshot.app_service, snapshot.proxy_service
     running = running_services(snapshot)
     named = list(services) or [app, *(s for s in running if s != app)]  # a stopped app is refused with the fix
     # The proxy only when named: recreating it drops connections on the public port.
     kept = (proxy,) if proxy in running and not services else ()
-    return Plan(roll=app in named, one_by_one=tuple(s for s in named if s != app and s not in kept), kept=kept)
+    return Plan(roll=app in named, one_by_one=tuple(s for s in named if s != app and s not in kept), kept=kept,
+                app=app)
 
 
 def restart(session: Session, service: str | None = None, *, hard: bool = False,
@@ -132,6 +134,7 @@ def _announce(session: Session, chosen: Plan, app: Container | None, env: envfil
     if env is not None:
         ui.note(f"env file {env.describe()}")
         if env.changed and not chosen.roll:
-            ui.note(f"the app keeps the environment it was created with: `{session.command('deploy.restart')}`"
-                    " without --hard applies the change")
+            how = "without --hard" if chosen.hard else f"--service {settings.app_service}"
+            ui.note(f"{settings.app_service} keeps the environment it was created with: "
+                    f"`{session.command('deploy.restart')}` {how} applies the change")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
-from tests.integration.test_remote import configure_prod, sshd  # noqa: F401  (sshd: the fixture)
+from tests.integration.test_remote import configure_prod
 from tests.support.load import Load, Report
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,7 @@ def test_hard_restart_restarts_everything_at_once_says_it_costs_downtime_and_kee
     assert "CHANGED since the last restart" in project.inv("deploy.status").stdout
 
 
-def test_restart_over_ssh_applies_the_hosts_env_file_with_no_failed_request(project, sshd, tmp_path):  # noqa: F811
+def test_restart_over_ssh_applies_the_hosts_env_file_with_no_failed_request(project, sshd, tmp_path):
     prod = configure_prod(project, sshd, tmp_path)
     prod.deploy()
     [old] = prod.containers()
