@@ -29,6 +29,10 @@ class Record:
     skipped_backup: bool = False
     backup: str = ""
     proof: str = ""  # how the running revision was proven: "health body" or "image label of <container>"
+    # The env file's sha256 (deploy.envfile), never its values: what the replaced app containers were started
+    # with, and what the ones running after this change read. Empty when no env file is configured.
+    env_sha256_before: str = ""
+    env_sha256_after: str = ""
 
 
 def history_path(state_dir: str) -> str:

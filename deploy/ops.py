@@ -1,4 +1,4 @@
-"""Day-two steps on a deployed stack: logs, start/stop/restart and clearing a deploy lock."""
+"""Day-two steps on a deployed stack: logs, start/stop and clearing a deploy lock (restart: deploy.restart)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from . import health, lock
 from .commands import files
 from .errors import CommandFailed, LockHeld, NotDeployed, UsageError
 from .session import Session
+from .state import Snapshot
 from .transaction import Transaction
 
 
@@ -68,23 +69,29 @@ def logs(session: Session, *, services: Sequence[str] = (), since: str | None = 
 
 
 def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> str:
-    """``compose start|stop|restart`` as one recorded change; after start/restart, wait for health."""
+    """``compose start|stop`` as one recorded change; after start, wait for health."""
     settings, target = session.settings, session.target
-    snapshot = session.backend.snapshot()
-    if not snapshot.containers:
-        raise NotDeployed(f"nothing to {action}: no containers of {settings.project} on {session.where}",
-                          hint=f"deploy first: {deploy_command(session)}")
+    snapshot = deployed(session, action)
     app = snapshot.newest_app
     compose = session.stack.compose(app.image if app else None)
-    command = {"start": compose.start, "stop": compose.stop, "restart": compose.restart}[action]
+    command = {"start": compose.start, "stop": compose.stop}[action]
     touched = ", ".join(services) or "all services"
     done = f"{'planned' if target.dry else 'done'}: {action} {touched} of {settings.env} on {session.where}"
     with Transaction(session, action, app.revision if app and app.revision else "none",
                      app.image if app else "") as txn, txn.recorded():
         target.run(command(list(services)), stream=True)
         if _serves_after(session, action, services) and app is not None:
-            done += "; " + _wait_serving(session, app.revision)
+            done += "; " + wait_serving(session, app.revision)
     return done
+
+
+def deployed(session: Session, action: str) -> Snapshot:
+    """What runs, when anything does; else the one line that says to deploy first."""
+    snapshot = session.backend.snapshot()
+    if not snapshot.containers:
+        raise NotDeployed(f"nothing to {action}: no containers of {session.settings.project} on {session.where}",
+                          hint=f"deploy first: {deploy_command(session)}")
+    return snapshot
 
 
 def _serves_after(session: Session, action: str, services: Sequence[str]) -> bool:
@@ -94,7 +101,8 @@ def _serves_after(session: Session, action: str, services: Sequence[str]) -> boo
     return action != "stop" and not session.target.dry and touched_traffic
 
 
-def _wait_serving(session: Session, revision: str | None) -> str:
+def wait_serving(session: Session, revision: str | None) -> str:
+    """Wait until the public port answers healthy at ``revision``; how it was proven."""
     settings = session.settings
     snapshot = session.backend.snapshot()
     with session.target.tunnel("127.0.0.1", settings.public_port) as (host, port):

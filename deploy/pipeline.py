@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import envfile
 from .backup import backup_hook
 from .build import build_image
 from .revision import Revision, current
@@ -72,6 +73,8 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     with ui.step("verify.build", image):
         verify_step(session, image, revision)
     with ui.step("rollout"):
+        # Compose reads the env file when it creates the new container: record which version that was.
+        entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir)))
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout)
         entry["proof"] = result.proof
     with ui.step("prune"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import history, images
+from . import envfile, history, images
 from .commands import docker
 from .errors import RollbackImpossible, UsageError
 from .images import Image
@@ -89,7 +89,8 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
     ui, settings, target = session.ui, session.settings, session.target
     serving_container = session.backend.snapshot().serving
     serving = serving_container.revision if serving_container else None
-    release = choose(history.recent(target, session.state_dir, HISTORY_LINES), serving, to)
+    records = history.recent(target, session.state_dir, HISTORY_LINES)
+    release = choose(records, serving, to)
     ui.line(f"rolling back {settings.env} on {session.where} from {(serving or 'nothing')[:12]} "
             f"to {release.revision[:12]} ({release.image})"
             + (" (dry run: printing commands, changing nothing)" if target.dry else ""))
@@ -100,6 +101,7 @@ def rollback(session: Session, *, to: str | None = None, health_timeout: float |
         with ui.step("preflight", f"[{session.where}]"):
             session.backend.run_preflight(release.image)
         with txn.recorded() as entry, ui.step("rollout"):
+            entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir, records)))
             entry["proof"] = session.backend.rollout(release.image, release.revision, timeout=health_timeout).proof
         verb = "planned rollback to" if target.dry else "rolled back to"
         txn.summary = f"{verb} {release.revision[:12]} on {settings.env} ({session.where})"

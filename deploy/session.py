@@ -45,10 +45,14 @@ class Session:
     def where(self) -> str:
         return self.target.name
 
-    def unlock_hint(self) -> str:
+    def command(self, task: str) -> str:
+        """How to run ``task`` against this environment: ``inv deploy.start --host prod``."""
         host = f" --host {self.settings.host}" if self.settings.is_remote else ""
         env = f" --env {self.settings.env}" if self.settings.env not in ("test", "prod") else ""
-        return f"inv deploy.unlock{host}{env}"
+        return f"inv {task}{host}{env}"
+
+    def unlock_hint(self) -> str:
+        return self.command("deploy.unlock")
 
     def locked(self, revision: str) -> contextlib.AbstractContextManager[lock.Holder]:
         """The deploy lock for a block, naming us as deploying ``revision``; an abandoned one is taken over."""

@@ -8,7 +8,7 @@ import calendar
 import time
 from dataclasses import dataclass
 
-from . import health, history, lock
+from . import envfile, health, history, lock
 from .commands import files
 from .containers import Container
 from .redact import redact
@@ -32,6 +32,7 @@ class Status:
     now: float
     unreadable: int = 0  # history lines that could not be read (skipped)
     lock_note: str = ""  # why the holder counts as alive or gone (lock.Staleness.why)
+    env_file: envfile.Drift | None = None  # None: no env file configured
 
 
 def gather(session: Session, releases: int = 5) -> Status:
@@ -58,11 +59,13 @@ def gather(session: Session, releases: int = 5) -> Status:
         lock_present=found.present, holder=found.holder, holder_gone=bool(staleness and staleness.stale),
         lock_note=staleness.why if staleness else "",
         releases=recent.records, unreadable=recent.unreadable,
+        env_file=envfile.drift(target, settings, session.state_dir, recent.records),
         now=float(clock) if clock.isdigit() else time.time(),
     )
 
 
-def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
+def render(status: Status, unlock_hint: str = "inv deploy.unlock",
+           restart_hint: str = "inv deploy.restart") -> list[str]:
     return [
         f"{status.env} on {status.where}",
         _revision_line(status.serving),
@@ -70,6 +73,7 @@ def render(status: Status, unlock_hint: str = "inv deploy.unlock") -> list[str]:
         f"  proxy      -> {status.upstream or 'no upstream'}",
         f"  lock       {lock_line(status, unlock_hint)}",
         *([f"  release    {status.release_dir}"] if status.release_dir else []),
+        *_env_file_lines(status.env_file, restart_hint),
         *_container_lines(status),
         *_release_lines(status),
     ]
@@ -86,6 +90,14 @@ def _health_line(status: Status) -> str:
         return "  health     no proxy running"
     return (f"  health     {'OK' if status.health.ok else 'FAILING'}: {status.health.reason}  "
             f"({status.health_url})")
+
+
+def _env_file_lines(found: envfile.Drift | None, restart_hint: str) -> list[str]:
+    if found is None:
+        return []
+    fix = f"; the running app does not have it yet: `{restart_hint}` applies it without downtime" \
+        if found.changed else ""
+    return [f"  env file   {found.describe()}{fix}"]
 
 
 def _container_lines(status: Status) -> list[str]:

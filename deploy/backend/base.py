@@ -10,6 +10,7 @@ from .. import preflight
 from ..config import Settings
 from ..history import Record
 from ..preflight import Item
+from ..restart import Plan
 from ..revision import Revision
 from ..rollout import Outcome
 from ..session import Session
@@ -55,6 +56,11 @@ class Backend:
         raise NotImplementedError
 
     def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
+        raise NotImplementedError
+
+    def restart(self, plan: Plan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
+        """Carry out a restart ``plan`` with the serving ``image`` at ``revision``: the app rolled (the outcome
+        of that rollout), the services that cannot be rolled one at a time, or (``plan.hard``) all at once."""
         raise NotImplementedError
 
     def prune_images(self, keep: set[str]) -> list[str]:

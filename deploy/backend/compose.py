@@ -7,6 +7,7 @@ from invoke import Context
 from .. import images, preflight
 from ..adopt import release as adopt
 from ..config import Settings
+from ..restart import Plan
 from ..rollout import Outcome, rollout
 from ..session import Session
 from ..state import Snapshot
@@ -41,6 +42,19 @@ class ComposeBackend(Backend):
 
     def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
         return rollout(self.session.stack, image, revision, say=self.session.ui.note, health_timeout=timeout)
+
+    def restart(self, plan: Plan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
+        target, compose = self.session.target, self.session.stack.compose(image)
+        if plan.hard:
+            target.run(compose.restart(list(plan.services)), stream=True)
+            return None
+        # The rollout's `up --no-recreate --scale` creates the new app container from the compose file and env
+        # file as they are now (the old one, left alone, keeps what it was created with).
+        outcome = self.rollout(image, revision, timeout=timeout) if plan.roll else None
+        for service in plan.one_by_one:
+            self.session.ui.note(f"recreating {service}")
+            target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)
+        return outcome
 
     def prune_images(self, keep: set[str]) -> list[str]:
         session = self.session

@@ -37,12 +37,15 @@ class Compose:
         return [*self._base(), "config", "--services"]
 
     def up(self, services: Sequence[str] = (), *, no_deps: bool = False, no_recreate: bool = False,
-           scale: Mapping[str, int] | None = None, remove_orphans: bool = False) -> list[str]:
+           force_recreate: bool = False, scale: Mapping[str, int] | None = None,
+           remove_orphans: bool = False) -> list[str]:
         argv = [*self._base(), "up", "--detach"]
         if no_deps:
             argv.append("--no-deps")
         if no_recreate:
             argv.append("--no-recreate")
+        if force_recreate:
+            argv.append("--force-recreate")
         if remove_orphans:
             argv.append("--remove-orphans")
         for service, count in sorted((scale or {}).items()):

@@ -101,6 +101,11 @@ def file_mode(path: str) -> list[str]:
     """Octal permission bits of ``path`` (following links); reads metadata only, never the contents."""
     return ["stat", "-L", "-c", "%a", "--", path]
 
+def sha256(path: str) -> list[str]:
+    """``path``'s sha256, computed on the target: the file's contents never leave it (an env file's secrets)."""
+    return ["sha256sum", "--", path]
+
+
 def clock() -> list[str]:
     return ["date", "+%s"]
 

@@ -7,6 +7,7 @@ import sys
 from invoke import Collection, task
 
 from .. import ops, validate
+from .. import restart as restart_mod
 from .. import status as status_mod
 from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
@@ -21,7 +22,7 @@ def status(c, env=None, host=None, releases=None, accept_new_host_key=False):
     count = number_flag("releases", releases, validate.RELEASES, default=5)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         found = status_mod.gather(session, releases=count)
-        for line in status_mod.render(found, session.unlock_hint()):
+        for line in status_mod.render(found, session.unlock_hint(), session.command("deploy.restart")):
             session.ui.line(line)
 
 
@@ -69,11 +70,20 @@ def stop(c, service=None, env=None, host=None, accept_new_host_key=False):
     _lifecycle(c, "stop", service, env, host, accept_new_host_key)
 
 
-@task(help={**WHERE, "service": SERVICE_HELP})
+@task(help={
+    **WHERE,
+    "service": "only these services, comma-separated (default: the app, rolled, and every other running service "
+               "but the proxy, one at a time)",
+    "hard": "`compose restart` of everything at once, as before: costs downtime, and a changed env file is not applied",
+    "health-timeout": "seconds the new app container gets to report healthy (default: deploy.health_timeout)",
+})
 @clean_errors
-def restart(c, service=None, env=None, host=None, accept_new_host_key=False):
-    """Restart the stack's containers, then wait until it answers healthy at its revision."""
-    _lifecycle(c, "restart", service, env, host, accept_new_host_key)
+def restart(c, service=None, hard=False, health_timeout=None, env=None, host=None, accept_new_host_key=False):
+    """Replace the containers without downtime (the app through a rollout), picking up the env file and compose
+    settings; --hard restarts everything at once."""
+    timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        restart_mod.restart(session, service, hard=hard, health_timeout=timeout)
 
 
 @task(help={**WHERE, "force": "clear it even though its holder still looks alive (a running pid, a fresh heartbeat)"})

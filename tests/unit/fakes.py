@@ -12,6 +12,7 @@ The integration tests prove the real engine agrees.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -68,10 +69,13 @@ class Engine:
     servers: list[ScriptedServer] = field(default_factory=list)
     #: called after every command, to interrupt a rollout at a chosen point
     after: Callable[[tuple[str, ...]], None] | None = None
+    issued: int = 0  # containers created so far: the next id
 
     def add(self, service: str, image: str, revision: str | None, *, running: bool = True) -> FakeContainer:
-        number = 1 + sum(1 for c in self.containers if c.service == service)
-        container = FakeContainer(f"c{len(self.containers)}", f"{PROJECT}-{service}-{number}", service, image,
+        number = 1 + max((int(c.name.rsplit("-", 1)[1]) for c in self.containers if c.service == service), default=0)
+        # Ids are never reused, as Docker's are not: a container removed earlier keeps its id to itself.
+        self.issued += 1
+        container = FakeContainer(f"c{self.issued - 1}", f"{PROJECT}-{service}-{number}", service, image,
                                   revision, running)
         if service == self.app:
             container.server = self._serve(revision)
@@ -203,6 +207,8 @@ class FakeTarget:
                                          + "\n" for i, ref in enumerate(self.engine.images)), "")
         if argv[:1] == ("tail",):
             return lambda a: (0, self.tail, "")
+        if argv[:1] == ("sha256sum",):
+            return self._sha256
         return None
 
     def _ps(self, argv):
@@ -217,6 +223,12 @@ class FakeTarget:
     def _up(self, argv):
         image = next(a.split("=", 1)[1] for a in argv if a.startswith("APP_IMAGE="))
         revision = self.engine.images.get(image)
+        if "--force-recreate" in argv:  # one service, replaced by a new container
+            service = argv[-1]
+            old = [c for c in self.engine.containers if c.service == service]
+            self.engine.add(service, image if service == self.engine.app else service, None)
+            self.engine.containers = [c for c in self.engine.containers if c not in old]
+            return 0, "", ""
         if "--scale" in argv:
             self.engine.add(self.engine.app, image, revision)
             return 0, "", ""
@@ -244,6 +256,12 @@ class FakeTarget:
     def _rm(self, argv):
         self.engine.containers = [c for c in self.engine.containers if c.id not in argv]
         return 0, "", ""
+
+    def _sha256(self, argv):
+        path = argv[-1]
+        if path not in self.files:
+            return 1, "", f"sha256sum: {path}: No such file or directory"
+        return 0, f"{hashlib.sha256(self.files[path].encode()).hexdigest()}  {path}\n", ""
 
     def _image_inspect(self, argv):
         ref = argv[-1]

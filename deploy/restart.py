@@ -1,0 +1,140 @@
+"""``deploy.restart``: replace the running containers so they pick up the env file and compose settings as they
+are now, without downtime wherever the stack allows it.
+
+    app service      rolled: the same rollout as a deploy, with the serving image and revision (a new container
+                     beside the old one, created from the current env file and compose settings, proven, switched
+                     to, the old one drained)
+    other services   (a worker, ...) not behind the proxy, so they cannot be rolled: recreated one at a time
+    the proxy        it holds the public port, so recreating it costs a moment of downtime: kept running (the
+                     switch reloads its configuration gracefully) unless named with ``--service``
+    --hard           ``compose restart`` of everything (or the named services) at once: downtime, and each
+                     container keeps the environment it was created with
+
+The history line (action ``restart``) records the env file's sha256 before (what the replaced app containers were
+started with, as the last deploy or restart recorded it) and after (what the running ones read); never its values.
+``plan`` is pure: the same plan feeds ``--dry`` and the real run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import envfile
+from .containers import Container
+from .errors import NotDeployed
+from .ops import deployed, parse_services, wait_serving
+from .session import Session
+from .state import Snapshot
+from .transaction import Transaction
+
+
+@dataclass(frozen=True)
+class Plan:
+    roll: bool = False  # the app service, through the zero-downtime rollout
+    one_by_one: tuple[str, ...] = ()  # recreated one service at a time, in this order
+    kept: tuple[str, ...] = ()  # running, left running on purpose (the proxy, unless named)
+    hard: bool = False  # `compose restart` of ``services`` (none: all) at once
+    services: tuple[str, ...] = ()
+    app: str = "app"  # the app service's name, for the output
+
+    def touches_traffic(self, snapshot: Snapshot) -> bool:
+        """Whether the public port's answer depends on what this plan restarts: then it is waited for."""
+        front = {snapshot.app_service, snapshot.proxy_service}
+        if self.hard:
+            return not self.services or bool(front & set(self.services))
+        return self.roll or snapshot.proxy_service in self.one_by_one
+
+    def describe(self) -> str:
+        if self.hard:
+            return f"{', '.join(self.services) or 'all services'} at once (--hard)"
+        parts = ([f"{self.app} (rolled, no downtime)"] if self.roll else []) + \
+            [f"{', '.join(self.one_by_one)} (one at a time)"] * bool(self.one_by_one)
+        return ", ".join(parts) or "nothing"
+
+
+def running_services(snapshot: Snapshot) -> list[str]:
+    """Services with a running container, each once, in the snapshot's order."""
+    return list(dict.fromkeys(c.service for c in snapshot.containers if c.running))
+
+
+def plan(snapshot: Snapshot, services: Sequence[str] = (), *, hard: bool = False) -> Plan:
+    """What a restart of ``services`` (none: every running service) does. Pure."""
+    if hard:
+        return Plan(hard=True, services=tuple(services), app=snapshot.app_service)
+    app, proxy = snapshot.app_service, snapshot.proxy_service
+    running = running_services(snapshot)
+    named = list(services) or [app, *(s for s in running if s != app)]  # a stopped app is refused with the fix
+    # The proxy only when named: recreating it drops connections on the public port.
+    kept = (proxy,) if proxy in running and not services else ()
+    return Plan(roll=app in named, one_by_one=tuple(s for s in named if s != app and s not in kept), kept=kept,
+                app=app)
+
+
+def restart(session: Session, service: str | None = None, *, hard: bool = False,
+            health_timeout: float | None = None) -> None:
+    """Restart the stack (or the ``--service`` names, comma-separated) as one recorded change, then wait until
+    it serves its revision."""
+    ui, settings, target = session.ui, session.settings, session.target
+    snapshot = deployed(session, "restart")
+    chosen = plan(snapshot, parse_services(service, known_services(session, snapshot)), hard=hard)
+    app = _app_to_roll(session, snapshot) if chosen.roll else snapshot.newest_app
+    revision, image = (app.revision or "none", app.image) if app else ("none", "")
+    env = envfile.drift(target, settings, session.state_dir)
+    _announce(session, chosen, app, env)
+
+    with Transaction(session, "restart", revision, image) as txn:
+        if chosen.roll:
+            with ui.step("preflight", f"[{session.where}]"):
+                session.backend.run_preflight(image)
+        with txn.recorded() as entry, ui.step("restart", chosen.describe()):
+            # The rolled app containers read the env file as it is now; the others keep what they had.
+            entry.update(envfile.fields(env, applied=chosen.roll))
+            outcome = session.backend.restart(chosen, image, revision, timeout=health_timeout)
+            entry["proof"] = outcome.proof if outcome else ""
+            if chosen.touches_traffic(snapshot) and app is not None and not target.dry:
+                txn.suffix = "; " + wait_serving(session, app.revision)
+        txn.summary = f"{'planned: restart' if target.dry else 'restarted'} {chosen.describe()} of {settings.env} on {session.where}"
+        txn.timed = ["preflight", "restart"]
+
+
+def known_services(session: Session, snapshot: Snapshot) -> list[str]:
+    """What ``--service`` may name: the app, the proxy and any other service that has a container."""
+    settings = session.settings
+    return list(dict.fromkeys([settings.app_service, settings.proxy_service,
+                               *(c.service for c in snapshot.containers)]))
+
+
+def _app_to_roll(session: Session, snapshot: Snapshot) -> Container:
+    serving = snapshot.serving
+    if serving is None:
+        raise NotDeployed(f"{session.settings.app_service} is not running on {session.where}: there is nothing to "
+                          "roll", hint=f"start it: {session.command('deploy.start')}")
+    return serving
+
+
+def _announce(session: Session, chosen: Plan, app: Container | None, env: envfile.Drift | None) -> None:
+    ui, settings = session.ui, session.settings
+    dry = " (dry run: printing commands, changing nothing)" if session.target.dry else ""
+    if chosen.hard:
+        ui.line(f"restarting {', '.join(chosen.services) or 'all services'} of {settings.env} on {session.where} "
+                f"at once (--hard, `compose restart`): this costs downtime, requests fail until they are back{dry}")
+    else:
+        ui.line(f"restarting {settings.env} on {session.where}: {chosen.describe()}{dry}")
+    if chosen.roll and app is not None:
+        ui.note(f"{settings.app_service}: a new container from {app.image} (revision {(app.revision or '?')[:12]}) "
+                "beside the old one, created with the env file and compose settings as they are now")
+    for service in chosen.one_by_one:
+        why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
+            else "not behind the proxy, so it cannot be rolled"
+        ui.note(f"{service}: recreated on its own ({why})")
+    for service in chosen.kept:
+        ui.note(f"{service}: kept running, the switch reloads its configuration (--service {service} restarts it, "
+                "with a moment of downtime)")
+    if env is not None:
+        ui.note(f"env file {env.describe()}")
+        if env.changed and not chosen.roll:
+            how = "without --hard" if chosen.hard else f"--service {settings.app_service}"
+            ui.note(f"{settings.app_service} keeps the environment it was created with: "
+                    f"`{session.command('deploy.restart')}` {how} applies the change")
+
