@@ -65,8 +65,8 @@ class Stack:
     def compose(self, image: str | None = None) -> Compose:
         return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image))
 
-    def snapshot(self) -> state.Snapshot:
-        return state.read(self.target, self.settings)
+    def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
+        return state.read(self.target, self.settings, upstream=upstream)
 
     # -- changes -----------------------------------------------------------------------------------------
     def switch(self, proxy: Container, container: Container) -> None:

@@ -45,7 +45,8 @@ class Backend:
         """Read-only checks that must pass before anything changes."""
         raise NotImplementedError
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, *, upstream: bool = True) -> Snapshot:
+        """What runs now; ``upstream=False`` when which container serves does not matter to the caller."""
         raise NotImplementedError
 
     def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
