@@ -78,7 +78,7 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout)
         entry["proof"] = result.proof
     with ui.step("prune"):
-        keep = {c.image for c in session.backend.snapshot().apps} | {image}
+        keep = {c.image for c in session.backend.snapshot(upstream=False).apps} | {image}
         pruned = session.backend.prune_images(keep)
         ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else ""))
     if result.previous is not None:

@@ -107,7 +107,7 @@ class Rollout:
         if self.target.dry:
             p.new = _planned(settings.project, settings.app_service, len(p.old) + 1)
             return
-        after = self.stack.snapshot()
+        after = self.stack.snapshot(upstream=False)
         old_ids = {c.id for c in p.old}
         fresh = [c for c in after.apps if c.id not in old_ids]
         p.proxy = after.proxy
@@ -202,7 +202,7 @@ class Rollout:
             self._switch_back(p.proxy, p.serving, p.switching)
             return
         old_ids = {c.id for c in p.old}
-        started = [c for c in self.stack.snapshot().of(self.settings.app_service) if c.id not in old_ids]
+        started = [c for c in self.stack.snapshot(upstream=False).of(self.settings.app_service) if c.id not in old_ids]
         if started:
             self.say(f"{'interrupted: ' if interrupted else ''}removing {', '.join(c.name for c in started)}, "
                      "which took no traffic")

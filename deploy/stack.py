@@ -68,8 +68,8 @@ class Stack:
         return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image),
                        self.overrides)
 
-    def snapshot(self) -> state.Snapshot:
-        return state.read(self.target, self.settings)
+    def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
+        return state.read(self.target, self.settings, upstream=upstream)
 
     def upstream(self, proxy: Container) -> str | None:
         """What the proxy's upstream file names now: one probe, where a whole snapshot is not needed."""

@@ -68,7 +68,9 @@ class Snapshot:
         return [c for c in self.apps if c.name != self.upstream]
 
 
-def read(target: Target, settings: Settings) -> Snapshot:
+def read(target: Target, settings: Settings, *, upstream: bool = True) -> Snapshot:
+    """The stack's containers; with ``upstream``, also what the proxy routes to (one more command: a step that
+    only needs the containers skips it)."""
     listed = target.probe(docker.containers(settings.project, all_states=True), check=True)
     ids = parse_ids(listed.stdout)
     containers: list[Container] = []
@@ -79,7 +81,7 @@ def read(target: Target, settings: Settings) -> Snapshot:
             containers = parse_inspect(inspected.stdout)
     snapshot = Snapshot(settings.app_service, settings.proxy_service, tuple(containers))
     proxy = snapshot.proxy
-    if proxy is None:
+    if proxy is None or not upstream:
         return snapshot
     upstream = read_upstream(target, settings, proxy)
     return Snapshot(settings.app_service, settings.proxy_service, tuple(containers), upstream)

@@ -52,7 +52,8 @@ class Backend:
         ui = self.session.ui
         return preflight.run(self.preflight(image), lambda item: ui.check(item.ok, item.name, item.detail))
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, *, upstream: bool = True) -> Snapshot:
+        """What runs now; ``upstream=False`` when which container serves does not matter to the caller."""
         raise NotImplementedError
 
     def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:

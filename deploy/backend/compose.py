@@ -35,10 +35,10 @@ class ComposeBackend(Backend):
 
     def host_checks(self) -> list[Check]:
         # Only checkable from here for a local stack; a host's port is its own business.
-        return [lambda: preflight.public_port(self.session.settings, self.snapshot())]
+        return [lambda: preflight.public_port(self.session.settings, self.snapshot(upstream=False))]
 
-    def snapshot(self) -> Snapshot:
-        return self.session.stack.snapshot()
+    def snapshot(self, *, upstream: bool = True) -> Snapshot:
+        return self.session.stack.snapshot(upstream=upstream)
 
     def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
         return rollout(self.session.stack, image, revision, say=self.session.ui.note, health_timeout=timeout)
