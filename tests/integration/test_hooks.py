@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 from tests.conftest import VENV_BIN, Project
+from tests.integration.test_existing_app import existing_app
 from tests.integration.test_remote import configure_prod, sshd  # noqa: F401 - the real sshd fixture
 from tests.support import releases
 from tests.support.load import Load
@@ -137,6 +138,21 @@ def test_exec_runs_in_the_serving_image_with_its_volumes_and_returns_the_exit_co
     at_terminal = subprocess.run(["script", "-qec", line, "/dev/null"], cwd=project.path, env=project.env(),
                                  capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert at_terminal.returncode == 5, at_terminal.stdout + at_terminal.stderr
+
+
+def test_exec_after_a_failed_release_of_an_adopted_app_runs_the_serving_image(project):
+    # The toolkit's compose override names the image of the release it was written for; a release abandoned by its
+    # pre_switch hook leaves it naming that release. deploy.exec must still run what serves.
+    existing_app(project)
+    serving = project.head()
+    project.inv("deploy.test")
+    project.configure(hooks={"pre_switch": [FAILING]})
+    abandoned = releases.one_line_change(project, "abandoned")
+    assert project.inv("deploy.test", check=False).returncode == 1
+    override = (project.path / ".deploy" / "test" / "compose.override.yml").read_text()
+    assert abandoned[:12] in override
+    ran = project.inv("deploy.exec", "--cmd", "sh -c 'echo \"$APP_REVISION\"'")
+    assert ran.stdout.splitlines()[-1] == serving
 
 
 def test_exec_and_pre_switch_over_ssh(project, sshd, tmp_path):  # noqa: F811 - the sshd fixture
