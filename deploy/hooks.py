@@ -13,10 +13,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from invoke.exceptions import CommandTimedOut
-
 from .commands import hooks as hooks_cmd
-from .errors import DeployError, HookFailed
+from .errors import HookFailed
 from .redact import clean, display, redact
 from .session import Session
 from .target import Result
@@ -54,7 +52,7 @@ def post_deploy(session: Session, facts: dict[str, str]) -> None:
             session.ui.line(f"warning: {name} `{display(command)}` was interrupted; the remaining post_deploy "
                             "commands were not run")
             return
-        except (CommandTimedOut, DeployError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a notification must not replace the deploy's result
             session.ui.line(f"warning: {name} `{display(command)}` could not run: {redact(str(exc))}")
             continue
         if not result.ok:

@@ -164,3 +164,9 @@ def test_exec_and_pre_switch_over_ssh(project, sshd, tmp_path):  # noqa: F811 - 
     assert ran.returncode == 7, ran.stderr
     assert f"{head} none" in ran.stdout.splitlines()
     assert prod.containers() and len(prod.containers()) == 1
+
+    # At a terminal: a pty on the SSH connection, so compose on the host gets a TTY too.
+    line = shlex.join([str(VENV_BIN / "inv"), "deploy.exec", "--host", "prod", "--cmd", "sh -c 'test -t 0 && exit 5'"])
+    at_terminal = subprocess.run(["script", "-qec", line, "/dev/null"], cwd=project.path, env=project.env(),
+                                 capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert at_terminal.returncode == 5, at_terminal.stdout + at_terminal.stderr
