@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import VENV_BIN, Project
 from tests.integration.test_existing_app import existing_app
-from tests.integration.test_remote import configure_prod, sshd  # noqa: F401 - the real sshd fixture
+from tests.integration.test_remote import configure_prod
 from tests.support import releases
 from tests.support.load import Load
 
@@ -155,7 +155,7 @@ def test_exec_after_a_failed_release_of_an_adopted_app_runs_the_serving_image(pr
     assert ran.stdout.splitlines()[-1] == serving
 
 
-def test_exec_and_pre_switch_over_ssh(project, sshd, tmp_path):  # noqa: F811 - the sshd fixture
+def test_exec_and_pre_switch_over_ssh(project, sshd, tmp_path):
     prod = configure_prod(project, sshd, tmp_path)
     prod.use(hooks={"pre_switch": [MIGRATE]})
     prod.deploy()
