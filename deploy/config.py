@@ -22,6 +22,7 @@ from .redact import redact
 
 # (type, default). ``None`` as a default means "optional, no value".
 _STR, _INT, _FLOAT, _BOOL, _LIST, _DICT = "string", "integer", "number", "true/false", "list of strings", "mapping"
+_HOOKS = "mapping of hooks"
 
 FIELDS: dict[str, tuple[str, Any]] = {
     "app_name": (_STR, None),
@@ -68,6 +69,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "restore_command": (_LIST, None),
     # Unset: on for environments with a host (production data), off for the local test stack.
     "backup_before_deploy": (_BOOL, None),
+    # Commands run around a release: pre_switch in the new image before traffic moves, post_deploy where inv runs.
+    "hooks": (_HOOKS, {}),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -126,6 +129,22 @@ _URL_UNSAFE_RE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """``deploy.hooks``: commands (argv lists) run around a release (deploy.hooks runs them)."""
+
+    #: In a one-off container of the new image, after verify.build and before any traffic moves (migrations).
+    pre_switch: tuple[tuple[str, ...], ...] = ()
+    #: Where ``inv`` runs, after every deploy and rollback, whatever its result (notifications).
+    post_deploy: tuple[tuple[str, ...], ...] = ()
+    #: Seconds each post_deploy command may take before it is stopped.
+    post_deploy_timeout: float = 30.0
+
+
+# Each hook key and what it holds, for the error on an unknown one.
+HOOK_KEYS = ("pre_switch", "post_deploy", "post_deploy_timeout")
+
+
+@dataclass(frozen=True)
 class Settings:
     """The resolved settings of one environment. Paths are absolute on the machine running ``inv``."""
 
@@ -171,6 +190,7 @@ class Settings:
     db_path: str | None
     restore_command: list[str] | None
     backup_before_deploy: bool | None
+    hooks: Hooks = field(default_factory=Hooks)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -292,6 +312,9 @@ def _resolve(raw: dict[str, Any], section: dict[str, Any], env: str) -> tuple[di
     origins: dict[str, str] = {}
     for key, (kind, default) in FIELDS.items():
         where, value = _given(raw, section, env, key, default)
+        if key == "hooks":
+            values[key], origins[key] = _hooks(raw, section, env), where
+            continue
         if key == "build_args":
             value = _merged_build_args(raw, section, where, kind, default)
         values[key] = _typed(where, value, key, kind, default)
@@ -311,6 +334,54 @@ def _merged_build_args(raw: dict[str, Any], section: dict[str, Any], where: str,
     # Environment build args add to (and override) the shared ones.
     base = _check("deploy.build_args", raw.get("build_args", default), kind) or {}
     return {**base, **(_check(where, section.get("build_args", {}), kind) or {})}
+
+
+def _hooks(raw: dict[str, Any], section: dict[str, Any], env: str) -> Hooks:
+    """The shared hooks, each one the environment sets replacing the shared one of that name."""
+    given = {**_hook_entries("deploy.hooks", raw.get("hooks", {})),
+             **_hook_entries(f"deploy.environments.{env}.hooks", section.get("hooks", {}))}
+    hooks = Hooks()
+    if "pre_switch" in given:
+        hooks = dataclasses.replace(hooks, pre_switch=_hook_commands(*given["pre_switch"]))
+    if "post_deploy" in given:
+        hooks = dataclasses.replace(hooks, post_deploy=_hook_commands(*given["post_deploy"]))
+    if "post_deploy_timeout" in given:
+        where, value = given["post_deploy_timeout"]
+        hooks = dataclasses.replace(hooks, post_deploy_timeout=float(validate.setting(where, value, validate.TIMEOUT)))
+    return hooks
+
+
+def _hook_entries(where: str, value: Any) -> dict[str, tuple[str, Any]]:
+    """Each hook of one ``hooks:`` mapping, with the key it was given under."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"must be a mapping of hooks, got {describe(value)}",
+                          'write e.g. `hooks: {pre_switch: [["python3", "-m", "app", "migrate"]]}`')
+    unknown = sorted(set(value) - set(HOOK_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown hook", f"use one of: {', '.join(HOOK_KEYS)}")
+    return {key: (f"{where}.{key}", item) for key, item in value.items()}
+
+
+def _hook_commands(where: str, value: Any) -> tuple[tuple[str, ...], ...]:
+    """A hook's commands: a list of argv lists, each naming a program."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(where, f"must be a list of commands, got {describe(value)}",
+                          'write a list of argv lists, e.g. [["python3", "-m", "app", "migrate"]]')
+    commands = []
+    for index, command in enumerate(value):
+        at = f"{where}[{index}]"
+        if not (isinstance(command, list) and all(isinstance(word, str) for word in command)):
+            raise ConfigError(at, f"must be a list of strings (the program and its arguments), got {describe(command)}",
+                              'write it as an argv list, e.g. ["python3", "-m", "app", "migrate"]')
+        if not command or not command[0].strip():
+            raise ConfigError(at, "names no program to run", 'write the program and its arguments, e.g. '
+                              '["python3", "-m", "app", "migrate"]')
+        commands.append(tuple(command))
+    return tuple(commands)
 
 
 def _typed(where: str, value: Any, key: str, kind: str, default: Any) -> Any:

@@ -104,6 +104,18 @@ class RolloutFailed(DeployError):
     """The new release did not prove itself; the previous one keeps serving."""
 
 
+class HookFailed(DeployError):
+    """A ``pre_switch`` release hook exited non-zero: the release was abandoned before any traffic moved."""
+
+    def __init__(self, name: str, command: Sequence[str], exit_status: int, tail: str = "", *, hint: str | None = None):
+        self.name = name
+        self.command = list(command)
+        self.exit_status = exit_status
+        self.tail = tail
+        detail = f": {tail}" if tail else ""
+        super().__init__(f"{name} `{_short(self.command)}` exited {exit_status}{detail}", hint=hint)
+
+
 class RollbackImpossible(DeployError):
     """There is no release to roll back to (none in the history, or its image was pruned); nothing changed."""
 

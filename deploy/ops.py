@@ -1,4 +1,5 @@
-"""Day-two steps on a deployed stack: logs, start/stop and clearing a deploy lock (restart: deploy.restart)."""
+"""Day-two steps on a deployed stack: logs, a one-off command, start/stop and clearing a deploy lock (restart:
+deploy/restart.py)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,23 @@ def logs(session: Session, *, services: Sequence[str] = (), since: str | None = 
     interrupted = follow and result.exit_status == 130  # Ctrl-C is how --follow ends
     if not result.ok and not interrupted:
         raise CommandFailed(argv, result.exit_status, "see the output above", where=session.where)
+
+
+def exec_command(session: Session, command: Sequence[str], *, interactive: bool) -> int:
+    """``command`` in a fresh container of the serving image, with the app service's environment, volumes and
+    networks (``compose run``); returns its exit status. Interactive: a terminal, stdin attached.
+
+    It takes no deploy lock: a shell left open must not block a deploy, and the container it runs in never takes
+    traffic (one-off containers are not part of the stack's snapshot)."""
+    settings = session.settings
+    serving = session.backend.snapshot().serving
+    if serving is None:
+        raise NotDeployed(f"no app container serves {settings.project} on {session.where}, so there is no image "
+                          "to run the command in", hint=f"deploy first: {deploy_command(session)}")
+    argv = session.stack.compose(serving.image).run(settings.app_service, command, tty=interactive)
+    if interactive:
+        return session.target.interact(argv)
+    return session.target.run(argv, check=False, stream=True).exit_status
 
 
 def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> str:

@@ -1,9 +1,11 @@
 """The deploy pipeline, the same for every environment:
 
     lock ─▶ release (on a host: upload, unpack, prune old releases) ─▶ preflight ─▶ backup ─▶ build
-         ─▶ verify.build ─▶ rollout (start beside, health, switch, drain) ─▶ prune old images ─▶ record ─▶ unlock
+         ─▶ verify.build ─▶ hooks.pre_switch (migrations, in the new image) ─▶ rollout (start beside, health,
+         switch, drain) ─▶ prune old images ─▶ record ─▶ unlock ─▶ hooks.post_deploy (notifications)
 
-Nothing running is touched before the rollout step, so a failed build or verify leaves the site as it was.
+Nothing running is touched before the rollout step, so a failed build, verify or pre_switch hook leaves the site
+serving as it was.
 Every outcome after preflight, success, failure or interruption (Ctrl-C, SIGTERM, SIGHUP), becomes a line of
 release history. The lock comes first so that nothing on the host changes while another deploy runs.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from . import envfile
 from .backup import backup_hook
 from .build import build_image
+from .hooks import pre_switch
 from .revision import Revision, current
 from .session import Session
 from .transaction import Transaction
@@ -56,12 +59,12 @@ def deploy(session: Session, options: Options) -> None:
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
-        txn.timed = ["preflight", "backup", "build", "verify.build", "rollout"]
+        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout"]
         txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 
 def _steps(session: Session, options: Options, revision: Revision, image: str, entry: dict) -> None:
-    """Backup, build, verify.build, rollout and prune: under the lock, and recorded in the history."""
+    """Backup, build, verify.build, pre_switch hooks, rollout and prune: under the lock, recorded in the history."""
     ui, settings, target = session.ui, session.settings, session.target
     if options.skip_backup:
         ui.line("==> backup skipped (--skip-backup); the history records it")
@@ -72,6 +75,9 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         build_image(target, settings, revision, no_cache=options.no_cache)
     with ui.step("verify.build", image):
         verify_step(session, image, revision)
+    if settings.hooks.pre_switch:
+        with ui.step("hooks.pre_switch", image):
+            pre_switch(session, image)
     with ui.step("rollout"):
         # Compose reads the env file when it creates the new container: record which version that was.
         entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir)))

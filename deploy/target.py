@@ -62,6 +62,9 @@ class Target(Protocol):
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result: ...
 
+    def interact(self, argv: Sequence[str]) -> int:
+        """Run a command with the user's terminal attached (a pty, stdin passed on); returns its exit status."""
+
     def write_text(self, path: str, text: str, mode: int = 0o644) -> None: ...
 
     def read_text(self, path: str) -> str | None: ...
@@ -115,6 +118,19 @@ class _Base:
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
         return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
+
+    def interact(self, argv: Sequence[str]) -> int:
+        """A command for a person at a terminal (a shell in a container): a pty, their keystrokes passed on, Ctrl-C
+        included, which goes to the command as it would in a terminal and does not stop the task."""
+        argv = tuple(str(a) for a in argv)
+        if self.dry:
+            self.say(f"[dry-run] [{self.name}] {display(argv)}")
+            return 0
+        if self.echo:
+            self.say(f"[{self.name}] $ {display(argv)}")
+        raw = self._raw_run(command_line(argv, self.cwd), pty=True, hide=False, warn=True, dry=False, echo=False,
+                            **self._run_kwargs())
+        return raw.exited if raw.exited is not None else -1
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
         # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.

@@ -3,6 +3,8 @@
     lock (taken first; a heartbeat while held; an abandoned one taken over) ─▶ preparation that is not recorded
     (uploading a release, preflight) ─▶ the change itself, recorded: one history line whatever the outcome (ok,
     failed with the reason, interrupted with the signal) ─▶ unlock ─▶ the summary line, with the time of each step
+    ─▶ for a deploy or rollback, the post_deploy hooks with the result (deploy.hooks): after the unlock, so a slow
+    notification never holds the lock, and never changing the outcome
 
 Signals (SIGTERM, SIGHUP) arrive as interrupts (``deploy.signals``, installed by the CLI), so the history line
 and the unlock happen for them as for Ctrl-C.
@@ -15,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from . import history
+from . import history, hooks, signals
 from .session import Session
 
 
@@ -49,6 +51,19 @@ class Transaction:
         finally:
             if exc_info[0] is None and self.summary:
                 self.session.ui.line(self.summary_line())
+            if self.action in hooks.NOTIFIED and self.session.settings.hooks.post_deploy:
+                hooks.post_deploy(self.session, self.facts(exc_info[1]))
+
+    def facts(self, error: BaseException | None) -> dict[str, str]:
+        """The outcome as post_deploy hooks see it: ok, interrupted (a signal) or failed (with the error line)."""
+        if error is None:
+            result, reason = "ok", ""
+        elif isinstance(error, KeyboardInterrupt):
+            result, reason = "interrupted", f"interrupted by {signals.describe(error)}"
+        else:
+            result, reason = "failed", str(error)
+        return hooks.facts(self.session, action=self.action, revision=self.revision, result=result,
+                           duration=self.elapsed, reason=reason)
 
     @property
     def elapsed(self) -> float:

@@ -8,7 +8,7 @@ and no proxy. Compose v2.24+ merges override files with ``!reset``, so one file 
 
     services:
       web:                               # the app service
-        image: myapp:3f2c1a9b0d4e        # the tag that was built and verified
+        image: ${APP_IMAGE:-myapp:3f2c1a9b0d4e}  # the tag that was built and verified
         build: !reset null
         container_name: !reset null
         ports: !reset []
@@ -38,6 +38,8 @@ from .compose_file import AppService
 
 # `!reset` in override files arrived in Compose 2.24.0.
 MIN_VERSION = (2, 24, 0)
+# The variable through which the toolkit names the app's image to compose (deploy.stack.compose_variables).
+IMAGE_VARIABLE = "APP_IMAGE"
 CONFIG_NAME = "deploy_proxy_nginx"
 # Where the docs show a proxy service to copy, for users who must edit their compose file themselves.
 DOCS = "docs/configuration.md#your-compose-file"
@@ -180,7 +182,9 @@ def proxy_service(app: AppService, settings: Settings, config: str) -> dict:
 def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool) -> dict:
     """The override document for one release (``image``), as a plain mapping with ``!reset`` markers."""
     services: dict[str, Any] = {app.name: {
-        "image": image,
+        # The release's tag, unless the toolkit names another (APP_IMAGE): a one-off command of the serving release
+        # (deploy.exec) must run its image even when a deploy that failed wrote this file for a newer one.
+        "image": f"${{{IMAGE_VARIABLE}:-{image}}}",
         "build": _Reset(None),
         "container_name": _Reset(None),
         "ports": _Reset([]),

@@ -72,6 +72,7 @@ class Compose:
         options = log_options(since=since, tail=tail, follow=follow, timestamps=timestamps)
         return [*self._base(), "logs", "--no-color", *options, *services]
 
-    def run(self, service: str, command: Sequence[str]) -> list[str]:
-        """A one-off container of ``service`` with its volumes: no dependencies, no TTY, removed on exit."""
-        return [*self._base(), "run", "--rm", "--no-deps", "-T", service, *command]
+    def run(self, service: str, command: Sequence[str], *, tty: bool = False) -> list[str]:
+        """A one-off container of ``service`` with its environment, volumes and networks: no dependencies, removed
+        on exit. No TTY unless ``tty`` (a person at a terminal: compose then attaches one, stdin included)."""
+        return [*self._base(), "run", "--rm", "--no-deps", *([] if tty else ["-T"]), service, *command]

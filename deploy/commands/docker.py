@@ -53,8 +53,11 @@ def run_once(image: str, command: Sequence[str], *, entrypoint: str | None = Non
 
 
 def containers(project: str, service: str | None = None, *, all_states: bool = False) -> list[str]:
+    """The project's service containers. One-off containers (``compose run``: a release hook, ``deploy.exec``)
+    carry the service's label too, but never serve: they are left out."""
     argv = ["docker", "ps", "--no-trunc", "--format", "{{json .}}",
-            "--filter", f"label=com.docker.compose.project={project}"]
+            "--filter", f"label=com.docker.compose.project={project}",
+            "--filter", "label=com.docker.compose.oneoff=False"]
     if service:
         argv += ["--filter", f"label=com.docker.compose.service={service}"]
     if all_states:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from invoke import Exit
 
 from .. import signals, validate
 from ..backend import open_session
-from ..errors import DeployError
+from ..errors import DeployError, UsageError
 from ..session import Session
 
 
@@ -50,6 +51,18 @@ def number_flag(name: str, value: Any, rule: validate.Range, default: float | No
     if value is None:
         return default
     return validate.flag(name, value, rule)
+
+
+def command_flag(name: str, value: Any) -> list[str]:
+    """A command given as one flag (``--cmd "python3 -m app --check"``), split into words the way a shell would."""
+    example = f'e.g. --{name} "python3 -m app --check"'
+    if value is None or not str(value).strip():
+        raise UsageError(f"--{name} is missing: there is no command to run", hint=f"name the command, {example}")
+    try:
+        return shlex.split(str(value))
+    except ValueError as exc:
+        raise UsageError(f"--{name} {value!r} cannot be split into words: {exc}",
+                         hint=f"close the quote, or quote the whole command once, {example}") from None
 
 
 ENV_HELP = "environment from deploy.environments (default: deploy.default_env, or prod with --host)"

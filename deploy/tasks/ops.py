@@ -1,15 +1,16 @@
-"""`inv deploy.status|logs|start|stop|restart|unlock`: the day-two tasks, locally (--env) or on a host (--host)."""
+"""`inv deploy.status|logs|exec|start|stop|restart|unlock`: the day-two tasks, locally (--env) or on a host
+(--host)."""
 
 from __future__ import annotations
 
 import sys
 
-from invoke import Collection, task
+from invoke import Collection, Exit, task
 
 from .. import ops, validate
 from .. import restart as restart_mod
 from .. import status as status_mod
-from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
+from .cli import ACCEPT_NEW_HELP, ENV_HELP, HOST_HELP, clean_errors, command_flag, number_flag, session_for
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 SERVICE_HELP = "only these services, comma-separated (default: all)"
@@ -47,6 +48,24 @@ def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=No
                      grep=grep, write=_stdout)
         except KeyboardInterrupt:
             pass  # the way to stop --follow, not a failure
+
+
+@task(name="exec", help={
+    **WHERE,
+    "cmd": "the command to run, split like a shell line: --cmd \"python3 -m app --check\"",
+})
+@clean_errors
+def exec_(c, cmd=None, env=None, host=None, accept_new_host_key=False):
+    """Run a command in a fresh container of the serving image (its env, volumes, networks); its exit code is ours."""
+    command = command_flag("cmd", cmd)
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        status = ops.exec_command(session, command, interactive=_at_a_terminal())
+    if status != 0:
+        raise Exit(code=status if status > 0 else 1)
+
+
+def _at_a_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def _lifecycle(c, action, service, env, host, accept_new_host_key):
@@ -99,7 +118,7 @@ def _stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-TASKS = (status, logs, start, stop, restart, unlock)
+TASKS = (status, logs, exec_, start, stop, restart, unlock)
 
 
 def register(collection: Collection) -> None:

@@ -102,7 +102,7 @@ def test_a_compose_file_with_fixed_name_published_port_and_build_deploys_twice_a
     project.inv("deploy.rollback")
     assert project.health()["revision"] == first
     override_file = project.path / ".deploy" / "test" / "compose.override.yml"
-    assert f"image: {project.name}:{first[:12]}" in override_file.read_text()
+    assert f"image: ${{APP_IMAGE:-{project.name}:{first[:12]}}}" in override_file.read_text()
 
 
 def test_over_ssh_the_override_is_written_on_the_host_and_used_by_day_two_tasks(project, sshd, tmp_path):
@@ -112,7 +112,7 @@ def test_over_ssh_the_override_is_written_on_the_host_and_used_by_day_two_tasks(
     result = prod.deploy()
     on_host = prod.srv / "state" / "compose.override.yml"
     assert f"with {on_host}: service web:" in result.stdout
-    assert f"image: {project.name}:{project.head()[:12]}" in on_host.read_text()
+    assert f"image: ${{APP_IMAGE:-{project.name}:{project.head()[:12]}}}" in on_host.read_text()
     assert project.health()["revision"] == project.head()
     status = prod.inv("deploy.status", "--host", "prod")
     assert "proxy" in status.stdout

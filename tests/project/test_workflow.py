@@ -241,3 +241,13 @@ def test_the_ssh_key_and_known_hosts_are_private_files_and_host_keys_are_verifie
         assert trust_on_first_use not in every_script, f"{trust_on_first_use}: the host key comes from a secret"
     cleanup = [s for s in steps(job) if "rm -f ~/.ssh/deploy_key" in s.get("run", "")]
     assert cleanup and "always()" in cleanup[0].get("if", ""), "the key is removed even when the deploy fails"
+
+
+def test_the_production_deploy_notifies_through_its_post_deploy_hook_with_the_webhook_a_secret(jobs):
+    [step] = [s for s in steps(jobs["deploy-prod"]) if "inv deploy.prod" in s.get("run", "")]
+    assert step.get("env", {}).get("DEPLOY_WEBHOOK_URL") == "${{ secrets.DEPLOY_WEBHOOK_URL }}"
+    assert "DEPLOY_WEBHOOK_URL" not in step["run"], "the URL reaches the hook through the environment only"
+    prod = yaml.safe_load((REPO / "invoke.yaml").read_text())["deploy"]["environments"]["prod"]
+    assert prod["hooks"]["post_deploy"] == [["scripts/notify-deploy"]]
+    script = (REPO / "scripts" / "notify-deploy").read_text()
+    assert 'os.environ.get("DEPLOY_WEBHOOK_URL"' in script and "return 0" in script, "skipped when the secret is empty"

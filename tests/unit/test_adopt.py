@@ -214,7 +214,7 @@ def test_with_compose_2_24_or_later_the_override_is_written_and_used(tmp_path):
     item = adopt.prepare(session, "shop:abc")
     path = str(tmp_path / ".deploy" / "test" / "compose.override.yml")
     assert item.ok and path in item.detail and "container_name 'shop' dropped" in item.detail
-    assert "services:\n  web:\n    image: shop:abc\n" in target.written[path]
+    assert "services:\n  web:\n    image: ${APP_IMAGE:-shop:abc}\n" in target.written[path]
     assert session.stack.overrides == (path,)
     assert session.stack.compose("shop:abc").up()[-5:] == [
         "--file", "docker-compose.yml", "--file", path, "up", "--detach"][-5:]
