@@ -52,6 +52,7 @@ class SwarmRelease:
     proxy_service: str = "proxy"
     app_port: int = 8000
     health_path: str = "/api/health"
+    max_replicas_per_node: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,9 @@ class Clock:
 
 # --- preflight ----------------------------------------------------------------------------------------------------
 
-def preflight(target: Target, nodes: Sequence[NodeEngine] = ()) -> list[Node]:
-    """The manager answers and is a manager; the cluster has a node to run tasks; the manager (and every node the
-    manager has a shell on) has free disk. Returns the cluster's nodes."""
+def preflight(target: Target, release: SwarmRelease, nodes: Sequence[NodeEngine] = ()) -> list[Node]:
+    """The manager answers and is a manager; the cluster has room for the rollout; the manager (and every node the
+    manager can run a command on) has free disk. Returns the cluster's nodes."""
     info = read_swarm(target)
     if info.state != "active":
         raise PreflightFailed(f"[{target.name}] this engine is not in a swarm (state {info.state})",
@@ -108,6 +109,10 @@ def preflight(target: Target, nodes: Sequence[NodeEngine] = ()) -> list[Node]:
     if not any(n.schedulable for n in cluster):
         raise PreflightFailed(f"[{target.name}] no node is Ready and Active (down: {', '.join(down) or 'none'})",
                               hint="`docker node update --availability active <node>` or start the node's engine")
+    problem = room_for_start_first(release, sum(1 for n in cluster if n.schedulable))
+    if problem:
+        raise PreflightFailed(f"[{target.name}] {problem}",
+                              hint="raise max_replicas_per_node, add a node, or lower replicas")
     for where, node in [("manager", None), *[(n.hostname, n) for n in nodes]]:
         free = free_disk_kb(target, node)
         if free is not None and free < MIN_FREE_KB:
@@ -123,7 +128,7 @@ def rollout(target: Target, release: SwarmRelease, *, nodes: Sequence[NodeEngine
     """Deploy ``release``; return once every replica serves its revision, or roll back and raise RolloutFailed."""
     clock = clock or Clock()
     started = clock.now()
-    cluster = preflight(target, nodes)
+    cluster = preflight(target, release, nodes)
     ensure_everywhere(target, release.image, nodes)
     before = read_stack(target, release.stack)
     previous = before.service(release.app_service)
@@ -149,6 +154,16 @@ def rollback(target: Target, kept: SwarmRelease, *, nodes: Sequence[NodeEngine] 
     if read_stack(target, kept.stack).service(kept.app_service) is None:
         raise RollbackImpossible(f"stack {kept.stack} is not deployed; there is nothing to roll back")
     return rollout(target, kept, nodes=nodes, timeout=timeout, poll=poll, clock=clock)
+
+
+def room_for_start_first(release: SwarmRelease, schedulable: int) -> str | None:
+    """Pure: start-first runs one task more than ``replicas`` while it updates; with a per-node limit the cluster
+    must have room for it, or the new task waits in "pending" forever."""
+    limit = release.max_replicas_per_node
+    if limit and limit * schedulable < release.replicas + 1:
+        return (f"{release.replicas} replicas with at most {limit} per node on {schedulable} node(s) leave no room "
+                f"for the new task a start-first update runs beside the old ones")
+    return None
 
 
 def _converge(target: Target, release: SwarmRelease, hostnames: dict[str, str], *, deadline: float, poll: float,
@@ -196,6 +211,9 @@ def convergence(state: StackState, release: SwarmRelease) -> Convergence:
                                   f"{failed}, {progress}", stuck=True)
     if service.image != release.image:
         return Convergence(False, f"service still specifies {service.image}, {progress}")
+    unplaceable = [t for t in new if t.state == "pending" and t.error.startswith("no suitable node")]
+    if unplaceable:
+        return Convergence(False, f"no node can take a new task ({unplaceable[0].error}), {progress}", stuck=True)
     if len(ready) == release.replicas and not old and len(live) == release.replicas:
         return Convergence(True, f"{progress}, every task running {release.image}")
     waiting = f", {len(old)} old task(s) still running" if old else ""
@@ -241,7 +259,7 @@ def _rolled_back(target: Target, release: SwarmRelease, before: StackState, host
             target.run(cmd.service_rollback(service.name), check=False)
     kept = SwarmRelease(release.stack, release.stack_file, previous.image, previous.labels.get(REVISION_LABEL, ""),
                         previous.replicas or release.replicas, release.app_service, release.proxy_service,
-                        release.app_port, release.health_path)
+                        release.app_port, release.health_path, release.max_replicas_per_node)
     deadline = clock.now() + timeout
     while True:
         state = read_stack(target, release.stack)

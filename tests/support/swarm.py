@@ -258,7 +258,7 @@ class SwarmApp:
         name = f"stack-{revision[:12]}.yml"
         (self.project.path / name).write_text(stackfile.to_yaml(stack))
         return SwarmRelease(stack=self.stack, stack_file=name, image=image, revision=revision,
-                            replicas=self.replicas)
+                            replicas=self.replicas, max_replicas_per_node=self.max_replicas_per_node)
 
     def remove(self) -> None:
         remove_stack(self.stack)
