@@ -189,7 +189,9 @@ def _converge(target: Target, release: SwarmRelease, hostnames: dict[str, str], 
         bad = [p for p in proofs if not p.verdict.ok]
         if not bad:
             return proofs
-        if clock.now() > deadline:
+        # A task's revision is fixed for its life: one that answers with another revision will never change.
+        wrong = [p for p in bad if p.verdict.revision not in (None, release.revision)]
+        if wrong or clock.now() > deadline:
             raise RolloutFailed("; ".join(p.describe() for p in bad))
         clock.sleep(poll)
         state = read_stack(target, release.stack)

@@ -235,10 +235,7 @@ def read_stack(target: Target, stack: str) -> StackState:
     if not names:
         return StackState(stack, {}, {})
     services = parse_services(target.probe(cmd.service_inspect(names), check=True).stdout)
-    task_ids: list[str] = []
-    for name in names:
-        task_ids += target.probe(cmd.service_tasks(name), check=True).stdout.split()
-    tasks = parse_tasks(target.probe(cmd.task_inspect(task_ids), check=True).stdout) if task_ids else []
+    tasks = _read_tasks(target, names)
     prefix = f"{stack}_"
     by_id = {s.id: s for s in services}
     short = {s.id: s.name[len(prefix):] if s.name.startswith(prefix) else s.name for s in services}
@@ -247,6 +244,21 @@ def read_stack(target: Target, stack: str) -> StackState:
         if task.service_id in by_id:
             grouped[short[task.service_id]].append(task)
     return StackState(stack, {short[s.id]: s for s in services}, grouped)
+
+
+def _read_tasks(target: Target, services: Sequence[str], attempts: int = 3) -> list[Task]:
+    """Every task Swarm keeps for ``services``. Swarm prunes old tasks (beyond its history limit) at any time,
+    so one listed a moment ago can be gone when inspected: list again then."""
+    for attempt in range(attempts):
+        task_ids: list[str] = []
+        for name in services:
+            task_ids += target.probe(cmd.service_tasks(name), check=True).stdout.split()
+        if not task_ids:
+            return []
+        result = target.probe(cmd.task_inspect(task_ids), check=attempt == attempts - 1)
+        if result.ok:
+            return parse_tasks(result.stdout)
+    return []  # not reached: the last attempt raises CommandFailed
 
 
 def image_on(target: Target, image: str, docker: Sequence[str] = cmd.DOCKER) -> str | None:

@@ -205,13 +205,15 @@ class SwarmApp:
     hands the rollout engine a ``SwarmRelease``."""
 
     def __init__(self, project, *, base_image: str, proxy_image: str, replicas: int = 2,
-                 max_replicas_per_node: int | None = None, health_interval: float = 1.0):
+                 max_replicas_per_node: int | None = None, health_interval: float = 1.0, stack: str | None = None,
+                 port: int | None = None):
         from invoke import Context
 
         from deploy.target import LocalTarget
 
         self.project = project
-        self.stack = f"{project.name}-swarm"
+        self.stack = stack or f"{project.name}-swarm"
+        self.port = port or project.port
         self.base_image = base_image
         self.proxy_image = proxy_image
         self.replicas = replicas
@@ -221,7 +223,7 @@ class SwarmApp:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.project.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def image(self, revision: str) -> str:
         return f"{self.project.name}:{revision[:12]}"
@@ -237,25 +239,29 @@ class SwarmApp:
 
     def compose_model(self, image: str) -> dict:
         env = {**os.environ, "APP_IMAGE": image, "PROXY_IMAGE": self.proxy_image,
-               "PUBLIC_PORT": str(self.project.port)}
+               "PUBLIC_PORT": str(self.port)}
         out = subprocess.run(["docker", "compose", "--project-name", self.stack, "--file", "docker-compose.test.yml",
                               "config", "--format", "json"], cwd=self.project.path, env=env, check=True,
                              capture_output=True, text=True, timeout=120).stdout
         return json.loads(out)
 
-    def release(self, revision: str, *, build: bool = True):
-        """Build (unless told not to), write the stack file of ``revision`` beside the clone, return the release."""
+    def release(self, revision: str, *, build: bool = True, adjust=None):
+        """Build (unless told not to), write the stack file of ``revision`` beside the clone, return the release.
+        ``adjust(stack, compose)`` may change the planned stack file first (the benchmark's plain variants)."""
         from deploy.swarm import stackfile
         from deploy.swarm.rollout import SwarmRelease
 
         image = self.build(revision) if build else self.image(revision)
         plan = stackfile.StackPlan(
-            stack=self.stack, image=image, revision=revision, public_port=self.project.port,
+            stack=self.stack, image=image, revision=revision, public_port=self.port,
             proxy_image=self.proxy_image, proxy_config_file="swarm-proxy.conf", replicas=self.replicas,
             health_interval=self.health_interval, max_replicas_per_node=self.max_replicas_per_node)
-        stack, _notes = stackfile.render(self.compose_model(image), plan)
+        compose = self.compose_model(image)
+        stack, _notes = stackfile.render(compose, plan)
+        if adjust:
+            adjust(stack, compose)
         (self.project.path / "swarm-proxy.conf").write_text(stackfile.proxy_conf(plan))
-        name = f"stack-{revision[:12]}.yml"
+        name = f"{self.stack}-{revision[:12]}.yml"
         (self.project.path / name).write_text(stackfile.to_yaml(stack))
         return SwarmRelease(stack=self.stack, stack_file=name, image=image, revision=revision,
                             replicas=self.replicas, max_replicas_per_node=self.max_replicas_per_node)
