@@ -31,6 +31,7 @@ from deploy.swarm.distribute import NodeEngine
 
 NODE_IMAGE = os.environ.get("TEST_SWARM_NODE_IMAGE", "local/swarm-node:latest")
 NODE_PACKAGES = "docker.io,iptables,ca-certificates,procps"
+GWBRIDGE = "docker_gwbridge"
 
 # Runs as the node container's command: cgroup hierarchies read-write (see the module note), then the engine,
 # its containers under a cgroup of their own so they never share a path with the outer engine's.
@@ -81,11 +82,19 @@ def single_node_swarm() -> Iterator[Manager]:
         yield Manager(str(state.get("NodeAddr") or "127.0.0.1"), initialised_here=False)
         return
     address = advertise_address()
+    had_gwbridge = _network_exists(GWBRIDGE)
     subprocess.run(cmd.swarm_init(address), check=True, capture_output=True, timeout=120)
     try:
         yield Manager(address, initialised_here=True)
     finally:
         subprocess.run(cmd.swarm_leave(force=True), capture_output=True, timeout=120)
+        # Leaving keeps the bridge `swarm init` created for the tasks' outside traffic; it was not there before.
+        if not had_gwbridge:
+            subprocess.run(["docker", "network", "rm", GWBRIDGE], capture_output=True, timeout=60)
+
+
+def _network_exists(name: str) -> bool:
+    return subprocess.run(["docker", "network", "inspect", name], capture_output=True).returncode == 0
 
 
 def remove_stack(stack: str, timeout: float = 60) -> None:
