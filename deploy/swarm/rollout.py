@@ -202,26 +202,40 @@ def convergence(state: StackState, release: SwarmRelease) -> Convergence:
     service = state.service(release.app_service)
     if service is None:
         return Convergence(False, "service not created yet")
-    live = state.live_tasks(release.app_service)
-    new = [t for t in live if t.image == release.image]
-    ready = [t for t in new if t.running]
-    old = [t for t in live if t.image != release.image]
-    progress = f"{len(ready)}/{release.replicas} replicas updated"
-    if service.update_state in UPDATE_FAILED:
-        failed = _last_error(state.tasks.get(release.app_service, []), release.image)
-        return Convergence(False, f"Swarm stopped the update ({service.update_state}: {service.update_message})"
-                                  f"{failed}, {progress}", stuck=True)
+    tasks = _Tasks(state.live_tasks(release.app_service), release.image)
+    progress = f"{len(tasks.ready)}/{release.replicas} replicas updated"
+    stuck = _stuck(service, state.tasks.get(release.app_service, []), tasks, release)
+    if stuck:
+        return Convergence(False, f"{stuck}, {progress}", stuck=True)
     if service.image != release.image:
         return Convergence(False, f"service still specifies {service.image}, {progress}")
-    unplaceable = [t for t in new if t.state == "pending" and t.error.startswith("no suitable node")]
-    if unplaceable:
-        return Convergence(False, f"no node can take a new task ({unplaceable[0].error}), {progress}", stuck=True)
-    if len(ready) == release.replicas and not old and len(live) == release.replicas:
+    if len(tasks.ready) == len(tasks.live) == release.replicas:
         return Convergence(True, f"{progress}, every task running {release.image}")
-    waiting = f", {len(old)} old task(s) still running" if old else ""
-    starting = [t for t in new if not t.running]
-    detail = f", {len(starting)} starting ({_states(starting)})" if starting else ""
+    waiting = f", {len(tasks.old)} old task(s) still running" if tasks.old else ""
+    detail = f", {len(tasks.starting)} starting ({_states(tasks.starting)})" if tasks.starting else ""
     return Convergence(False, f"{progress}{detail}{waiting}")
+
+
+class _Tasks:
+    """The live tasks of a service, sorted by whether they run ``image`` and are up."""
+
+    def __init__(self, live: Sequence[Task], image: str):
+        self.live = list(live)
+        self.new = [t for t in live if t.image == image]
+        self.ready = [t for t in self.new if t.running]
+        self.starting = [t for t in self.new if not t.running]
+        self.old = [t for t in live if t.image != image]
+
+
+def _stuck(service, history: Sequence[Task], tasks: _Tasks, release: SwarmRelease) -> str | None:
+    """Why Swarm will not converge on its own, or None."""
+    if service.update_state in UPDATE_FAILED:
+        failed = _last_error(history, release.image)
+        return f"Swarm stopped the update ({service.update_state}: {service.update_message}){failed}"
+    unplaceable = [t for t in tasks.starting if t.state == "pending" and t.error.startswith("no suitable node")]
+    if unplaceable:
+        return f"no node can take a new task ({unplaceable[0].error})"
+    return None
 
 
 def prove_tasks(target: Target, release: SwarmRelease, state: StackState, hostnames: dict[str, str],

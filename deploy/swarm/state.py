@@ -154,26 +154,32 @@ def parse_services(text: str) -> list[Service]:
 
 def parse_tasks(text: str) -> list[Task]:
     """``docker inspect --type task`` output (a JSON array)."""
-    tasks = []
-    for data in _json_array(text, "docker inspect --type task"):
-        status = data.get("Status") or {}
-        container = status.get("ContainerStatus") or {}
-        addresses = {}
-        for attachment in data.get("NetworksAttachments") or []:
-            name = ((attachment.get("Network") or {}).get("Spec") or {}).get("Name")
-            ips = attachment.get("Addresses") or []
-            if name and ips:
-                addresses[str(name)] = str(ips[0]).split("/", 1)[0]
-        tasks.append(Task(
-            id=str(data.get("ID", "")), service_id=str(data.get("ServiceID", "")),
-            slot=data.get("Slot"), node_id=str(data.get("NodeID") or ""),
-            desired_state=str(data.get("DesiredState", "")), state=str(status.get("State", "")),
-            message=str(status.get("Message") or ""), error=str(status.get("Err") or ""),
-            image=image_name(_container_image(data.get("Spec") or {})),
-            container_id=str(container.get("ContainerID") or ""), addresses=addresses,
-            timestamp=str(status.get("Timestamp") or ""),
-        ))
-    return tasks
+    return [_task(data) for data in _json_array(text, "docker inspect --type task")]
+
+
+def _task(data: dict) -> Task:
+    status = data.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    return Task(
+        id=str(data.get("ID", "")), service_id=str(data.get("ServiceID", "")),
+        slot=data.get("Slot"), node_id=str(data.get("NodeID") or ""),
+        desired_state=str(data.get("DesiredState", "")), state=str(status.get("State", "")),
+        message=str(status.get("Message") or ""), error=str(status.get("Err") or ""),
+        image=image_name(_container_image(data.get("Spec") or {})),
+        container_id=str(container.get("ContainerID") or ""), addresses=_addresses(data),
+        timestamp=str(status.get("Timestamp") or ""),
+    )
+
+
+def _addresses(task: dict) -> dict[str, str]:
+    """Network name -> the task's IP on it (without the prefix length)."""
+    addresses = {}
+    for attachment in task.get("NetworksAttachments") or []:
+        name = ((attachment.get("Network") or {}).get("Spec") or {}).get("Name")
+        ips = attachment.get("Addresses") or []
+        if name and ips:
+            addresses[str(name)] = str(ips[0]).split("/", 1)[0]
+    return addresses
 
 
 def parse_free_kb(text: str) -> int | None:
