@@ -29,6 +29,7 @@ class Record:
     skipped_backup: bool = False
     backup: str = ""
     proof: str = ""  # how the running revision was proven: "health body" or "image label of <container>"
+    release: str = ""  # the id of the files kept with this release in the state dir (deploy/kept.py)
 
 
 def history_path(state_dir: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .. import __version__
+from .. import __version__, history, releases
 from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
@@ -118,7 +118,10 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
 
     seconds = time.monotonic() - started
     try:
-        pruned = store.prune(target, settings, settings.keep_backups, protect=(backup_id, *protect))
+        # Never the backup a rollback --with-data would restore (deploy.releases.needed).
+        spare = releases.needed(history.recent(target, session.state_dir, releases.HISTORY_LINES),
+                                serving.revision).backups
+        pruned = store.prune(target, settings, settings.keep_backups, protect=(backup_id, *protect, *spare))
     except DeployError as exc:
         # The backup itself is complete; failing to delete old ones must not turn it into a failure.
         session.ui.note(f"retention: could not prune old backups: {exc}")
