@@ -198,16 +198,6 @@ def _claim(target: Target, settings: Settings, revision: str | None) -> tuple[da
 
 
 def run_quietly(target: Target, argv: Sequence[str]):
-    """Run a command that carries a constant script, echoing it with the script shown by name.
-
-    The full text is printed under ``--dry`` (where seeing the exact command is the point).
-    """
-    echo = target.echo
-    if not echo or target.dry:
-        return target.run(argv)
-    target.say(f"[{target.name}] $ {cmd.shown(argv)}")
-    target.echo = False
-    try:
-        return target.run(argv)
-    finally:
-        target.echo = echo
+    """Run a command that carries a constant script, echoed (and reported when it fails) with the script shown
+    by name. The full text is printed under ``--dry`` (where seeing the exact command is the point)."""
+    return target.run(argv, shown=cmd.shown(argv))

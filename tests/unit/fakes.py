@@ -107,6 +107,7 @@ class FakeTarget:
 
     name = "fake"
     cwd = "/srv/shop"
+    echo = False
 
     def __init__(self, engine: Engine, *, dry: bool = False, public_port: int = 8001):
         self.engine, self.dry, self.public_port = engine, dry, public_port
@@ -118,7 +119,7 @@ class FakeTarget:
 
     # -- the Target interface ------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None) -> Result:
+            timeout: float | None = None, shown: str | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.runs.append(argv)
         if self.dry:
