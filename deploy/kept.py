@@ -64,8 +64,10 @@ class Kept:
         return posixpath.join(self.path, ENV) if self.env else None
 
     def describe(self) -> str:
+        """``compose file, override and env file kept with release <id>``: what a rollback runs with."""
         parts = ["compose file", *(["override"] if self.override else []), *(["env file"] if self.env else [])]
-        return f"{', '.join(parts)} of release {self.id}"
+        listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+        return f"{listed} kept with release {self.id}"
 
 
 def parse_kept(release_id: str, path: str, listing: str) -> Kept | None:

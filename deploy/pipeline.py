@@ -68,8 +68,7 @@ def prune(session: Session, image: str, release_id: str) -> None:
     serving = snapshot.serving.revision if snapshot.serving else None
     need = releases.needed(history.recent(session.target, session.state_dir, releases.HISTORY_LINES), serving)
     pruned = session.backend.prune_images({c.image for c in snapshot.apps} | {image} | need.images)
-    ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else "")
-            + (f" (and {', '.join(sorted(need.images - {image}))} to roll back to)" if need.images - {image} else ""))
+    ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else ""))
     removed = kept.prune(session, settings.keep_releases, need.releases | {release_id})
     if removed:
         ui.note(f"kept the files of the newest {settings.keep_releases} releases, removed {len(removed)}")

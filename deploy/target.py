@@ -139,7 +139,8 @@ class _Base:
         elif streamed:
             return  # its output went by as it ran
         output = tail.text() if tail is not None else (result.stderr or result.stdout)
-        for text in clean(output, result.argv).splitlines()[-FAILED_TAIL:]:
+        lines = [text for text in clean(output, result.argv).splitlines() if text.strip()]
+        for text in lines[-FAILED_TAIL:]:
             self.say(f"    | {text}")
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,

@@ -44,7 +44,7 @@ class ComposeBackend(Backend):
         found = self.kept_release
         if found is not None:
             # A rollback to a release whose files were kept: its own override, as it ran.
-            return lambda: Item("compose shape", True, f"the {found.describe()}")
+            return lambda: Item("compose shape", True, found.describe())
         # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
         return lambda: adopt.prepare(self.session, image)
 
