@@ -2,8 +2,8 @@
 override and env file it ran with (``deploy.kept``); with ``--with-data`` its data too.
 
     history ─▶ choose the release (the one that served before the current one, or ``--to REV``)
-            ─▶ its kept image exists and carries that revision ─▶ its kept files ─▶ (--with-data: the backup taken
-               before the serving release went in, verified) ─▶ lock ─▶ preflight
+            ─▶ its kept image exists and carries that revision ─▶ its kept files
+            ─▶ (--with-data: the backup taken before the serving release went in, verified) ─▶ lock ─▶ preflight
             ─▶ (--with-data: backup of the current state) ─▶ the same zero-downtime rollout as a deploy, with the
                release's own files ─▶ history line ``action: rollback``
             ─▶ (--with-data: that backup restored into the release now serving, line ``action: restore``) ─▶ unlock
