@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import history
-from .errors import RollbackImpossible, UsageError
+from .errors import DeployError, RollbackImpossible, UsageError
 from .history import Record
 
 if TYPE_CHECKING:  # steps pass their session in; nothing here opens one
@@ -72,7 +72,14 @@ class Needed:
 
 def needed(records: Sequence[Record], serving: str | None) -> Needed:
     """The release a plain ``deploy.rollback`` would bring back (its image, kept files and release directory),
-    the serving one's kept files, and the backup ``--with-data`` would restore."""
+    the serving one's kept files, and the backup ``--with-data`` would restore.
+
+    With nothing serving (the stack is down, or could not be read) the newest release that went into service
+    stands in for it: retention then spares what bringing the stack back would need.
+    """
+    if serving is None:
+        found = good(records)
+        serving = found[-1].revision if found else None
     current = in_service(records, serving)
     try:
         back = choose(records, serving)
@@ -89,7 +96,10 @@ def needed(records: Sequence[Record], serving: str | None) -> Needed:
 
 def needed_now(session: Session) -> Needed:
     """``needed`` for what serves now, from the history on the target."""
-    serving = session.backend.snapshot().serving
+    try:
+        serving = session.backend.snapshot().serving
+    except DeployError:  # the engine cannot be read: judged from the history alone (see ``needed``)
+        serving = None
     records = history.recent(session.target, session.state_dir, HISTORY_LINES)
     return needed(records, serving.revision if serving else None)
 

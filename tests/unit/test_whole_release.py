@@ -58,9 +58,10 @@ def test_after_a_rollback_the_way_back_is_the_release_it_replaced_and_the_backup
     assert need.backups == {"x-before-rollback"}, "rolling back again --with-data returns to NEW's data"
 
 
-def test_retention_needs_nothing_without_history_or_a_serving_release():
+def test_with_nothing_serving_retention_spares_what_the_newest_release_would_need():
     assert releases.needed([], None) == releases.Needed()
-    assert releases.needed([rec(OLD, release="r-old")], None) == releases.Needed()
+    history = [rec(OLD, release="r-old"), rec(NEW, release="r-new", backup="x-before-new")]
+    assert releases.needed(history, None) == releases.needed(history, NEW)
 
 
 def test_a_host_spares_the_newest_release_directory_of_each_needed_revision():
