@@ -33,6 +33,7 @@ class Record:
     # with, and what the ones running after this change read. Empty when no env file is configured.
     env_sha256_before: str = ""
     env_sha256_after: str = ""
+    release: str = ""  # the id of the files kept with this release in the state dir (deploy/kept.py)
 
 
 def history_path(state_dir: str) -> str:

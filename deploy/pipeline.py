@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import envfile
+from . import envfile, history, kept, releases
 from .backup import backup_hook
 from .build import build_image
 from .hooks import pre_switch
@@ -63,6 +63,20 @@ def deploy(session: Session, options: Options) -> None:
         txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 
+def prune(session: Session, image: str, release_id: str) -> None:
+    """Images and kept release files past keep_images and keep_releases, sparing what a rollback to the release
+    before this one needs (deploy.releases.needed)."""
+    ui, settings = session.ui, session.settings
+    snapshot = session.backend.snapshot()
+    serving = snapshot.serving.revision if snapshot.serving else None
+    need = releases.needed(history.recent(session.target, session.state_dir, releases.HISTORY_LINES), serving)
+    pruned = session.backend.prune_images({c.image for c in snapshot.apps} | {image} | need.images)
+    ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else ""))
+    removed = kept.prune(session, settings.keep_releases, need.releases | {release_id})
+    if removed:
+        ui.note(f"kept the files of the newest {settings.keep_releases} releases, removed {len(removed)}")
+
+
 def _steps(session: Session, options: Options, revision: Revision, image: str, entry: dict) -> None:
     """Backup, build, verify.build, pre_switch hooks, rollout and prune: under the lock, recorded in the history."""
     ui, settings, target = session.ui, session.settings, session.target
@@ -78,14 +92,14 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     if settings.hooks.pre_switch:
         with ui.step("hooks.pre_switch", image):
             pre_switch(session, image)
-    with ui.step("rollout"):
+    # The release's compose file, override and env file are kept once it serves: a rollback brings all of it back.
+    with ui.step("rollout"), kept.keeping(session, revision) as keeping:
         # Compose reads the env file when it creates the new container: record which version that was.
         entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir)))
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout)
         entry["proof"] = result.proof
+    entry["release"] = keeping.id
     with ui.step("prune"):
-        keep = {c.image for c in session.backend.snapshot(upstream=False).apps} | {image}
-        pruned = session.backend.prune_images(keep)
-        ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else ""))
+        prune(session, image, keeping.id)
     if result.previous is not None:
         ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")

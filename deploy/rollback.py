@@ -1,71 +1,43 @@
-"""Manual rollback: put an earlier release back in service from the image kept under its tag.
+"""Manual rollback: put an earlier release back in service, all of it: its kept image, and the compose file,
+override and env file it ran with (``deploy.kept``); with ``--with-data`` its data too.
 
     history ─▶ choose the release (the one that served before the current one, or ``--to REV``)
-            ─▶ its kept image exists and carries that revision ─▶ lock ─▶ preflight
-            ─▶ the same zero-downtime rollout as a deploy ─▶ history line ``action: rollback`` ─▶ unlock
+            ─▶ its kept image exists and carries that revision ─▶ its kept files
+            ─▶ (--with-data: the backup taken before the serving release went in, verified) ─▶ lock ─▶ preflight
+            ─▶ (--with-data: backup of the current state) ─▶ the same zero-downtime rollout as a deploy, with the
+               release's own files ─▶ history line ``action: rollback``
+            ─▶ (--with-data: that backup restored into the release now serving, line ``action: restore``) ─▶ unlock
 
-Nothing is rebuilt: the rollback is only as fast and as safe as the image it finds, so that image is checked
-before anything running is touched, and a pruned one is reported with the revisions that are still kept.
+Nothing is rebuilt: the rollback is only as fast and as safe as the image it finds, so that image (and the backup
+to restore) is checked before anything running is touched, and a pruned one is reported with what is still kept.
+The data follows the code: it is restored once the release it belongs to serves and has proved itself, so a
+rollout that fails leaves the newer release serving with its own data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import envfile, history, images
+from . import envfile, history, images, kept
+from .backup.create import create
+from .backup.manifest import Manifest
+from .backup.restore import put_back, restorable
 from .commands import docker
-from .errors import RollbackImpossible, UsageError
+from .commands import files as file_cmd
+from .errors import BackupError, RollbackImpossible
 from .images import Image
+from .releases import HISTORY_LINES, choose, in_service
 from .revision import Revision
 from .session import Session
 from .transaction import Transaction
 
-# Rollback reads further back than `deploy.status` shows: the release it wants may be many lines ago.
-HISTORY_LINES = 1000
-# The history actions that put a release in service (restarts and restores keep the one that runs).
-RELEASING = ("deploy", "rollback")
+__all__ = ["check_kept", "choose", "kept_listing", "rollback"]
 
 
-def choose(records: Sequence[history.Record], serving: str | None, to: str | None = None) -> history.Record:
-    """The release to go back to. Pure: history lines and the serving revision in, one release out.
-
-    Without ``to``: the latest successful release (deploy or rollback) before the one that put ``serving``
-    in service, skipping any that ran ``serving`` itself. Rolling back twice therefore returns to where
-    you started, like ``cd -``. With ``to``: the successful release whose revision starts with it.
-    """
-    # A line without its image cannot be rolled back to.
-    good = [r for r in records if r.result == "ok" and r.image and r.action in RELEASING]
-    if to:
-        return _by_prefix(good, serving, to)
-    if serving is None:
-        raise RollbackImpossible("no app container is running, so there is no previous release to go back "
-                                 f"from; releases: {_listing(good, serving)}", hint="name one with --to REV")
-    current = max((i for i, r in enumerate(good) if r.revision == serving), default=len(good))
-    earlier = [r for r in good[:current] if r.revision != serving]
-    if not earlier:
-        raise RollbackImpossible(f"no successful release before {serving[:12]} in the history",
-                                 hint="a rollback needs an earlier deploy to go back to")
-    return earlier[-1]
-
-
-def _by_prefix(good: Sequence[history.Record], serving: str | None, to: str) -> history.Record:
-    matches = _latest_per_revision(r for r in good if r.revision.startswith(to))
-    if not matches:
-        raise RollbackImpossible(f"no successful release of {to!r} in the history; "
-                                 f"releases: {_listing(good, serving)}", hint="pick one with --to REV")
-    if len(matches) > 1:
-        raise UsageError(f"--to {to!r} matches {len(matches)} releases: "
-                         f"{', '.join(r.revision[:12] for r in matches)}", hint="give more of the revision")
-    if matches[0].revision == serving:
-        raise UsageError(f"revision {serving[:12]} is already serving; releases: {_listing(good, serving)}",
-                         hint="pick another with --to REV")
-    return matches[0]
-
-
-def kept_listing(kept: Sequence[Image], serving: str | None) -> str:
+def kept_listing(kept_images: Sequence[Image], serving: str | None) -> str:
     """Kept tags, newest first, the serving one marked: what a user can still roll back to."""
     serving_tag = Revision.of(serving).tag if serving else None
-    return ", ".join(i.tag + (" (serving)" if i.tag == serving_tag else "") for i in kept) or "none"
+    return ", ".join(i.tag + (" (serving)" if i.tag == serving_tag else "") for i in kept_images) or "none"
 
 
 def check_kept(session: Session, release: history.Record, serving: str | None) -> None:
@@ -73,10 +45,10 @@ def check_kept(session: Session, release: history.Record, serving: str | None) -
     label = "{{index .Config.Labels \"" + docker.REVISION_LABEL + "\"}}"
     found = session.target.probe(docker.image_inspect(release.image, label))
     if not found.ok:
-        kept = images.kept_images(session.target, session.settings)
+        kept_images = images.kept_images(session.target, session.settings)
         raise RollbackImpossible(
             f"image {release.image} of revision {release.revision[:12]} is no longer kept (pruned); "
-            f"kept revisions: {kept_listing(kept, serving)}",
+            f"kept revisions: {kept_listing(kept_images, serving)}",
             hint=f"roll back to one of them with --to REV; deploy.keep_images keeps the newest "
                  f"{session.settings.keep_images}")
     if found.stdout.strip() != release.revision:
@@ -85,38 +57,87 @@ def check_kept(session: Session, release: history.Record, serving: str | None) -
             f"not {release.revision[:12]}: the tag was reused", hint="deploy that revision again instead")
 
 
-def rollback(session: Session, *, to: str | None = None, health_timeout: float | None = None) -> None:
+def data_backup(records: Sequence[history.Record], serving: str | None) -> str:
+    """The backup ``--with-data`` restores: the one taken just before the serving release went into service."""
+    current = in_service(records, serving)
+    if current is None or not current.backup:
+        shown = (serving or "nothing")[:12]
+        raise RollbackImpossible(f"--with-data: no backup was taken before {shown} went into service "
+                                 "(its history line names none)",
+                                 hint="roll back without --with-data, or restore one yourself with "
+                                      "`inv backup.restore ID` (see `inv backup.list`)")
+    return current.backup
+
+
+def rollback(session: Session, *, to: str | None = None, health_timeout: float | None = None,
+             with_data: bool = False) -> None:
     ui, settings, target = session.ui, session.settings, session.target
     serving_container = session.backend.snapshot().serving
     serving = serving_container.revision if serving_container else None
     records = history.recent(target, session.state_dir, HISTORY_LINES)
     release = choose(records, serving, to)
+    backup_id = data_backup(records, serving) if with_data else None
     ui.line(f"rolling back {settings.env} on {session.where} from {(serving or 'nothing')[:12]} "
-            f"to {release.revision[:12]} ({release.image})"
+            f"to {release.revision[:12]} ({release.image})" + (" with its data" if with_data else "")
             + (" (dry run: printing commands, changing nothing)" if target.dry else ""))
     check_kept(session, release, serving)
+    data = restorable(session, backup_id, lambda c: ui.check(c.ok, c.name, c.detail)) if backup_id else None
+    files = kept.read(target, session.state_dir, release.release)
+    if files is None:
+        ui.note(f"no files kept with {release.revision[:12]} (deployed before releases kept them, or pruned): "
+                "using the compose file and env file of today")
 
     with Transaction(session, "rollback", release.revision, release.image) as txn:
-        session.backend.prepare_rollback(release)
+        session.backend.prepare_rollback(release, files)
         with ui.step("preflight", f"[{session.where}]"):
             session.backend.run_preflight(release.image)
-        with txn.recorded() as entry, ui.step("rollout"):
-            entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir, records)))
-            entry["proof"] = session.backend.rollout(release.image, release.revision, timeout=health_timeout).proof
+        with txn.recorded() as entry:
+            entry["release"] = files.id if files else ""
+            if data is not None:
+                entry["backup"] = _back_up_current(session, data)
+            entry.update(_env_fields(session, records, files))
+            with ui.step("rollout"):
+                entry["proof"] = session.backend.rollout(release.image, release.revision,
+                                                         timeout=health_timeout).proof
+            if files is not None:
+                kept.install_override(session, files)
+        if data is not None:
+            with txn.recorded(action="restore", backup=data.id):
+                _restore(session, data, entry.get("backup", ""))
         verb = "planned rollback to" if target.dry else "rolled back to"
-        txn.summary = f"{verb} {release.revision[:12]} on {settings.env} ({session.where})"
+        with_what = f" with the data of backup {data.id}" if data is not None else ""
+        txn.summary = f"{verb} {release.revision[:12]}{with_what} on {settings.env} ({session.where})"
         txn.suffix = f", revision proven by {entry['proof']}" if entry["proof"] else ""
 
 
-def _latest_per_revision(records) -> list[history.Record]:
-    latest: dict[str, history.Record] = {}
-    for record in records:
-        latest[record.revision] = record
-    return list(latest.values())
+def _back_up_current(session: Session, data: Manifest) -> str:
+    """The state being left, first: rolling back again ``--with-data`` brings it back. Returns its id."""
+    with session.ui.step("backup", "of the current state first"):
+        safety = create(session, note=f"before rollback with the data of {data.id}", protect=(data.id,))
+        if safety is None:
+            return ""
+        session.ui.note(safety.line(session.where))
+        return safety.manifest.id
 
 
-def _listing(good: Sequence[history.Record], serving: str | None, limit: int = 8) -> str:
-    newest = list(reversed(_latest_per_revision(good)))
-    newest.sort(key=lambda r: r.started_at, reverse=True)
-    shown = [r.revision[:12] + (" (serving)" if r.revision == serving else "") for r in newest[:limit]]
-    return ", ".join(shown) if shown else "none recorded"
+def _restore(session: Session, data: Manifest, safety: str) -> None:
+    serving = session.backend.snapshot().serving
+    if serving is None and not session.target.dry:
+        raise RollbackImpossible(f"no app container serves after the rollback to restore {data.id} into",
+                                 hint="see `inv deploy.status`")
+    try:
+        put_back(session, data, serving)
+    except BackupError as exc:
+        saved = f"the state before is backup {safety}" if safety else "the state before was not backed up"
+        raise BackupError(f"rolled back, but the data was not restored: {exc.message}",
+                          hint=f"{saved}; restore again with `inv backup.restore {data.id}`") from None
+
+
+def _env_fields(session: Session, records, files: kept.Kept | None) -> dict[str, str]:
+    """The env file's checksums for the history: the containers a rollback starts read the env file kept with the
+    release when there is one, not today's."""
+    found = envfile.fields(envfile.drift(session.target, session.settings, session.state_dir, records))
+    if found and files is not None and files.env_file:
+        digest = session.target.probe(file_cmd.sha256(files.env_file))
+        found["env_sha256_after"] = envfile.parse_sha256(digest.stdout) if digest.ok else ""
+    return found

@@ -35,14 +35,15 @@ def detect_compose(target: Target, preference: str = "auto") -> tuple[str, ...]:
     )
 
 
-def compose_variables(settings: Settings, image: str | None = None) -> dict[str, str]:
+def compose_variables(settings: Settings, image: str | None = None, *, env_file: str | None = None) -> dict[str, str]:
     """What the compose file's ${...} interpolation gets.
 
     APP_ENV_FILE: the compose file names the env file by this absolute path (``env_file: ${APP_ENV_FILE:-.env}``),
-    so secrets never sit in the release directory, which is the build context.
+    so secrets never sit in the release directory, which is the build context. ``env_file`` replaces the configured
+    one: a rollback passes the copy kept with the release it returns to.
     """
     variables = {"PROXY_IMAGE": settings.proxy_image, "PUBLIC_PORT": str(settings.public_port),
-                 "APP_ENV_FILE": settings.env_file_path or NO_ENV_FILE}
+                 "APP_ENV_FILE": env_file or settings.env_file_path or NO_ENV_FILE}
     if image:
         variables["APP_IMAGE"] = image
     return variables
@@ -58,6 +59,10 @@ class Stack:
         self.compose_file = settings.compose_file
         # Merged over compose_file: the toolkit's per-release override (deploy/adopt), set when a deploy writes it.
         self.overrides = tuple(overrides)
+        # Set by a rollback to the files kept with the release it returns to (deploy/kept.py): relative paths in
+        # the kept compose file still resolve where the original's did.
+        self.project_directory: str | None = None
+        self.env_file: str | None = None  # None: the configured env file
 
     @functools.cached_property
     def binary(self) -> tuple[str, ...]:
@@ -65,8 +70,9 @@ class Stack:
         return detect_compose(self.target, self.settings.compose_command)
 
     def compose(self, image: str | None = None) -> Compose:
-        return Compose(self.settings.project, self.compose_file, self.binary, compose_variables(self.settings, image),
-                       self.overrides)
+        variables = compose_variables(self.settings, image, env_file=self.env_file)
+        return Compose(self.settings.project, self.compose_file, self.binary, variables, self.overrides,
+                       self.project_directory)
 
     def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
         return state.read(self.target, self.settings, upstream=upstream)

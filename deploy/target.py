@@ -4,6 +4,10 @@ Both share one interface, so no step knows which it has. Commands arrive as argv
 one place that turns them into a shell line (``shlex.join``), so every value is quoted for the remote shell.
 What is printed of a command (echo and ``--dry`` lines) goes through ``redact.display``: credentials masked.
 
+What a person sees: by default nothing of a command but its failure (the command line and the tail of its output,
+``FAILED_TAIL`` lines). Verbose (``echo``: ``--verbose``, ``DEPLOY_VERBOSE=1`` or Invoke's ``--echo``) echoes every
+command as ``[<target>] $ ...`` and shows the output of streamed ones (the docker build log) as it arrives.
+
 Two kinds of command:
 - ``run``: changes something. Under Invoke's ``--dry`` it is printed with its host and not executed.
 - ``probe``: only reads state (inspect, ps, cat). It runs even under ``--dry`` so a dry run plans from the real
@@ -15,6 +19,7 @@ never SFTP, because hardened hosts often run sshd without an SFTP subsystem.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
@@ -22,6 +27,7 @@ import re
 import shlex
 import shutil
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +38,11 @@ from invoke import Context, Local
 from . import signals
 from .commands import files
 from .errors import CommandFailed
-from .redact import display, scrub, secrets_in
+from .redact import clean, display, scrub, secrets_in
 
 CHUNK = 1 << 16
+# Lines of a failed command's output shown when its output was not shown as it ran.
+FAILED_TAIL = 20
 
 
 @dataclass(frozen=True)
@@ -53,12 +61,14 @@ class Target(Protocol):
     name: str
     cwd: str
     dry: bool
-    echo: bool
+    echo: bool  # echo each command, and show streamed output as it arrives (verbose)
 
     def say(self, text: str) -> None: ...
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None) -> Result: ...
+            timeout: float | None = None, shown: str | None = None) -> Result:
+        """Change something. ``stream``: output worth watching (a build); ``shown``: how the command is echoed
+        (a constant script by name) where not its full text."""
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result: ...
 
@@ -107,14 +117,20 @@ class _Base:
         print(text, file=self._out, flush=True)
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None) -> Result:
+            timeout: float | None = None, shown: str | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] {display(argv)}")
             return Result(argv, 0, "", "")
+        line = f"[{self.name}] $ {shown or display(argv)}"
         if self.echo:
-            self.say(f"[{self.name}] $ {display(argv)}")
-        return self._exec(argv, check=check, stream=stream, timeout=timeout)
+            self.say(line)
+        tail = _Tail() if stream and not self.echo else None  # kept for the failure report, not shown
+        result = self._exec(argv, check=False, stream=stream, timeout=timeout, tail=tail)
+        if check and not result.ok:
+            self._report_failure(line, result, streamed=stream, tail=tail)
+            raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
+        return result
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
         return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
@@ -132,9 +148,24 @@ class _Base:
                             **self._run_kwargs())
         return raw.exited if raw.exited is not None else -1
 
-    def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
+    def _report_failure(self, line: str, result: Result, *, streamed: bool, tail: _Tail | None) -> None:
+        """A failed change: the command (unless echoed already) and the end of its output (unless shown)."""
+        if not self.echo:
+            self.say(f"{line}  (failed, exit {result.exit_status})")
+        elif streamed:
+            return  # its output went by as it ran
+        output = tail.text() if tail is not None else (result.stderr or result.stdout)
+        lines = [text for text in clean(output, result.argv).splitlines() if text.strip()]
+        for text in lines[-FAILED_TAIL:]:
+            self.say(f"    | {text}")
+
+    def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,
+              tail: _Tail | None = None) -> Result:
         # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
-        streams = _masking_streams(argv) if stream else {}
+        if tail is not None:
+            streams = {"out_stream": tail.out, "err_stream": tail.err}
+        else:
+            streams = _masking_streams(argv) if stream else {}
         marker = signals.mark()
         try:
             raw = self._raw_run(
@@ -142,8 +173,8 @@ class _Base:
                 timeout=timeout, **streams, **self._run_kwargs(),
             )
         finally:
-            for shown in streams.values():
-                shown.close()
+            for opened in streams.values():
+                opened.close()
         signals.raise_if_swallowed(marker)  # Invoke waits for the command instead of raising; stop here
         result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
         if check and not result.ok:
@@ -356,6 +387,47 @@ class _MaskingStream:
         if self._pending:
             self._stream.write(scrub(self._pending, self._secrets))
             self._stream.flush()
+        self._pending = ""
+
+
+class _Tail:
+    """Where a streamed command's output goes while it is not shown: whole lines of stdout and stderr in arrival
+    order (Invoke reads the two pipes in two threads), the last ones kept for the failure report."""
+
+    def __init__(self, lines: int = 200):
+        self._lines: collections.deque[str] = collections.deque(maxlen=lines)
+        self._lock = threading.Lock()
+        self.out, self.err = _TailStream(self), _TailStream(self)
+
+    def add(self, lines: list[str]) -> None:
+        with self._lock:
+            self._lines.extend(lines)
+
+    def text(self) -> str:
+        for stream in (self.out, self.err):
+            stream.close()
+        with self._lock:
+            return "\n".join(self._lines)
+
+
+class _TailStream:
+    """One pipe's writer into a ``_Tail``: a line is added once complete, so two pipes never mix within one."""
+
+    def __init__(self, tail: _Tail):
+        self._tail = tail
+        self._pending = ""
+
+    def write(self, text: str) -> None:
+        *complete, self._pending = (self._pending + text).split("\n")
+        if complete:
+            self._tail.add(complete)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._pending:
+            self._tail.add([self._pending])
         self._pending = ""
 
 

@@ -74,10 +74,12 @@ class Transaction:
         return f"{self.summary} in {self.elapsed:.1f}s" + (f" ({breakdown})" if breakdown else "") + self.suffix
 
     @contextlib.contextmanager
-    def recorded(self) -> Iterator[dict]:
-        """The recorded part: the yielded dict takes fields learned on the way (a backup id, the proof)."""
+    def recorded(self, **fields: Any) -> Iterator[dict]:
+        """The recorded part: the yielded dict takes fields learned on the way (a backup id, the proof).
+        ``fields`` (``action`` among them) replace the transaction's own for this line: one change under one lock
+        may be two lines (a rollback, then the restore of its data)."""
         session = self.session
+        line = {"action": self.action, **self.fields, **fields}
         with history.recorded(session.target, session.state_dir, revision=self.revision, image=self.image,
-                              env=session.settings.env, who=self.holder.holder, action=self.action,
-                              **self.fields) as entry:
+                              env=session.settings.env, who=self.holder.holder, **line) as entry:
             yield entry

@@ -22,9 +22,12 @@ __all__ = ["Backend", "ComposeBackend", "SshComposeBackend", "open_session"]
 
 
 def open_session(c: Context, env: str | None = None, host: str | None = None, *,
-                 accept_new_host_key: bool = False) -> Session:
-    """Settings, targets and the backend for one task; the only place a backend is chosen."""
+                 accept_new_host_key: bool = False, verbose: bool = False) -> Session:
+    """Settings, targets and the backend for one task; the only place a backend is chosen. ``verbose``: echo
+    every command and show streamed output (the build log); otherwise only a failing command is shown."""
     settings = load_settings(c, env, host, accept_new_host_key=accept_new_host_key)
-    local = LocalTarget(c, str(settings.root))
+    local = LocalTarget(c, str(settings.root), echo=verbose)
     kind = SshComposeBackend if settings.is_remote else ComposeBackend
-    return kind.open(c, settings, local)
+    session = kind.open(c, settings, local)
+    session.target.echo = verbose
+    return session

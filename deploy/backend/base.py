@@ -9,6 +9,7 @@ from invoke import Context
 from .. import preflight
 from ..config import Settings
 from ..history import Record
+from ..kept import Kept
 from ..preflight import Item
 from ..restart import Plan
 from ..revision import Revision
@@ -40,8 +41,9 @@ class Backend:
     def prepare_release(self, revision: Revision) -> None:
         """Make ``revision``'s files available where the build runs."""
 
-    def prepare_rollback(self, release: Record) -> None:
-        """Make the files that shipped with ``release`` the ones compose runs from, where that applies."""
+    def prepare_rollback(self, release: Record, kept: Kept | None) -> None:
+        """Make the files ``release`` ran with (``kept``: its compose file, override and env file, when they were
+        kept) the ones compose runs from."""
 
     def preflight(self, image: str) -> list[Check]:
         """The checks that must pass before anything running changes."""

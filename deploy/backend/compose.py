@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from invoke import Context
 
-from .. import images, preflight
+from .. import images, kept, preflight
 from ..adopt import release as adopt
 from ..config import Settings
+from ..history import Record
+from ..preflight import Item
 from ..restart import Plan
 from ..rollout import Outcome, rollout
 from ..session import Session
@@ -17,21 +19,35 @@ from .base import Backend, Check
 
 class ComposeBackend(Backend):
     name = "compose"
+    #: Set by a rollback that found the files of the release it returns to.
+    kept_release: kept.Kept | None = None
 
     @classmethod
     def open(cls, c: Context, settings: Settings, local: LocalTarget) -> Session:
         return cls(Session(settings, local, local)).session
+
+    def prepare_rollback(self, release: Record, found: kept.Kept | None) -> None:
+        self.kept_release = found
+        if found is not None:
+            kept.use(self.session.stack, found)
 
     def preflight(self, image: str) -> list[Check]:
         stack = self.session.stack
         return [
             lambda: preflight.engine(stack),
             lambda: preflight.compose(stack),
-            # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
-            lambda: adopt.prepare(self.session, image),
+            self.compose_shape(image),
             lambda: preflight.compose_file(stack, image),
             *self.host_checks(),
         ]
+
+    def compose_shape(self, image: str) -> Check:
+        found = self.kept_release
+        if found is not None:
+            # A rollback to a release whose files were kept: its own override, as it ran.
+            return lambda: Item("compose shape", True, found.describe())
+        # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
+        return lambda: adopt.prepare(self.session, image)
 
     def host_checks(self) -> list[Check]:
         # Only checkable from here for a local stack; a host's port is its own business.

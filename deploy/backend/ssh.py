@@ -8,6 +8,7 @@ from invoke import Context
 
 from ..config import Settings
 from ..history import Record
+from ..kept import Kept
 from ..remote import checks, connect, release
 from ..revision import Revision
 from ..session import Session
@@ -31,8 +32,9 @@ class SshComposeBackend(ComposeBackend):
     def prepare_release(self, revision: Revision) -> None:
         release.prepare_release(self.session, revision)
 
-    def prepare_rollback(self, record: Record) -> None:
+    def prepare_rollback(self, record: Record, found: Kept | None) -> None:
         release.use_shipped_release(self.session, record)
+        super().prepare_rollback(record, found)  # after: relative paths resolve in the release directory
 
     def host_checks(self) -> list[Check]:
         found: list[Check] = [lambda: checks.disk(self.session)]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .. import __version__
+from .. import __version__, history, releases
 from ..commands import backup as cmd
 from ..commands import files
 from ..config import Settings
@@ -118,7 +118,10 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
 
     seconds = time.monotonic() - started
     try:
-        pruned = store.prune(target, settings, settings.keep_backups, protect=(backup_id, *protect))
+        # Never the backup a rollback --with-data would restore (deploy.releases.needed).
+        spare = releases.needed(history.recent(target, session.state_dir, releases.HISTORY_LINES),
+                                serving.revision).backups
+        pruned = store.prune(target, settings, settings.keep_backups, protect=(backup_id, *protect, *spare))
     except DeployError as exc:
         # The backup itself is complete; failing to delete old ones must not turn it into a failure.
         session.ui.note(f"retention: could not prune old backups: {exc}")
@@ -195,16 +198,6 @@ def _claim(target: Target, settings: Settings, revision: str | None) -> tuple[da
 
 
 def run_quietly(target: Target, argv: Sequence[str]):
-    """Run a command that carries a constant script, echoing it with the script shown by name.
-
-    The full text is printed under ``--dry`` (where seeing the exact command is the point).
-    """
-    echo = target.echo
-    if not echo or target.dry:
-        return target.run(argv)
-    target.say(f"[{target.name}] $ {cmd.shown(argv)}")
-    target.echo = False
-    try:
-        return target.run(argv)
-    finally:
-        target.echo = echo
+    """Run a command that carries a constant script, echoed (and reported when it fails) with the script shown
+    by name. The full text is printed under ``--dry`` (where seeing the exact command is the point)."""
+    return target.run(argv, shown=cmd.shown(argv))

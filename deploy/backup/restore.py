@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..commands import backup as cmd
+from ..containers import Container
 from ..errors import BackupError, CommandFailed
 from ..session import Session
 from ..transaction import Transaction
@@ -41,14 +42,7 @@ class Restored:
 def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest], bool],
             report: Report) -> Restored | None:
     """Restore ``backup_id``; None when ``confirm`` says no (nothing was changed)."""
-    settings, target, ui = session.settings, session.target, session.ui
-    found = verify(session, backup_id, report)  # a damaged backup is never restored
-    if not found.is_sqlite and not settings.restore_command:
-        raise BackupError(f"backup {backup_id} was made by backup_command; restoring it needs restore_command",
-                          hint=f"set deploy.environments.{settings.env}.restore_command (it reads the dump on stdin)")
-    if found.is_sqlite and settings.db_path is None:
-        raise BackupError(f"backup {backup_id} holds a SQLite database but db_path is null",
-                          hint="set deploy.db_path to the database file inside the app container to restore it")
+    found = restorable(session, backup_id, report)
     serving = _serving_or_fail(session)
     if not confirm(found):
         return None
@@ -59,20 +53,42 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
         safety = None
         with txn.recorded():
             try:
-                with ui.step("backup", "of the current state first"):
+                with session.ui.step("backup", "of the current state first"):
                     safety = create(session, note=f"before restore of {backup_id}", protect=(backup_id,))
                     if safety is not None:
-                        ui.note(safety.line(session.where))
-                with ui.step("restore", backup_id):
-                    entry = found.entry(found.database_file)
-                    source = posixpath.join(store.path_of(settings, backup_id), found.database_file)
-                    command = (settings.restore_command if not found.is_sqlite
-                               else cmd.restore_into(settings.db_path, entry.sha256 if entry else ""))
-                    run_quietly(target, cmd.load_with(serving.id, command, source))
-            except CommandFailed as exc:
-                raise BackupError(f"restore of {backup_id} on {session.where} failed: {exc}",
-                                  hint=_after_failure(safety)) from None
+                        session.ui.note(safety.line(session.where))
+                put_back(session, found, serving)
+            except BackupError as exc:
+                raise BackupError(exc.message, hint=_after_failure(safety)) from None
     return Restored(found, safety, time.monotonic() - started)
+
+
+def restorable(session: Session, backup_id: str, report: Report) -> mf.Manifest:
+    """``backup_id``, verified, and this environment's settings able to restore it; else one clear line."""
+    settings = session.settings
+    found = verify(session, backup_id, report)  # a damaged backup is never restored
+    if not found.is_sqlite and not settings.restore_command:
+        raise BackupError(f"backup {backup_id} was made by backup_command; restoring it needs restore_command",
+                          hint=f"set deploy.environments.{settings.env}.restore_command (it reads the dump on stdin)")
+    if found.is_sqlite and settings.db_path is None:
+        raise BackupError(f"backup {backup_id} holds a SQLite database but db_path is null",
+                          hint="set deploy.db_path to the database file inside the app container to restore it")
+    return found
+
+
+def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
+    """The restore step: ``found``'s database into the live one, through ``serving``. Under the caller's lock,
+    after the caller backed up the current state."""
+    settings = session.settings
+    with session.ui.step("restore", found.id):
+        entry = found.entry(found.database_file)
+        source = posixpath.join(store.path_of(settings, found.id), found.database_file)
+        command = (settings.restore_command if not found.is_sqlite
+                   else cmd.restore_into(settings.db_path, entry.sha256 if entry else ""))
+        try:
+            run_quietly(session.target, cmd.load_with(serving.id, command, source))
+        except CommandFailed as exc:
+            raise BackupError(f"restore of {found.id} on {session.where} failed: {exc}") from None
 
 
 def _serving_or_fail(session: Session):

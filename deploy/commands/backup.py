@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..redact import display
+from . import files
 
 # Runs inside the app container and writes the copy to stdout. SQLite's online backup API takes a consistent
 # snapshot while the service keeps reading and writing (a plain copy of a live WAL database can tear). The copy
@@ -95,7 +96,6 @@ sys.exit(0 if verdict == ["ok"] else 1)
 _STDOUT_TO_FILE = 'umask 077; out="$1"; shift; exec "$@" > "$out"'
 _STDOUT_AND_ERR_TO_FILE = 'umask 077; out="$1"; shift; exec "$@" > "$out" 2>&1'
 _FILE_TO_STDIN = 'in="$1"; shift; exec "$@" < "$in"'
-_PRIVATE_COPY = 'umask 077; cp -- "$1" "$2"'
 # A backup is written under a temporary name; the name it will be sealed under must not be taken already.
 _CLAIM = '[ ! -e "$2" ] && mkdir -m 700 -- "$1"'
 _SUMS = 'cd "$1" && shift && sha256sum -- "$@"'
@@ -152,7 +152,7 @@ def save_logs(container: str, dest: str) -> list[str]:
 
 
 def copy_private(src: str, dest: str) -> list[str]:
-    return ["sh", "-c", _PRIVATE_COPY, "backup-secret", src, dest]
+    return files.copy_private(src, dest)
 
 
 def checksums(directory: str, files: Sequence[str]) -> list[str]:

@@ -22,13 +22,16 @@ class Compose:
     variables: Mapping[str, str] = field(default_factory=dict)
     # Files merged over ``file``, in order (the toolkit's per-release override: deploy/adopt/override.py).
     overrides: tuple[str, ...] = ()
+    # Where relative paths in the files resolve (default: the first file's directory).
+    project_directory: str | None = None
 
     def _base(self) -> list[str]:
         # `env` passes interpolation variables the same way locally and over SSH, visibly in a dry run,
         # without relying on the server's AcceptEnv.
         prefix = ["env", *(f"{k}={v}" for k, v in sorted(self.variables.items()))] if self.variables else []
         files = [arg for name in (self.file, *self.overrides) for arg in ("--file", name)]
-        return [*prefix, *self.binary, "--project-name", self.project, *files]
+        directory = ["--project-directory", self.project_directory] if self.project_directory else []
+        return [*prefix, *self.binary, "--project-name", self.project, *directory, *files]
 
     def config(self, *, quiet: bool = True) -> list[str]:
         return [*self._base(), "config", *(["--quiet"] if quiet else [])]

@@ -82,6 +82,20 @@ def tail(path: str, lines: int) -> list[str]:
     return ["tail", "-n", str(lines), path]
 
 
+def make_private_dir(path: str) -> list[str]:
+    """Exclusive, and readable by the owner only from the start."""
+    return ["mkdir", "-m", "700", "--", path]
+
+
+# umask first: the copy is never readable by others, not even for a moment (it may be an env file).
+_PRIVATE_COPY = 'umask 077; cp -- "$1" "$2"'
+
+
+def copy_private(source: str, dest: str) -> list[str]:
+    """Copy ``source`` to a new file ``dest`` readable by the owner only (mode 600)."""
+    return ["sh", "-c", _PRIVATE_COPY, "copy-private", source, dest]
+
+
 def remove_tree(path: str) -> list[str]:
     return ["rm", "-rf", "--", path]
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .. import releases
 from ..commands import files, git
 from ..commands import release as cmd
 from ..config import Settings
@@ -213,11 +214,25 @@ def _remove_leftovers(session: Session) -> None:
                         "left by an interrupted deploy")
 
 
+def newest_of(names: Iterable[str], revisions: Iterable[str]) -> set[str]:
+    """The newest release directory of each revision (what a rollback to it would run from)."""
+    ordered = sorted(names)
+    found = set()
+    for revision in revisions:
+        tag = Revision.of(revision).tag
+        shipped = [name for name in ordered if name.endswith("-" + tag)]
+        if shipped:
+            found.add(shipped[-1])
+    return found
+
+
 def _prune(session: Session, new: str) -> None:
     target, settings = session.target, session.settings
     names = {*list_releases(target, settings), new}
     in_use = releases_in_use(usage(target, settings), releases_dir(settings)) | {new}
-    doomed = to_prune(names, settings.keep_releases, in_use)
+    # Never the directory of the release a rollback would go back to.
+    spared = in_use | newest_of(names, releases.needed_now(session).revisions)
+    doomed = to_prune(names, settings.keep_releases, spared)
     for name in doomed:
         target.run(files.remove_tree(posixpath.join(releases_dir(settings), name)), check=False)
     if doomed:
@@ -251,9 +266,10 @@ def use_shipped_release(session: Session, release: Record) -> None:
     """Run compose from the release directory that shipped this revision while it is still kept, so the compose
     and config files match the image; otherwise stay in the one in service and say so."""
     tag = Revision.of(release.revision).tag
-    shipped = [name for name in list_releases(session.target, session.settings) if name.endswith("-" + tag)]
+    shipped = newest_of(list_releases(session.target, session.settings), [release.revision])
     if shipped:
-        session.target.cwd = posixpath.join(releases_dir(session.settings), shipped[-1])
-        session.ui.note(f"using release directory {shipped[-1]}")
+        name = shipped.pop()
+        session.target.cwd = posixpath.join(releases_dir(session.settings), name)
+        session.ui.note(f"using release directory {name}")
     else:
         session.ui.note(f"the release directory of {tag} was pruned: using the compose files in {session.target.cwd}")

@@ -8,7 +8,7 @@ import sys
 from invoke import Collection, task
 
 from .. import backup as backups
-from .. import validate
+from .. import releases, validate
 from ..backup import manifest as mf
 from ..backup.store import download_dir, root
 from ..errors import UsageError
@@ -83,7 +83,9 @@ def prune(c, keep=None, env=None, host=None):
     keep = number_flag("keep", keep, validate.KEEP)
     with session_for(c, env, host) as session:
         count = session.settings.keep_backups if keep is None else keep
-        removed = backups.prune(session.target, session.settings, count)
+        # Never the backup a rollback --with-data would restore.
+        spare = tuple(releases.needed_now(session).backups)
+        removed = backups.prune(session.target, session.settings, count, protect=spare)
         session.ui.line(f"kept the newest {count} backups of {session.settings.env}"
                         + (f"; removed {', '.join(removed)}" if removed else "; nothing to remove"))
 

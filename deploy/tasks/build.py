@@ -4,7 +4,7 @@ from invoke import task
 
 from ..build import build_image
 from ..revision import current
-from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
+from .cli import ENV_HELP, HOST_HELP, VERBOSE_HELP, clean_errors, session_for
 
 
 @task(help={
@@ -12,11 +12,12 @@ from .cli import ENV_HELP, HOST_HELP, clean_errors, session_for
     "host": HOST_HELP,
     "no-cache": "build every layer from scratch (the layer cache is safe: verify.build proves freshness)",
     "allow-dirty": "build uncommitted changes; the revision then ends in -dirty",
+    "verbose": VERBOSE_HELP,
 })
 @clean_errors
-def build(c, env=None, host=None, no_cache=False, allow_dirty=False):
+def build(c, env=None, host=None, no_cache=False, allow_dirty=False, verbose=False):
     """Build the app image for the current git revision."""
-    with session_for(c, env, host) as session:
+    with session_for(c, env, host, verbose=verbose) as session:
         revision = current(session.local, allow_dirty=allow_dirty)
         if session.backend.ships_release:
             with session.ui.step("release"):

@@ -41,8 +41,17 @@ def interrupted_line(exc: BaseException) -> str:
         ": the deploy lock was released; check `inv deploy.status`"
 
 
-def session_for(c, env: str | None = None, host: str | None = None, *, accept_new_host_key: bool = False) -> Session:
-    return open_session(c, env or None, host or None, accept_new_host_key=accept_new_host_key)
+def session_for(c, env: str | None = None, host: str | None = None, *, accept_new_host_key: bool = False,
+                verbose: bool = False) -> Session:
+    return open_session(c, env or None, host or None, accept_new_host_key=accept_new_host_key,
+                        verbose=verbose or wants_verbose(c))
+
+
+def wants_verbose(c) -> bool:
+    """DEPLOY_VERBOSE=1 (for every task, e.g. in CI) or Invoke's own ``--echo``: echo every command and show the
+    build log. A task's ``--verbose`` flag does the same for one run."""
+    return os.environ.get("DEPLOY_VERBOSE", "").strip().lower() not in ("", "0", "false", "no") or \
+        bool(c.config.run.echo)
 
 
 def number_flag(name: str, value: Any, rule: validate.Range, default: float | None = None) -> Any:
@@ -67,4 +76,5 @@ def command_flag(name: str, value: Any) -> list[str]:
 
 ENV_HELP = "environment from deploy.environments (default: deploy.default_env, or prod with --host)"
 HOST_HELP = "run on this SSH host (ssh_config alias or user@host[:port]) instead of the environment's own"
+VERBOSE_HELP = "echo every command and show the docker build log (also DEPLOY_VERBOSE=1)"
 ACCEPT_NEW_HELP = "record the host's key if it is not known yet (like ssh's accept-new); a changed key is still refused"

@@ -193,7 +193,7 @@ def test_an_app_without_a_database_file_is_told_which_setting_to_change_then_dep
     project.commit("second release")
     second = project.inv("deploy.test", check=False)
     errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
-    assert second.returncode == 1 and len(errors) == 1, second.stderr  # above it: the commands, echoed
+    assert second.returncode == 1 and len(errors) == 1, second.stderr  # above it: the failing command and its output
     assert second.stderr.rstrip().endswith(errors[0])
     assert "no SQLite database at db_path /data/elsewhere/app.db" in errors[0]
     for setting in ("deploy.db_path", "backup_command", "db_path: null"):

@@ -486,7 +486,9 @@ def test_second_deploy_is_refused_naming_the_first_and_ctrl_c_releases_the_lock(
     head = project.commit("slow build")
     out, err = tmp_path / "first.out", tmp_path / "first.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        first = subprocess.Popen([str(VENV_BIN / "inv"), "deploy.prod", "--host", "prod"], cwd=project.path,
+        # --verbose: the build's output streams, so the test can see it is under way.
+        first = subprocess.Popen([str(VENV_BIN / "inv"), "deploy.prod", "--host", "prod", "--verbose"],
+                                 cwd=project.path,
                                  env=project.env(), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: (prod.lock / "holder.json").exists() or first.poll() is not None, timeout=120)

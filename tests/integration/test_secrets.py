@@ -53,7 +53,7 @@ def test_credentials_reach_the_commands_and_no_output_history_or_manifest(projec
             "restore_command": ["sh", "-c", 'cat >/dev/null; echo "restore into $1 refused" >&2; exit 4', "sh", URL],
         }},
     )
-    outputs = {"deploy": project.inv("deploy.test")}
+    outputs = {"deploy": project.inv("deploy.test", "--verbose")}  # verbose: every command is shown
     (app,) = project.containers()
     received = subprocess.run(["docker", "exec", app, "printenv", "APP_SECRET_KEY"], capture_output=True, text=True)
     assert received.stdout.strip() == ENV_MARKER, "the app got the env file's value"

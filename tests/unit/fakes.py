@@ -111,6 +111,7 @@ class FakeTarget:
 
     name = "fake"
     cwd = "/srv/shop"
+    echo = False
 
     def __init__(self, engine: Engine, *, dry: bool = False, public_port: int = 8001):
         self.engine, self.dry, self.public_port = engine, dry, public_port
@@ -118,11 +119,12 @@ class FakeTarget:
         self.probes: list[tuple[str, ...]] = []
         self.said: list[str] = []
         self.files: dict[str, str] = {}
+        self.dirs: set[str] = set()
         self.tail: str = ""  # what `tail` of the history file answers
 
     # -- the Target interface ------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None) -> Result:
+            timeout: float | None = None, shown: str | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.runs.append(argv)
         if self.dry:
@@ -209,7 +211,61 @@ class FakeTarget:
             return lambda a: (0, self.tail, "")
         if argv[:1] == ("sha256sum",):
             return self._sha256
+        return self._file_handler(argv)
+
+    # -- a few file commands, on ``files`` (path -> text) and ``dirs``: enough for the state dir's kept releases
+    def _file_handler(self, argv: tuple[str, ...]):
+        if argv[:2] in (("test", "-f"), ("test", "-d")):
+            return lambda a: (0 if a[2] in (self.files if a[1] == "-f" else self.dirs) else 1, "", "")
+        if argv[:2] == ("ls", "-1A"):
+            return self._ls
+        if argv[:1] == ("mkdir",):
+            return self._mkdir
+        if argv[:2] == ("sh", "-c") and argv[3:4] == ("copy-private",):
+            return self._copy
+        if argv[:3] == ("mv", "-T", "--"):
+            return self._move
+        if argv[:3] in (("rm", "-rf", "--"), ("rm", "-f", "--")):
+            return self._remove
         return None
+
+    def _ls(self, argv):
+        base = argv[-1].rstrip("/") + "/"
+        if argv[-1] not in self.dirs:
+            return 2, "", f"ls: cannot access '{argv[-1]}': No such file or directory"
+        names = {p[len(base):].split("/", 1)[0] for p in [*self.files, *self.dirs] if p.startswith(base)}
+        return 0, "".join(f"{n}\n" for n in sorted(names)), ""
+
+    def _mkdir(self, argv):
+        paths = argv[argv.index("--") + 1:]
+        if "-p" not in argv and any(p in self.dirs for p in paths):
+            return 1, "", "mkdir: File exists"
+        for path in paths:
+            parts = path.split("/")
+            self.dirs.update("/".join(parts[:i]) for i in range(2, len(parts) + 1))
+        return 0, "", ""
+
+    def _copy(self, argv):
+        source, dest = argv[-2], argv[-1]
+        if source not in self.files:
+            return 1, "", f"cp: cannot stat '{source}': No such file or directory"
+        self.files[dest] = self.files[source]
+        return 0, "", ""
+
+    def _move(self, argv):
+        source, dest = argv[-2], argv[-1]
+        if dest in self.dirs and any(p.startswith(dest + "/") for p in self.files):
+            return 1, "", f"mv: cannot move '{source}' to '{dest}': Directory not empty"
+        self.files = {(dest + p[len(source):] if p == source or p.startswith(source + "/") else p): text
+                      for p, text in self.files.items()}
+        self.dirs = {(dest + d[len(source):] if d == source or d.startswith(source + "/") else d) for d in self.dirs}
+        return 0, "", ""
+
+    def _remove(self, argv):
+        path = argv[-1]
+        self.files = {p: t for p, t in self.files.items() if p != path and not p.startswith(path + "/")}
+        self.dirs = {d for d in self.dirs if d != path and not d.startswith(path + "/")}
+        return 0, "", ""
 
     def _ps(self, argv):
         everything = "--all" in argv

@@ -125,7 +125,9 @@ def test_local_target_echoes_masked_and_runs_with_the_real_value(tmp_path, capfd
 
 
 def test_streamed_output_of_a_command_with_credentials_is_masked_even_across_chunks(tmp_path, capfd):
-    target = LocalTarget(Context(Config(overrides={"run": {"in_stream": False}})), str(tmp_path), echo=False)
+    # Verbose (echo on): streamed output is shown as it arrives; the echo lines go to their own stream.
+    target = LocalTarget(Context(Config(overrides={"run": {"in_stream": False}})), str(tmp_path), echo=True,
+                         out=io.StringIO())
     # Printed a few bytes at a time, so the value arrives split across reads; no newline after the last one.
     script = 'for c in $(printf %s "$1" | fold -w3); do printf %s "$c"; sleep 0.01; done; echo; printf %s "$1" >&2'
     target.run(["sh", "-c", script, "sh", f"--password={MARKER}"], stream=True)

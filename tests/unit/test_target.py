@@ -90,3 +90,49 @@ def test_put_file_under_dry_run_changes_nothing(tmp_path):
     (tmp_path / "a").write_text("x")
     t.put_file(str(tmp_path / "a"), "b")
     assert not (tmp_path / "b").exists() and "[dry-run] [local] copy" in out.getvalue()
+
+
+# -- what a person sees: quiet by default, everything with --verbose, the failing command and its tail always --
+
+
+def quiet(tmp_path, *, echo=False):
+    out = io.StringIO()
+    return LocalTarget(Context(Config(overrides={"run": {"in_stream": False}})), str(tmp_path), echo=echo,
+                       out=out), out
+
+
+def test_quiet_runs_echo_nothing_and_hide_a_streamed_commands_output(tmp_path, capfd):
+    t, out = quiet(tmp_path)
+    t.run(["sh", "-c", "echo step 1/2; echo step 2/2 >&2"], stream=True)
+    t.run(["true"])
+    captured = capfd.readouterr()
+    assert out.getvalue() == "" and captured.out == "" and captured.err == ""
+
+
+def test_verbose_echoes_every_command_and_streams_its_output(tmp_path, capfd):
+    t, out = quiet(tmp_path, echo=True)
+    t.run(["sh", "-c", "echo step 1/2"], stream=True)
+    assert out.getvalue() == "[local] $ sh -c 'echo step 1/2'\n"
+    assert capfd.readouterr().out == "step 1/2\n"
+
+
+def test_a_failing_quiet_command_shows_itself_and_the_tail_of_its_output_in_order(tmp_path, capfd):
+    t, out = quiet(tmp_path)
+    # Two pipes are read by two threads: the pause lets stdout's lines be read before the stderr line arrives.
+    script = 'for i in $(seq 30); do echo "line $i"; done; sleep 0.3; echo "broke at 31" >&2; exit 3'
+    with pytest.raises(CommandFailed) as info:
+        t.run(["sh", "-c", script, "build", "--password=hunter2"], stream=True)
+    shown = out.getvalue().splitlines()
+    assert shown[0].startswith("[local] $ sh -c") and shown[0].endswith("'--password=***'  (failed, exit 3)")
+    assert shown[1:] == [f"    | line {i}" for i in range(12, 31)] + ["    | broke at 31"], "the last 20 lines"
+    assert "hunter2" not in out.getvalue() + capfd.readouterr().out
+    assert str(info.value).endswith("exited 3: broke at 31")
+
+
+def test_a_failing_command_that_was_not_streamed_shows_its_stderr_tail_even_when_verbose(tmp_path):
+    t, out = quiet(tmp_path, echo=True)
+    with pytest.raises(CommandFailed):
+        t.run(["sh", "-c", "echo why >&2; exit 1"], shown="sh -c <script>")
+    assert out.getvalue() == "[local] $ sh -c <script>\n    | why\n", "echoed once, by its short name"
+    assert not t.run(["false"], check=False).ok
+    assert out.getvalue().endswith("    | why\n[local] $ false\n"), "check=False: the caller decides, no report"
