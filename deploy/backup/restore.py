@@ -76,6 +76,7 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
 
 
 def _serving_or_fail(session: Session):
+    session.backend.require("backups")
     serving = session.backend.snapshot().serving
     if serving is None:
         settings = session.settings
