@@ -73,9 +73,9 @@ def _task_rows(status_text: str) -> list[tuple[str, str]]:
     """(task name ``app.<slot>@<node>``, revision) of each app task line of `inv deploy.status`."""
     rows = []
     for line in status_text.splitlines():
-        words = line.split()
+        words = line.split("<-")[0].split()
         if len(words) >= 2 and words[0] == "app" and "@" in words[1]:
-            rows.append((words[1], words[-1] if words[-1] != "<-" else words[-3]))
+            rows.append((words[1], words[-1]))
     return rows
 
 
