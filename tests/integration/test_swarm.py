@@ -2,8 +2,10 @@
 suite when it was in none), and, marked ``swarm_nodes``, a second engine in a container joined as a worker.
 
 Each test deploys the reference app as a stack (2 replicas, ``endpoint_mode: dnsrr``, start-first updates, a
-front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs) and drives
-``deploy.swarm.rollout`` directly, under the load client where the issue asks for zero failed requests.
+front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs). The main tests go
+through the real tasks (``inv deploy.test``, ``deploy.rollback``, ``deploy.status`` on an environment that says
+``engine: swarm``); an unhealthy release, the not-deployed rollback and the two-engine test drive
+``deploy.swarm.rollout`` directly. Zero failed requests are asked of the load client where the issue asks.
 """
 
 from __future__ import annotations
