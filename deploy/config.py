@@ -71,6 +71,12 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "backup_before_deploy": (_BOOL, None),
     # Commands run around a release: pre_switch in the new image before traffic moves, post_deploy where inv runs.
     "hooks": (_HOOKS, {}),
+    # Where the stack runs: compose (one engine) or swarm (a Swarm cluster, through its manager: docs/swarm.md).
+    "engine": (_STR, "compose"),
+    # Swarm only: how many app tasks the cluster runs, and how the manager reaches each other node's engine
+    # (a DOCKER_HOST such as ssh://deploy@worker-1) to send it the image.
+    "replicas": (_INT, 2),
+    "swarm_nodes": (_LIST, []),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -92,6 +98,7 @@ RANGES: dict[str, validate.Range] = {
     "keep_backups": validate.KEEP,
     "min_free_mb": validate.MEGABYTES,
     "lock_stale_seconds": validate.LOCK_STALE,
+    "replicas": validate.REPLICAS,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -116,6 +123,9 @@ DEFAULTS: dict[str, Any] = {
 
 # How deploy.health may prove the revision (the setting health_revision).
 HEALTH_REVISION_MODES = ("auto", "body", "label")
+
+# Where a stack can run (the setting engine); deploy.backend.open_session picks the backend from it.
+ENGINES = ("compose", "swarm")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # Compose's own rule for service names. They are written into the proxy's upstream file (`server <name>:<port>;`),
@@ -191,6 +201,9 @@ class Settings:
     restore_command: list[str] | None
     backup_before_deploy: bool | None
     hooks: Hooks = field(default_factory=Hooks)
+    engine: str = "compose"
+    replicas: int = 2
+    swarm_nodes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -507,6 +520,9 @@ def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:
 
 
 def _check_choices(values: dict[str, Any], origins: dict[str, str]) -> None:
+    if values["engine"] not in ENGINES:
+        raise ConfigError(origins["engine"], f"{_show(values['engine'])} is not an engine",
+                          "use compose (one Docker engine) or swarm (a Swarm cluster through its manager)")
     if values["compose_command"] not in ("auto", "docker compose", "docker-compose"):
         raise ConfigError(origins["compose_command"], f"{values['compose_command']!r} is not supported",
                           "use auto, 'docker compose' (v2) or docker-compose (v1)")

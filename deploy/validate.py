@@ -40,6 +40,7 @@ DRAIN = Range("whole seconds", 0, 3_600, whole=True, example="15")
 LOCK_STALE = Range("seconds", 10, DAY, example="120")
 PORT = Range("a port", 1, 65_535, whole=True, example="8000")
 KEEP = Range("a count", 1, 10_000, whole=True, example="5")
+REPLICAS = Range("a count of tasks", 1, 1_000, whole=True, example="2")
 MEGABYTES = Range("whole MB", 0, 1_000_000_000, whole=True, example="1024")
 LINES = Range("a number of lines", 0, 10_000_000, whole=True, example="100")
 # Rollback reads this many history lines; status shows no more than that.

@@ -3,9 +3,11 @@
     ComposeBackend      compose on this machine: builds from the work tree, checks the local public port
     SshComposeBackend   compose on a host over one SSH connection: ships a release directory, checks the host's
                         disk and env file, backs up before each deploy by default
+    SwarmBackend        a Swarm cluster through its manager (``engine: swarm``), here or over SSH: the image sent
+                        to every node, a gated start-first rollout proven on every task, stack-wide rollback
 
 Everything that differs between them lives in their class; the pipeline, rollback, restore and the day-two tasks
-only call the ``Backend`` interface. A new engine (a Swarm cluster) is one more class and its tests.
+only call the ``Backend`` interface.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from ..target import LocalTarget
 from .base import Backend
 from .compose import ComposeBackend
 from .ssh import SshComposeBackend
+from .swarm import SwarmBackend
 
-__all__ = ["Backend", "ComposeBackend", "SshComposeBackend", "open_session"]
+__all__ = ["Backend", "ComposeBackend", "SshComposeBackend", "SwarmBackend", "open_session"]
 
 
 def open_session(c: Context, env: str | None = None, host: str | None = None, *,
@@ -27,7 +30,10 @@ def open_session(c: Context, env: str | None = None, host: str | None = None, *,
     every command and show streamed output (the build log); otherwise only a failing command is shown."""
     settings = load_settings(c, env, host, accept_new_host_key=accept_new_host_key)
     local = LocalTarget(c, str(settings.root), echo=verbose)
-    kind = SshComposeBackend if settings.is_remote else ComposeBackend
+    if settings.engine == "swarm":
+        kind: type[Backend] = SwarmBackend
+    else:
+        kind = SshComposeBackend if settings.is_remote else ComposeBackend
     session = kind.open(c, settings, local)
     session.target.echo = verbose
     return session

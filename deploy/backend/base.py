@@ -38,6 +38,9 @@ class Backend:
     def open(cls, c: Context, settings: Settings, local: LocalTarget) -> Session:
         raise NotImplementedError
 
+    def require(self, feature: str) -> None:
+        """Raise one clear line when this backend does not carry out ``feature`` (``"backups"``)."""
+
     def prepare_release(self, revision: Revision) -> None:
         """Make ``revision``'s files available where the build runs."""
 

@@ -84,6 +84,7 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
     names no file, BackupError (nothing kept) on any other failure.
     """
     settings, target = session.settings, session.target
+    session.backend.require("backups")
     if not has_database(settings):
         raise NothingToBackUp(f"nothing to back up in {settings.env}: db_path is null and no backup_command is set",
                               hint="set db_path (a SQLite file in the app container) or backup_command if the app "

@@ -92,6 +92,7 @@ def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
 
 
 def _serving_or_fail(session: Session):
+    session.backend.require("backups")
     serving = session.backend.snapshot().serving
     if serving is None:
         settings = session.settings

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..commands import swarm as cmd
 from ..errors import PreflightFailed, RollbackImpossible, RolloutFailed
-from ..health import Verdict, judge
+from ..health import Answer, Verdict, judge
 from ..target import Target
 from .distribute import NodeEngine, ensure_everywhere, free_disk_kb, missing_on
 from .stackfile import REVISION_LABEL
@@ -253,7 +253,7 @@ def prove_tasks(target: Target, release: SwarmRelease, state: StackState, hostna
         url = f"http://{address}:{release.app_port}{release.health_path}"
         result = target.probe(cmd.exec_fetch(prober, url))
         body = result.stdout.strip()
-        verdict = judge(200 if result.ok and body else None, body or (result.stderr.strip() or "no answer"),
+        verdict = judge(Answer(200 if result.ok and body else None, body or (result.stderr.strip() or "no answer")),
                         revision)
         proofs.append(TaskProof(task.id, task.slot, hostnames.get(task.node_id, task.node_id), address,
                                 task.image, verdict))

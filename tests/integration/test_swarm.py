@@ -2,8 +2,10 @@
 suite when it was in none), and, marked ``swarm_nodes``, a second engine in a container joined as a worker.
 
 Each test deploys the reference app as a stack (2 replicas, ``endpoint_mode: dnsrr``, start-first updates, a
-front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs) and drives
-``deploy.swarm.rollout`` directly, under the load client where the issue asks for zero failed requests.
+front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs). The main tests go
+through the real tasks (``inv deploy.test``, ``deploy.rollback``, ``deploy.status`` on an environment that says
+``engine: swarm``); an unhealthy release, the not-deployed rollback and the two-engine test drive
+``deploy.swarm.rollout`` directly. Zero failed requests are asked of the load client where the issue asks.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from deploy.swarm.rollout import rollback, rollout, status
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
 from tests.support import releases
 from tests.support.load import Load, Report
-from tests.support.swarm import SwarmApp, single_node_swarm, worker_node
+from tests.support.swarm import SwarmApp, remove_stack, single_node_swarm, worker_node
 
 pytestmark = pytest.mark.integration
 
@@ -61,34 +63,74 @@ def _assert_only(report: Report, revision: str, *, allowed: set[str]) -> None:
     assert report.last_revision() == revision
 
 
-def test_deploy_redeploy_under_load_and_stack_wide_rollback_lose_no_request(app):
-    first = releases.slow_boot(app.project, BOOT)
-    kept = app.release(first)
-    report = rollout(app.target, kept, timeout=120)
-    assert _revisions_of(report.proofs) == [first, first]
-    assert len({p.address for p in report.proofs}) == 2, "two tasks, each proven on its own address"
+@pytest.fixture
+def swarm_env(project, manager):
+    """The project's test environment with ``engine: swarm``: every step below is an ``inv`` task."""
+    project.configure(health_timeout=120, environments={"test": {"engine": "swarm", "replicas": 2}})
+    yield project
+    remove_stack(project.compose_project())
 
-    with Load(app.url + "/api/health", rate=RATE, max_seconds=300) as load:
-        second = releases.one_line_change(app.project, "second")
-        new = app.release(second)  # built before the load step: the build is not the rollout
-        deployed, step = _under_load(load, lambda: rollout(app.target, new, timeout=120))
+
+def _task_rows(status_text: str) -> list[tuple[str, str]]:
+    """(task name ``app.<slot>@<node>``, revision) of each app task line of `inv deploy.status`."""
+    rows = []
+    for line in status_text.splitlines():
+        words = line.split("<-")[0].split()
+        if len(words) >= 2 and words[0] == "app" and "@" in words[1]:
+            rows.append((words[1], words[-1]))
+    return rows
+
+
+def test_the_tasks_deploy_redeploy_under_load_roll_back_stack_wide_and_show_every_task(swarm_env):
+    project = swarm_env
+    first = releases.slow_boot(project, BOOT)
+    deployed = project.inv("deploy.test")
+    assert "every replica's own health answer (2/2 tasks)" in deployed.stdout, deployed.stdout
+    kept_id = _image_id(f"{project.name}:{first[:12]}")
+
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
+        second = releases.one_line_change(project, "second")
+        _, step = _under_load(load, lambda: project.inv("deploy.test"))
         _assert_only(step, second, allowed={first, second})
-        assert deployed.previous_image == kept.image
-        assert _revisions_of(deployed.proofs) == [second, second]
-        assert all(p.verdict.ok for p in status(app.target, app.stack, new))
 
-        kept_id = _image_id(kept.image)
-        back, step = _under_load(load, lambda: rollback(app.target, kept, timeout=120))
+        _, step = _under_load(load, lambda: project.inv("deploy.rollback"))
         _assert_only(step, first, allowed={first, second})
-        assert _revisions_of(back.proofs) == [first, first]
-        assert _image_id(kept.image) == kept_id, "the kept image served again, nothing rebuilt"
-
     assert load.report().failed == 0, load.report().describe()
-    rows = status(app.target, app.stack, kept)
-    assert [(r.node, r.verdict.revision) for r in rows] == [(rows[0].node, first)] * 2
+    assert _image_id(f"{project.name}:{first[:12]}") == kept_id, "the kept image served again, nothing rebuilt"
+
+    status = project.inv("deploy.status").stdout
+    rows = _task_rows(status)
+    assert len(rows) == 2 and all(rev == first[:12] for _, rev in rows), status
+    assert all(name.startswith("app.") and "@" in name for name, _ in rows), status
+    assert "rollback" in status and "deploy" in status, status
 
 
-@pytest.mark.parametrize("bad", [releases.wrong_revision, releases.unhealthy], ids=["wrong-revision", "unhealthy"])
+def test_a_bad_release_through_the_task_stays_out_and_is_recorded(swarm_env):
+    project = swarm_env
+    good = project.head()
+    project.inv("deploy.test")
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+        releases.wrong_revision(project)
+        failed = project.inv("deploy.test", "--health-timeout", str(BAD_TIMEOUT), check=False)
+        load.wait(SETTLE)
+    assert failed.returncode != 0
+    assert "Traceback" not in failed.stderr, failed.stderr
+    assert f"still serving revision {good[:12]} on 2/2 tasks" in failed.stdout + failed.stderr, failed.stderr
+    _assert_only(load.report(), good, allowed={good})
+    status = project.inv("deploy.status").stdout
+    assert [rev for _, rev in _task_rows(status)] == [good[:12]] * 2, status
+    assert "failed" in status, "the history records the failed release"
+
+
+def test_a_backup_on_swarm_is_one_clear_line(swarm_env):
+    result = swarm_env.inv("backup.create", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "backups are not supported on engine: swarm" in result.stderr, result.stderr
+
+
+# The wrong revision goes through the task above; an unhealthy one is driven here, directly.
+@pytest.mark.parametrize("bad", [releases.unhealthy], ids=["unhealthy"])
 def test_a_bad_release_stays_out_and_the_previous_one_serves_every_task(app, bad):
     good = app.project.head()
     rollout(app.target, app.release(good), timeout=120)

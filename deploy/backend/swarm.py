@@ -1,0 +1,261 @@
+"""A Swarm cluster through its manager: the same compose file, deployed as a stack with the gated rollout of
+``deploy.swarm`` (image to every node, start-first behind the revision gate, every task proven, rolled back when a
+task never proves itself).
+
+The manager is this machine's engine (no ``host``) or a host reached over the same verified SSH connection as
+``SshComposeBackend``. The image is built on the manager and sent to the other nodes (``swarm_nodes``). The
+stack file is planned from the compose file at each rollout and kept, per revision, in the state directory, so a
+rollback redeploys every service of the stack exactly as that release ran, from the kept image.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import sys
+import time
+
+from invoke import Context
+
+from .. import images
+from ..commands import swarm as swarm_cmd
+from ..config import Settings
+from ..containers import Container
+from ..errors import PreflightFailed, RolloutFailed, UsageError
+from ..history import Record
+from ..kept import Kept
+from ..preflight import Item
+from ..remote import connect, release
+from ..restart import Plan
+from ..revision import Revision
+from ..rollout import Outcome
+from ..session import Session
+from ..state import Snapshot
+from ..swarm import rollout as swarm_rollout
+from ..swarm import stackfile
+from ..swarm.distribute import NodeEngine, missing_on
+from ..swarm.stackfile import REVISION_LABEL
+from ..swarm.state import UPDATE_FAILED, StackState, Task, image_on, read_nodes, read_stack
+from ..target import LocalTarget
+from .base import Backend, Check
+
+UNSUPPORTED = ("backups",)
+MIN_HEALTH_START = 60.0  # seconds a new task may take to pass its first check before its failures count
+
+
+class SwarmBackend(Backend):
+    name = "swarm"
+
+    def __init__(self, session: Session):
+        super().__init__(session)
+        # On a manager over SSH the files a build needs are shipped there first, as for compose over SSH.
+        self.ships_release = session.settings.is_remote
+        self._rolling_back = False
+
+    @classmethod
+    def open(cls, c: Context, settings: Settings, local: LocalTarget) -> Session:
+        if not settings.is_remote:
+            return cls(Session(settings, local, local)).session
+        target = connect(c, settings, say=lambda text: print(text, file=sys.stderr, flush=True))
+        target.cwd = release.current_release_dir(target, settings)
+        return cls(Session(settings, local, target)).session
+
+    # --- the pieces every step needs -------------------------------------------------------------------------
+
+    @property
+    def stack(self) -> str:
+        return self.session.settings.project
+
+    @property
+    def nodes(self) -> list[NodeEngine]:
+        return [node_engine(address) for address in self.session.settings.swarm_nodes]
+
+    def release_of(self, image: str, revision: str) -> swarm_rollout.SwarmRelease:
+        settings = self.session.settings
+        return swarm_rollout.SwarmRelease(
+            stack=self.stack, stack_file=self.stack_file(revision), image=image, revision=revision,
+            replicas=settings.replicas, app_service=settings.app_service, proxy_service=settings.proxy_service,
+            app_port=settings.app_port, health_path=settings.health_path)
+
+    def stack_file(self, revision: str) -> str:
+        return posixpath.join(self.session.state_dir, "swarm", f"{self.stack}-{Revision.of(revision).tag}.yml")
+
+    def write_stack_file(self, image: str, revision: str, *, timeout: float | None = None) -> list[str]:
+        """Plan the stack file of this release from the compose file (as compose would run it) and write it,
+        with the proxy's config beside it; returns what the plan left out or replaced."""
+        session, settings = self.session, self.session.settings
+        directory = posixpath.dirname(self.stack_file(revision))
+        plan = stackfile.StackPlan(
+            stack=self.stack, image=image, revision=revision, public_port=settings.public_port,
+            proxy_image=settings.proxy_image, proxy_config_file=posixpath.join(directory, f"{self.stack}-proxy.conf"),
+            app_service=settings.app_service, proxy_service=settings.proxy_service, replicas=settings.replicas,
+            app_port=settings.app_port, health_path=settings.health_path,
+            health_interval=max(1.0, settings.health_interval),
+            health_start_period=max(MIN_HEALTH_START, timeout or settings.health_timeout))
+        model = session.target.probe([*session.stack.compose(image).config(quiet=False), "--format", "json"],
+                                     check=True)
+        try:
+            stack, notes = stackfile.render(json.loads(model.stdout or "{}"), plan)
+        except ValueError as exc:
+            raise PreflightFailed(f"[{session.where}] {settings.compose_file} cannot run as a stack: {exc}",
+                                  hint="the app service must be in the compose file (deploy.app_service)") from None
+        session.target.run(["mkdir", "-p", directory])
+        session.target.write_text(plan.proxy_config_file, stackfile.proxy_conf(plan))
+        session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack))
+        return notes
+
+    # --- the interface ---------------------------------------------------------------------------------------
+
+    def require(self, feature: str) -> None:
+        # A task's volume lives on whichever node runs it: the one-host backup does not apply.
+        if feature in UNSUPPORTED:
+            raise UsageError(f"{feature} are not supported on engine: swarm (environment "
+                             f"{self.session.settings.env})",
+                             hint="back up the app's volumes on the node that runs it; see docs/swarm.md")
+
+    def prepare_release(self, revision: Revision) -> None:
+        release.prepare_release(self.session, revision)
+
+    def prepare_rollback(self, record: Record, kept: Kept | None = None) -> None:
+        # Stack-wide: the kept release's stack file is planned again and deployed with its image, nothing built.
+        self._rolling_back = True
+        if self.session.settings.is_remote:
+            release.use_shipped_release(self.session, record)
+
+    def preflight(self, image: str) -> list[Check]:
+        return [self._manager_check, lambda: self._image_check(image)]
+
+    def _manager_check(self) -> Item:
+        target = self.session.target
+        if target.dry:
+            return Item("swarm manager", True, "not checked in a dry run")
+        cluster = swarm_rollout.preflight(target, self.release_of("", "0" * 40), self.nodes)
+        ready = sum(1 for n in cluster if n.schedulable)
+        return Item("swarm manager", True, f"{ready}/{len(cluster)} node(s) ready and active, "
+                                           f"room for {self.session.settings.replicas} replicas + 1 while updating")
+
+    def _image_check(self, image: str) -> Item:
+        target, nodes = self.session.target, self.nodes
+        if target.dry or image_on(target, image) is None:
+            return Item("image on every node", True, f"built on the manager, then sent to {len(nodes)} other node(s)")
+        missing = missing_on(target, image, nodes)
+        if missing and self._rolling_back:
+            return Item("image on every node", False, f"{image} is gone from {', '.join(missing)}: deploy the "
+                                                      "revision again (it is rebuilt) instead of rolling back")
+        sent = f", sent to {', '.join(missing)} at the rollout" if missing else ""
+        return Item("image on every node", True, f"{image} on the manager and {len(nodes) - len(missing)}/"
+                                                 f"{len(nodes)} other node(s){sent}")
+
+    def snapshot(self, *, upstream: bool = True) -> Snapshot:
+        """The stack's tasks as the core reads containers: one per task, named ``<service>.<slot>@<node>``. With
+        ``upstream``, every running app task is asked which revision it serves (its own address); without, a
+        task's revision is the one its service was deployed with."""
+        settings, target = self.session.settings, self.session.target
+        state = read_stack(target, self.stack)
+        if not state.services:
+            return Snapshot(settings.app_service, settings.proxy_service, ())
+        hostnames = {n.id: n.hostname for n in read_nodes(target)}
+        proven: dict[str, str | None] = {}
+        if upstream and state.running_tasks(settings.proxy_service):
+            release_like = self.release_of("", "")
+            for proof in swarm_rollout.prove_tasks(target, release_like, state, hostnames, None):
+                proven[proof.task_id] = proof.verdict.revision
+        containers = [task_container(short, task, state, hostnames, proven)
+                      for short in (settings.app_service, settings.proxy_service)
+                      for task in sorted(state.live_tasks(short), key=lambda t: (t.slot or 0, t.timestamp))]
+        return Snapshot(settings.app_service, settings.proxy_service, tuple(containers))
+
+    def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
+        session = self.session
+        seconds = timeout or session.settings.health_timeout
+        for note in self.write_stack_file(image, revision, timeout=seconds):
+            session.ui.note(note)
+        before = read_stack(session.target, self.stack).service(session.settings.app_service)
+        kept = self.release_of(image, revision)
+        # The health timeout bounds the whole wait: convergence of every task and the proof of each.
+        run = swarm_rollout.rollback if self._rolling_back else swarm_rollout.rollout
+        report = run(session.target, kept, nodes=self.nodes, timeout=seconds)
+        proofs = report.proofs
+        first = proofs[0] if proofs else None
+        served = None if first is None else _container(session.settings.app_service, first.task_id,
+                                                       f"{self.stack}_{session.settings.app_service}",
+                                                       image, revision)
+        previous = None if before is None else _container(
+            session.settings.app_service, before.id, before.name, before.image, before.labels.get(REVISION_LABEL))
+        proof = f"every replica's own health answer ({len(proofs)}/{len(proofs)} tasks)" if proofs else ""
+        return Outcome(served, previous, first_deploy=before is None, proof=proof)
+
+    def restart(self, plan: Plan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
+        """A forced rolling update of the stack's services (``docker service update --force``): Swarm replaces
+        each task, start-first behind the revision gate for the app; then every app task is proven again."""
+        session = self.session
+        state = read_stack(session.target, self.stack)
+        names = restarted(plan, session.settings.app_service, list(state.services))
+        for short in names:
+            service = state.services[short]
+            session.ui.note(f"rolling {service.name} (docker service update --force)")
+            session.target.run(swarm_cmd.service_update_image(service.name, service.image, force=True))
+        if session.target.dry:
+            return None
+        deadline = time.monotonic() + max(timeout or session.settings.health_timeout, MIN_HEALTH_START) * 2
+        for short in names:
+            self._replaced(short, {t.id for t in state.live_tasks(short)}, deadline)
+        rows = swarm_rollout.status(session.target, self.stack, self.release_of(image, revision))
+        bad = [r for r in rows if not r.verdict.ok or r.verdict.revision not in (None, revision)]
+        if bad:
+            raise RolloutFailed("; ".join(r.describe() for r in bad),
+                                hint=f"`docker service ps {self.stack}_{session.settings.app_service}` says why")
+        return Outcome(None, None, first_deploy=False, proof=f"every replica's own health answer ({len(rows)} tasks)")
+
+    def _replaced(self, short: str, old: set[str], deadline: float) -> None:
+        """Wait until every task of ``short`` that runs is a new one (none of ``old`` is still wanted)."""
+        while True:
+            state = read_stack(self.session.target, self.stack)
+            service, live = state.service(short), state.live_tasks(short)
+            if service is not None and service.update_state in UPDATE_FAILED:
+                raise RolloutFailed(f"{service.name}: Swarm stopped the restart ({service.update_state}: "
+                                    f"{service.update_message})", hint=f"`docker service ps {service.name}` says why")
+            if live and all(t.running and t.id not in old for t in live):
+                return
+            if time.monotonic() > deadline:
+                raise RolloutFailed(f"{self.stack}_{short} was not restarted in time",
+                                    hint=f"`docker service ps {self.stack}_{short}` says why")
+            time.sleep(0.5)
+
+    def prune_images(self, keep: set[str]) -> list[str]:
+        session = self.session
+        return images.prune(session.target, session.settings, keep) if not session.target.dry else []
+
+
+def restarted(plan: Plan, app: str, services: list[str]) -> list[str]:
+    """Pure: the stack's services a restart ``plan`` updates, in the stack's order."""
+    if plan.hard:
+        wanted = set(plan.services or services)
+    else:
+        wanted = set(plan.one_by_one) | ({app} if plan.roll else set())
+    return [name for name in services if name in wanted]
+
+
+def node_engine(address: str) -> NodeEngine:
+    """One entry of ``swarm_nodes`` (a DOCKER_HOST, ``ssh://deploy@worker-1``) as the manager reaches it."""
+    hostname = address.split("://", 1)[-1].rsplit("@", 1)[-1].split(":", 1)[0] or address
+    return NodeEngine(hostname, ("docker", "--host", address))
+
+
+def task_container(short: str, task: Task, state: StackState, hostnames: dict[str, str],
+                   proven: dict[str, str | None]) -> Container:
+    """Pure: one task as the core shows a container: where it runs in its name, the revision it reported (or
+    the one its service was deployed with when it was not asked)."""
+    service = state.service(short)
+    deployed = service.labels.get(REVISION_LABEL) if service and service.image == task.image else None
+    revision = proven[task.id] if task.id in proven else deployed
+    node = hostnames.get(task.node_id, task.node_id[:12] or "unassigned")
+    state_name = "running" if task.running else task.state
+    return Container(id=task.container_id or task.id, name=f"{short}.{task.slot or task.id[:12]}@{node}",
+                     service=short, image=task.image, revision=revision, state=state_name, health=None,
+                     started_at=task.timestamp, number=task.slot or 0, addresses=tuple(task.addresses.values()))
+
+
+def _container(service: str, ident: str, name: str, image: str, revision: str | None) -> Container:
+    return Container(id=ident, name=name, service=service, image=image, revision=revision, state="running",
+                     health=None, started_at="", number=0, addresses=())
