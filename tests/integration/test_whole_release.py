@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from tests.integration.test_backup import add_quotes, quotes
-from tests.integration.test_remote import configure_prod, sshd  # noqa: F401 - sshd is a fixture
+from tests.integration.test_remote import configure_prod
 
 pytestmark = pytest.mark.integration
 
