@@ -31,7 +31,7 @@ def pre_switch(session: Session, image: str) -> None:
     for index, command in enumerate(commands):
         name = hook_name("pre_switch", index, len(commands))
         session.ui.note(f"{name}: {display(command)}")
-        result = target.run(compose.run(settings.app_service, command), check=False, stream=True)
+        result = target.run(compose.run(settings.app_service, command), check=False, watched=True)
         if not result.ok:
             raise HookFailed(name, command, result.exit_status, output_tail(result, command),
                              hint="the release was abandoned before any traffic moved: what served before still "
@@ -47,7 +47,7 @@ def post_deploy(session: Session, facts: dict[str, str]) -> None:
         name = hook_name("post_deploy", index, len(commands))
         argv = hooks_cmd.post_deploy(sys.executable, settings.hooks.post_deploy_timeout, facts, command)
         try:
-            result = session.local.run(argv, check=False, stream=True)
+            result = session.local.run(argv, check=False, watched=True)
         except KeyboardInterrupt:
             session.ui.line(f"warning: {name} `{display(command)}` was interrupted; the remaining post_deploy "
                             "commands were not run")

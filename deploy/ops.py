@@ -83,7 +83,7 @@ def exec_command(session: Session, command: Sequence[str], *, interactive: bool)
     argv = session.stack.compose(serving.image).run(settings.app_service, command, tty=interactive)
     if interactive:
         return session.target.interact(argv)
-    return session.target.run(argv, check=False, stream=True).exit_status
+    return session.target.run(argv, check=False, watched=True).exit_status
 
 
 def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> str:

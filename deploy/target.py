@@ -66,9 +66,10 @@ class Target(Protocol):
     def say(self, text: str) -> None: ...
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None, shown: str | None = None) -> Result:
-        """Change something. ``stream``: output worth watching (a build); ``shown``: how the command is echoed
-        (a constant script by name) where not its full text."""
+            timeout: float | None = None, shown: str | None = None, watched: bool = False) -> Result:
+        """Change something. ``stream``: output worth watching (a build), shown when verbose; ``watched``: output
+        that is what the user asked for (``deploy.exec``, hooks), always shown; ``shown``: how the command is
+        echoed (a constant script by name) where not its full text."""
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result: ...
 
@@ -117,18 +118,20 @@ class _Base:
         print(text, file=self._out, flush=True)
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None, shown: str | None = None) -> Result:
+            timeout: float | None = None, shown: str | None = None, watched: bool = False) -> Result:
         argv = tuple(str(a) for a in argv)
+        stream = stream or watched
         if self.dry:
             self.say(f"[dry-run] [{self.name}] {display(argv)}")
             return Result(argv, 0, "", "")
         line = f"[{self.name}] $ {shown or display(argv)}"
         if self.echo:
             self.say(line)
-        tail = _Tail() if stream and not self.echo else None  # kept for the failure report, not shown
+        # Kept for the failure report, not shown: a quiet run's build log.
+        tail = _Tail() if stream and not (self.echo or watched) else None
         result = self._exec(argv, check=False, stream=stream, timeout=timeout, tail=tail)
         if check and not result.ok:
-            self._report_failure(line, result, streamed=stream, tail=tail)
+            self._report_failure(line, result, streamed=stream and tail is None, tail=tail)
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
 
@@ -152,7 +155,7 @@ class _Base:
         """A failed change: the command (unless echoed already) and the end of its output (unless shown)."""
         if not self.echo:
             self.say(f"{line}  (failed, exit {result.exit_status})")
-        elif streamed:
+        if streamed:
             return  # its output went by as it ran
         output = tail.text() if tail is not None else (result.stderr or result.stdout)
         lines = [text for text in clean(output, result.argv).splitlines() if text.strip()]

@@ -124,7 +124,7 @@ class FakeTarget:
 
     # -- the Target interface ------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None, shown: str | None = None) -> Result:
+            timeout: float | None = None, shown: str | None = None, watched: bool = False) -> Result:
         argv = tuple(str(a) for a in argv)
         self.runs.append(argv)
         if self.dry:

@@ -317,11 +317,11 @@ class ExecTarget(FakeTarget):
         self.status = status
         self.interactive: list[tuple[str, ...]] = []
 
-    def run(self, argv, *, check=True, stream=False, timeout=None):
+    def run(self, argv, **options):
         if "run" in argv:
             self.runs.append(tuple(argv))
             return Result(tuple(argv), self.status, "", "")
-        return super().run(argv, check=check, stream=stream, timeout=timeout)
+        return super().run(argv, **options)
 
     def interact(self, argv):
         self.interactive.append(tuple(argv))
