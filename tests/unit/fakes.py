@@ -18,12 +18,20 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from deploy import config
 from deploy.commands import proxy as proxy_cmd
+from deploy.config import Settings
 from deploy.errors import CommandFailed
 from deploy.target import Result
 from tests.support.http import ScriptedServer
 
 PROJECT = "shop-test"
+
+
+def engine_settings(root) -> Settings:
+    """Settings for a stack on the modelled engine: fast polling and short waits, so failure paths end quickly."""
+    return config.load({"app_name": "shop", "health_interval": 0.05, "health_timeout": 1.5, "drain_seconds": 1,
+                        "environments": {"test": {"project": PROJECT, "public_port": 8001}}}, root=root)
 
 
 @dataclass

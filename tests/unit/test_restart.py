@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from deploy import config, envfile, history, restart, status
+from deploy import envfile, history, restart, status
 from deploy.commands import files
 from deploy.commands.compose import Compose
 from deploy.containers import parse_inspect
 from deploy.errors import NotDeployed, RolloutFailed, UsageError
 from deploy.state import Snapshot
 
-from .fakes import PROJECT, Engine, FakeTarget
+from .fakes import PROJECT, Engine, FakeTarget, engine_settings
 from .test_ops import _status
 from .test_rollout_branches import OLD, OLD_IMAGE, apps, serving_old, session_on
 
@@ -50,8 +50,7 @@ def engine():
 
 @pytest.fixture
 def settings(root):
-    return config.load({"app_name": "shop", "health_interval": 0.05, "health_timeout": 1.5, "drain_seconds": 1,
-                        "environments": {"test": {"project": PROJECT, "public_port": 8001}}}, root=root)
+    return engine_settings(root)
 
 
 @pytest.fixture

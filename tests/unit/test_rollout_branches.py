@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-from deploy import config
 from deploy.backend import ComposeBackend
 from deploy.errors import RollbackImpossible, RolloutFailed
 from deploy.rollback import rollback
@@ -20,7 +19,7 @@ from deploy.session import Session
 from deploy.stack import Stack
 from deploy.ui import Reporter
 
-from .fakes import PROJECT, Engine, FakeTarget
+from .fakes import PROJECT, Engine, FakeTarget, engine_settings
 
 OLD, NEW = "a" * 40, "b" * 40
 OLD_IMAGE, NEW_IMAGE = "shop:" + OLD[:12], "shop:" + NEW[:12]
@@ -35,8 +34,7 @@ def engine():
 
 @pytest.fixture
 def settings(root):
-    return config.load({"app_name": "shop", "health_interval": 0.05, "health_timeout": 1.5, "drain_seconds": 1,
-                        "environments": {"test": {"project": PROJECT, "public_port": 8001}}}, root=root)
+    return engine_settings(root)
 
 
 def serving_old(engine: Engine):
