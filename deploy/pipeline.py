@@ -75,8 +75,9 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout)
         entry["proof"] = result.proof
     with ui.step("prune"):
-        keep = {c.image for c in session.backend.snapshot().apps} | {image}
-        pruned = session.backend.prune_images(keep)
+        # The rollout retired every other app container, so only the new image is in use (and `docker image rm`
+        # refuses one a container still uses): no need to list the containers again.
+        pruned = session.backend.prune_images({image})
         ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else ""))
     if result.previous is not None:
         ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")

@@ -68,7 +68,7 @@ class Snapshot:
         return [c for c in self.apps if c.name != self.upstream]
 
 
-def read(target: Target, settings: Settings) -> Snapshot:
+def read(target: Target, settings: Settings, *, upstream: bool = True) -> Snapshot:
     listed = target.probe(docker.containers(settings.project, all_states=True), check=True)
     ids = parse_ids(listed.stdout)
     containers: list[Container] = []
@@ -79,7 +79,7 @@ def read(target: Target, settings: Settings) -> Snapshot:
             containers = parse_inspect(inspected.stdout)
     snapshot = Snapshot(settings.app_service, settings.proxy_service, tuple(containers))
     proxy = snapshot.proxy
-    if proxy is None:
+    if proxy is None or not upstream:
         return snapshot
     upstream = read_upstream(target, settings, proxy)
     return Snapshot(settings.app_service, settings.proxy_service, tuple(containers), upstream)

@@ -21,15 +21,16 @@ class ComposeBackend(Backend):
     def open(cls, c: Context, settings: Settings, local: LocalTarget) -> Session:
         return cls(Session(settings, local, local)).session
 
-    def preflight(self, image: str) -> list[Check]:
+    def preflight(self, image: str) -> list[list[Check]]:
         stack = self.session.stack
         return [
-            lambda: preflight.engine(stack),
-            lambda: preflight.compose(stack),
-            # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
-            lambda: adopt.prepare(self.session, image),
-            lambda: preflight.compose_file(stack, image),
-            *self.host_checks(),
+            [lambda: preflight.engine(stack), lambda: preflight.compose(stack)],
+            [
+                # Writes this release's compose override (or removes a stale one): the file check sees it.
+                preflight.in_order(lambda: adopt.prepare(self.session, image),
+                                   lambda: preflight.compose_file(stack, image)),
+                *self.host_checks(),
+            ],
         ]
 
     def host_checks(self) -> list[Check]:
