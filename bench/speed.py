@@ -57,7 +57,7 @@ from tests.support.load import Load, Report  # noqa: E402
 from tests.support.sshd import SshdHandle, running_sshd  # noqa: E402
 
 RUN_LIMIT = 600.0
-STEPS = ("preflight", "build", "verify.build", "rollout")
+STEPS = ("preflight", "build", "verify.build", "rollout", "prune")
 SUMMARY_RE = re.compile(r"^(?:deployed|planned) \S+ to \S+ on \S+ in [\d.]+s \((?P<steps>[^)]*)\)")
 STEP_RE = re.compile(r"(?P<name>[\w.]+) (?P<seconds>[\d.]+)s")
 

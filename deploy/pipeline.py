@@ -55,7 +55,7 @@ def deploy(session: Session, options: Options) -> None:
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
-        txn.timed = ["preflight", "backup", "build", "verify.build", "rollout"]
+        txn.timed = ["preflight", "backup", "build", "verify.build", "rollout", "prune"]
         txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 

@@ -19,9 +19,13 @@ import contextlib
 import io
 import os
 import re
+import select
 import shlex
 import shutil
 import sys
+import threading
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,12 +222,47 @@ class LocalTarget(_Base):
 
 
 class SshTarget(_Base):
-    """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it)."""
+    """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it).
+
+    Commands whose output is not streamed run one after another in one shell on the connection (``_Shell``), also
+    when several threads send them (the lock's heartbeat, preflight's checks): one waits for the other, which
+    costs less than a session each. A streamed command (a build) gets a session of its own through Fabric.
+    """
 
     def __init__(self, connection, cwd: str, *, echo: bool = True, out=None):
         super().__init__(connection, cwd, echo=echo, out=out)
         self.connection = connection
         self.name = f"{connection.user}@{connection.original_host}"
+        self._shell: _Shell | None = None
+        self._shell_free = threading.Lock()
+
+    def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
+        if stream:
+            return super()._exec(argv, check=check, stream=stream, timeout=timeout)
+        with self._shell_free:
+            result = self._in_shell(argv, timeout)
+        if check and not result.ok:
+            raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
+        return result
+
+    def _in_shell(self, argv: tuple[str, ...], timeout: float | None) -> Result:
+        try:
+            if self._shell is None:
+                self.connection.open()
+                self._shell = _Shell(self.connection.transport)
+            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout)
+        except _ShellLost as exc:
+            self._drop_shell()
+            return Result(argv, -1, "", str(exc))
+        except BaseException:
+            self._drop_shell()  # interrupted mid-command: closing the channel ends it, as Fabric's runner does
+            raise
+        return Result(argv, status, stdout, stderr)
+
+    def _drop_shell(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
 
     def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
         full = self._absolute(path)
@@ -294,7 +333,62 @@ class SshTarget(_Base):
             yield "127.0.0.1", local_port
 
     def close(self) -> None:
+        self._drop_shell()
         self.connection.close()
+
+
+class _ShellLost(Exception):
+    """The shell did not answer in time, or went away; the message says which."""
+
+
+class _Shell:
+    """One ``sh`` on one exec channel, running commands sent to its stdin one at a time.
+
+    Each SSH session starts the user's login shell, which on many hosts reads rc files (a version manager's init
+    alone can take a third of a second): paid once here instead of once per command. Each command runs in a
+    subshell with stdin from /dev/null (it cannot read the commands that follow, nor change the shell's
+    directory), then the shell prints a line with a marker unique to the command and its exit status on stdout,
+    and the marker alone on stderr: both streams are read up to those lines, so any output is carried whole.
+    """
+
+    WRAP = "( {line} ) </dev/null; printf '\\n%s %s\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
+    START_TIMEOUT = 30.0
+
+    def __init__(self, transport):
+        self.channel = transport.open_session()
+        self.channel.exec_command("exec sh")
+        # Whatever the login shell's rc files print comes before the first marker and is dropped with it.
+        self.run("true", self.START_TIMEOUT)
+
+    def run(self, line: str, timeout: float | None) -> tuple[int, str, str]:
+        marker = uuid.uuid4().hex  # hex only: safe in the shell text
+        self.channel.sendall(self.WRAP.format(line=line, marker=marker).encode())
+        return self._read(marker, timeout)
+
+    def _read(self, marker: str, timeout: float | None) -> tuple[int, str, str]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        out_end = re.compile(rb"\n" + marker.encode() + rb" (\d+)\n\Z")
+        err_end = b"\n" + marker.encode() + b"\n"
+        while True:
+            while self.channel.recv_ready():
+                out += self.channel.recv(CHUNK)
+            while self.channel.recv_stderr_ready():
+                err += self.channel.recv_stderr(CHUNK)
+            done = out_end.search(out[-80:])
+            if done and err.endswith(err_end):
+                stdout = out[: len(out) - len(done.group(0))]
+                return int(done.group(1)), stdout.decode(errors="replace"), err[: -len(err_end)].decode(errors="replace")
+            if self.channel.exit_status_ready() and not (self.channel.recv_ready() or self.channel.recv_stderr_ready()):
+                raise _ShellLost("the connection's shell ended before the command did")
+            if deadline is not None and time.monotonic() > deadline:
+                raise _ShellLost(f"no answer within {timeout:g}s; the command was stopped")
+            # Wakes on stdout at once; stderr alone (it does not wake the select) is looked at every 10 ms.
+            select.select([self.channel], [], [], 0.01)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.close()
 
 
 def write_new(local_path: str, mode: int, fill) -> None:
