@@ -35,6 +35,7 @@ import argparse
 import collections
 import os
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -50,7 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.commands import _checkout, shims  # noqa: E402
 from bench.rollout import REFERENCE_RUN_ARGS, SETTLE, build_argv, raw_floor, say  # noqa: E402
-from tests.conftest import Project, make_project, remove_project_resources, repo_files  # noqa: E402
+from tests.conftest import VENV_BIN, Project, make_project, remove_project_resources, repo_files  # noqa: E402
 from tests.integration.test_remote import configure_prod  # noqa: E402
 from tests.support import releases  # noqa: E402
 from tests.support.load import Load, Report  # noqa: E402
@@ -222,6 +223,7 @@ class Place:
     sshd: SshdHandle | None = None
     runs: list[Deploy] = field(default_factory=list)
     commands: collections.Counter = field(default_factory=collections.Counter)
+    list_time: tuple[float, float] | None = None  # `inv --list`: median wall, median CPU
 
     def inv(self, **env: str) -> subprocess.CompletedProcess:
         return self.project.inv(*self.deploy_args, timeout=RUN_LIMIT, **env)
@@ -353,6 +355,9 @@ def bench_app(app: App, where: str, versions: list[str], args, tmp: Path, shim_d
             if where == "local":
                 place.count_commands(shim_dir, tmp)
         floor_project = places[versions[-1]].project
+        if where == "local":
+            for place in places.values():
+                place.list_time = list_time(place.project)
         for number in range(args.runs):
             say(f"{app.name} {where}: floor run {number + 1}")
             floors.append(local_floor(floor_project, app) if where == "local"
@@ -365,6 +370,22 @@ def bench_app(app: App, where: str, versions: list[str], args, tmp: Path, shim_d
     return floors, places
 
 
+def list_time(project: Project, runs: int = 10) -> tuple[float, float]:
+    """`inv --list` in the project: (median wall, median CPU) seconds over ``runs``, after one run that writes
+    the bytecode cache. CPU time (user + sys) is what the wall time is on an idle machine."""
+    walls, cpus = [], []
+    argv = [str(VENV_BIN / "inv"), "--list"]
+    subprocess.run(argv, cwd=project.path, env=project.env(), capture_output=True, check=True)  # noqa: S603
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        subprocess.run(argv, cwd=project.path, env=project.env(), capture_output=True, check=True)  # noqa: S603
+        walls.append(time.monotonic() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -375,8 +396,7 @@ def floor_row(floors: list[Floor]) -> tuple[str, float]:
     return parts, median([f.total for f in floors])
 
 
-def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], before: str | None,
-          rate: float) -> list[str]:
+def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], rate: float) -> list[str]:
     parts, floor = floor_row(floors)
     command = "inv deploy.test" if where == "local" else "inv deploy.prod --host prod --skip-backup"
     what = ("cached `docker build` + `docker run` + first healthy answer" if where == "local"
@@ -404,9 +424,12 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], b
         steps = {s: median([d.steps.get(s, 0.0) for d in place.runs]) for s in STEPS}
         accounted = sum(steps.values())
         wall = median([d.wall for d in place.runs])
+        listed = (f"; `inv --list` {place.list_time[0]:.2f} s wall, {place.list_time[1]:.2f} s CPU"
+                  if place.list_time else "")
         lines.append(f"- {'before' if version != 'WORKTREE' else 'after'}: "
                      + ", ".join(f"{s} {v:.2f}" for s, v in steps.items())
-                     + f"; outside the steps (start-up, lock, release, history, exit) {wall - accounted:.2f}")
+                     + f"; outside the steps (start-up, lock, release, history, exit) {wall - accounted:.2f}"
+                     + listed)
     return lines + [""]
 
 
@@ -435,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
             for app in apps:
                 for where in places:
                     floors, done = bench_app(app, where, versions, args, tmp, shim_dir, sshd)
-                    out += table(app, where, floors, done, args.before, args.rate)
+                    out += table(app, where, floors, done, args.rate)
     print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else ""))
     print("\n".join(out))
     return 0
