@@ -225,9 +225,12 @@ class SshTarget(_Base):
     """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it).
 
     Commands whose output is not streamed run one after another in one shell on the connection (``_Shell``), also
-    when several threads send them (the lock's heartbeat, preflight's checks): one waits for the other, which
-    costs less than a session each. A streamed command (a build) gets a session of its own through Fabric.
+    when several threads send them (preflight's checks): one waits for the other, which costs less than a session
+    each. A command that would wait longer than ``SHELL_WAIT`` (the lock's heartbeat during a long drain must not
+    wait for it), and a streamed one (a build), gets a session of its own through Fabric.
     """
+
+    SHELL_WAIT = 1.0
 
     def __init__(self, connection, cwd: str, *, echo: bool = True, out=None):
         super().__init__(connection, cwd, echo=echo, out=out)
@@ -237,10 +240,12 @@ class SshTarget(_Base):
         self._shell_free = threading.Lock()
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
-        if stream:
+        if stream or not self._shell_free.acquire(timeout=self.SHELL_WAIT):
             return super()._exec(argv, check=check, stream=stream, timeout=timeout)
-        with self._shell_free:
+        try:
             result = self._in_shell(argv, timeout)
+        finally:
+            self._shell_free.release()
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result

@@ -77,3 +77,19 @@ def test_many_commands_and_threads_share_one_session(target, sshd):
         thread.join()
     assert sorted(results) == sorted([f"{n}\n" for n in range(10)] * 3)
     assert sessions(sshd) == opened, "no command opened a session of its own"
+
+
+def test_a_command_does_not_wait_behind_a_long_one_it_takes_a_session_of_its_own(target, sshd):
+    # The lock's heartbeat must beat while a drain of many seconds holds the shell.
+    target.probe(["true"])
+    opened = sessions(sshd)
+    release = target.cwd + "/release"
+    long_one = threading.Thread(target=target.probe, args=(["sh", "-c", f"until [ -e {release} ]; do sleep 0.05; done"],))
+    long_one.start()
+    try:
+        assert target.probe(["echo", "beat"]).stdout == "beat\n"
+        assert long_one.is_alive(), "answered while the long command still held the shell"
+    finally:
+        target.probe(["touch", release])
+        long_one.join()
+    assert sessions(sshd) >= opened + 1
