@@ -15,6 +15,7 @@ never SFTP, because hardened hosts often run sshd without an SFTP subsystem.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -224,10 +225,10 @@ class LocalTarget(_Base):
 class SshTarget(_Base):
     """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it).
 
-    Commands whose output is not streamed run one after another in one shell on the connection (``_Shell``), also
-    when several threads send them (preflight's checks): one waits for the other, which costs less than a session
-    each. A command that would wait longer than ``SHELL_WAIT`` (the lock's heartbeat during a long drain must not
-    wait for it), and a streamed one (a build), gets a session of its own through Fabric.
+    Commands run one after another in one shell on the connection (``_Shell``), a streamed one (a build) with its
+    output shown as it arrives, also when several threads send them (preflight's checks): one waits for the other,
+    which costs less than a session each. A command that would wait longer than ``SHELL_WAIT`` (the lock's
+    heartbeat during a build or a long drain must not wait for it) gets a session of its own through Fabric.
     """
 
     SHELL_WAIT = 1.0
@@ -240,22 +241,26 @@ class SshTarget(_Base):
         self._shell_free = threading.Lock()
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None) -> Result:
-        if stream or not self._shell_free.acquire(timeout=self.SHELL_WAIT):
+        if not self._shell_free.acquire(timeout=self.SHELL_WAIT):
             return super()._exec(argv, check=check, stream=stream, timeout=timeout)
+        streams = _masking_streams(argv) if stream else {}
         try:
-            result = self._in_shell(argv, timeout)
+            shown = (streams.get("out_stream", sys.stdout), streams.get("err_stream", sys.stderr)) if stream else None
+            result = self._in_shell(argv, timeout, shown)
         finally:
             self._shell_free.release()
+            for masked in streams.values():
+                masked.close()
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
 
-    def _in_shell(self, argv: tuple[str, ...], timeout: float | None) -> Result:
+    def _in_shell(self, argv: tuple[str, ...], timeout: float | None, shown: tuple | None) -> Result:
         try:
             if self._shell is None:
                 self.connection.open()
                 self._shell = _Shell(self.connection.transport)
-            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout)
+            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown)
         except _ShellLost as exc:
             self._drop_shell()
             return Result(argv, -1, "", str(exc))
@@ -365,16 +370,19 @@ class _Shell:
         # Whatever the login shell's rc files print comes before the first marker and is dropped with it.
         self.run("true", self.START_TIMEOUT)
 
-    def run(self, line: str, timeout: float | None) -> tuple[int, str, str]:
+    def run(self, line: str, timeout: float | None, shown: tuple | None = None) -> tuple[int, str, str]:
+        """Run one command line; ``shown`` = (stdout sink, stderr sink) to show its output as it arrives."""
         marker = uuid.uuid4().hex  # hex only: safe in the shell text
         self.channel.sendall(self.WRAP.format(line=line, marker=marker).encode())
-        return self._read(marker, timeout)
+        return self._read(marker, timeout, shown or (None, None))
 
-    def _read(self, marker: str, timeout: float | None) -> tuple[int, str, str]:
+    def _read(self, marker: str, timeout: float | None, shown: tuple) -> tuple[int, str, str]:
         deadline = None if timeout is None else time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         out_end = re.compile(rb"\n" + marker.encode() + rb" (\d+)\n\Z")
         err_end = b"\n" + marker.encode() + b"\n"
+        # What may be the start of a marker line is held back from the screen until the next bytes tell.
+        show_out, show_err = (_Shown(sink, hold=len(marker) + 8) for sink in shown)
         while True:
             while self.channel.recv_ready():
                 out += self.channel.recv(CHUNK)
@@ -382,8 +390,12 @@ class _Shell:
                 err += self.channel.recv_stderr(CHUNK)
             done = out_end.search(out[-80:])
             if done and err.endswith(err_end):
-                stdout = out[: len(out) - len(done.group(0))]
-                return int(done.group(1)), stdout.decode(errors="replace"), err[: -len(err_end)].decode(errors="replace")
+                stdout, stderr = out[: len(out) - len(done.group(0))], err[: -len(err_end)]
+                show_out.finish(stdout)
+                show_err.finish(stderr)
+                return int(done.group(1)), stdout.decode(errors="replace"), stderr.decode(errors="replace")
+            show_out.feed(out)
+            show_err.feed(err)
             if self.channel.exit_status_ready() and not (self.channel.recv_ready() or self.channel.recv_stderr_ready()):
                 raise _ShellLost("the connection's shell ended before the command did")
             if deadline is not None and time.monotonic() > deadline:
@@ -394,6 +406,30 @@ class _Shell:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.channel.close()
+
+
+class _Shown:
+    """Passes a command's output on to ``sink`` as it arrives, all but the last ``hold`` bytes until it ends."""
+
+    def __init__(self, sink, *, hold: int):
+        self.sink, self.hold, self.sent = sink, hold, 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytearray) -> None:
+        upto = len(data) - self.hold
+        if self.sink is not None and upto > self.sent:
+            self._write(data[self.sent:upto])
+            self.sent = upto
+
+    def finish(self, data: bytearray) -> None:
+        if self.sink is not None:
+            self._write(data[self.sent:], final=True)
+
+    def _write(self, chunk: bytearray, final: bool = False) -> None:
+        text = self.decoder.decode(bytes(chunk), final=final)
+        if text:
+            self.sink.write(text)
+            self.sink.flush()
 
 
 def write_new(local_path: str, mode: int, fill) -> None:

@@ -93,3 +93,15 @@ def test_a_command_does_not_wait_behind_a_long_one_it_takes_a_session_of_its_own
         target.probe(["touch", release])
         long_one.join()
     assert sessions(sshd) >= opened + 1
+
+
+def test_a_streamed_command_is_shown_as_it_runs_with_credentials_masked(target, sshd, capsys):
+    target.probe(["true"])
+    opened = sessions(sshd)
+    done = target.run(["sh", "-c", 'echo "step 1/2 $1"; echo "warning: $1" >&2; printf "done"', "sh",
+                       "postgresql://app:S3CRET-VALUE@db/app"], stream=True)
+    shown = capsys.readouterr()
+    assert shown.out == "step 1/2 postgresql://app:***@db/app\ndone"
+    assert shown.err == "warning: postgresql://app:***@db/app\n"
+    assert done.stdout.startswith("step 1/2 postgresql://app:S3CRET-VALUE@db/app"), "the result keeps what ran"
+    assert sessions(sshd) == opened, "a build runs in the same shell"
