@@ -59,7 +59,7 @@ def deploy(session: Session, options: Options) -> None:
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
-        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout"]
+        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout", "prune"]
         txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 
@@ -67,7 +67,8 @@ def prune(session: Session, image: str, release_id: str) -> None:
     """Images and kept release files past keep_images and keep_releases, sparing what a rollback to the release
     before this one needs (deploy.releases.needed)."""
     ui, settings = session.ui, session.settings
-    snapshot = session.backend.snapshot()
+    # The rollout retired every other app container: the newest running one serves, no upstream read needed.
+    snapshot = session.backend.snapshot(upstream=False)
     serving = snapshot.serving.revision if snapshot.serving else None
     need = releases.needed(history.recent(session.target, session.state_dir, releases.HISTORY_LINES), serving)
     pruned = session.backend.prune_images({c.image for c in snapshot.apps} | {image} | need.images)

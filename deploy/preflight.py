@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .commands import compose as compose_cmd
 from .commands import docker, files
 from .config import Settings
 from .errors import DeployError, PreflightFailed
@@ -34,9 +34,9 @@ def parse_df_free_mb(stdout: str) -> int | None:
 
 
 def engine(stack: Stack) -> Item:
-    result = stack.target.probe(docker.info(), timeout=30)
+    result = stack.target.probe(docker.server_version(), timeout=30)
     if not result.ok:
-        return Item("docker engine", False, f"`docker info` failed on {stack.target.name}: "
+        return Item("docker engine", False, f"`docker version` failed on {stack.target.name}: "
                     f"{(result.stderr.strip().splitlines() or ['no output'])[-1][:160]}")
     return Item("docker engine", True, f"server {result.stdout.strip()}")
 
@@ -46,8 +46,7 @@ def compose(stack: Stack) -> Item:
         binary = stack.binary
     except DeployError as exc:
         return Item("docker compose", False, str(exc))
-    version = stack.target.probe(compose_cmd.version(binary)).stdout.strip()
-    return Item("docker compose", True, f"{' '.join(binary)} {version}")
+    return Item("docker compose", True, f"{' '.join(binary)} {stack.compose_version}")
 
 
 def compose_file(stack: Stack, image: str) -> Item:
@@ -82,14 +81,28 @@ def public_port(settings: Settings, snapshot: Snapshot) -> Item:
     return Item("public port", True, f"{port} is free")
 
 
-def run(items: list[Callable[[], Item]], report: Callable[[Item], None]) -> list[Item]:
-    done = []
-    for make in items:
-        item = make()
-        report(item)
-        done.append(item)
-        if not item.ok and item.name in ("docker engine", "docker compose"):
-            break  # everything after needs these
+def in_order(*checks: Callable[[], Item]) -> Callable[[], list[Item]]:
+    """Checks that must run one after the other (one writes what the next reads), as one check of a stage."""
+    return lambda: [check() for check in checks]
+
+
+Check = Callable[[], "Item | list[Item]"]
+
+
+def run(stages: list[list[Check]], report: Callable[[Item], None]) -> list[Item]:
+    """Run the stages in order and the checks of a stage at once (each is its own command, and none changes
+    anything running); report the items in the order given and raise on the first failure. A failed stage ends
+    the run: the next one needs it (nothing is worth checking without an engine)."""
+    done: list[Item] = []
+    for stage in stages:
+        with ThreadPoolExecutor(max_workers=max(1, len(stage)), thread_name_prefix="preflight") as pool:
+            for future in [pool.submit(check) for check in stage]:
+                found = future.result()
+                for item in found if isinstance(found, list) else [found]:
+                    report(item)
+                    done.append(item)
+        if any(not item.ok for item in done):
+            break
     failed = [i for i in done if not i.ok]
     if failed:
         first = failed[0]

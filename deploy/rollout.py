@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
-
 from . import health, signals
 from .containers import Container
 from .errors import DeployError, HealthRejected, HealthTimeout, RolloutFailed
@@ -43,6 +41,7 @@ class Progress:
     proxy: Container | None
     new: Container | None = None
     switching: Container | None = None  # set before the switch command: it may have applied when interrupted
+    upstream: str | None = None  # what the proxy's upstream file names after the switch
     proof: str = ""
 
 
@@ -50,13 +49,11 @@ def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> l
     """GET each path; return one problem line per endpoint that does not answer 2xx/3xx."""
     problems = []
     for path in paths:
-        try:
-            response = requests.get(base_url + path, timeout=timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            problems.append(f"{path}: {type(exc).__name__}")
-            continue
-        if response.status_code >= 400:
-            problems.append(f"{path}: HTTP {response.status_code}")
+        answer = health.probe(base_url + path, timeout)
+        if answer.status is None:
+            problems.append(f"{path}: {answer.body}")
+        elif answer.status >= 400:
+            problems.append(f"{path}: HTTP {answer.status}")
     return problems
 
 
@@ -107,7 +104,7 @@ class Rollout:
         if self.target.dry:
             p.new = _planned(settings.project, settings.app_service, len(p.old) + 1)
             return
-        after = self.stack.snapshot(upstream=False)
+        after = self.stack.snapshot(upstream=False)  # the proxy's upstream is the same as before the start
         old_ids = {c.id for c in p.old}
         fresh = [c for c in after.apps if c.id not in old_ids]
         p.proxy = after.proxy
@@ -145,7 +142,7 @@ class Rollout:
         self.say(f"switching traffic to {p.new.name}")
         p.switching = p.new
         try:
-            self.stack.switch(p.proxy, p.new)
+            p.upstream = self.stack.switch(p.proxy, p.new)
         except DeployError as exc:
             # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.
             p.switching = None
@@ -158,7 +155,7 @@ class Rollout:
                        f"through port {settings.public_port}")
             return
         # Through the proxy, a label proves only the container its upstream names: it must be the new one.
-        witness = health.routed([p.new], self.stack.upstream(p.proxy))
+        witness = health.routed([p.new], p.upstream)
         try:
             with self.target.tunnel("127.0.0.1", settings.public_port) as (host, port):
                 base = f"http://{host}:{port}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Sequence
 
 from . import state
@@ -19,16 +19,18 @@ from .target import Target
 NO_ENV_FILE = "/dev/null"
 
 
-def detect_compose(target: Target, preference: str = "auto") -> tuple[str, ...]:
-    """The compose binary on the target: v2 plugin first, v1 ``docker-compose`` where users still have it."""
+def detect_compose(target: Target, preference: str = "auto") -> tuple[tuple[str, ...], str]:
+    """The compose binary on the target and what its ``version --short`` says: the v2 plugin first, v1
+    ``docker-compose`` where users still have it."""
     candidates = {
         "auto": [("docker", "compose"), ("docker-compose",)],
         "docker compose": [("docker", "compose")],
         "docker-compose": [("docker-compose",)],
     }[preference]
     for binary in candidates:
-        if target.probe(compose_cmd.version(binary)).ok:
-            return binary
+        found = target.probe(compose_cmd.version(binary))
+        if found.ok:
+            return binary, found.stdout.strip()
     raise PreflightFailed(
         f"[{target.name}] no docker compose found (tried {', '.join(' '.join(b) for b in candidates)})",
         hint="install the Compose v2 plugin (see docs/DEPLOYMENT-RUNBOOK.md) or set deploy.compose_command",
@@ -63,11 +65,24 @@ class Stack:
         # the kept compose file still resolve where the original's did.
         self.project_directory: str | None = None
         self.env_file: str | None = None  # None: the configured env file
+        self._detected: tuple[tuple[str, ...], str] | None = None
+        self._detecting = threading.Lock()  # preflight's checks run at once, and several need the binary
 
-    @functools.cached_property
+    @property
     def binary(self) -> tuple[str, ...]:
         """Detected once per task: every compose command of a deploy uses the same binary."""
-        return detect_compose(self.target, self.settings.compose_command)
+        return self._detect()[0]
+
+    @property
+    def compose_version(self) -> str:
+        """What the binary's ``version --short`` said when it was detected ("" if nothing)."""
+        return self._detect()[1]
+
+    def _detect(self) -> tuple[tuple[str, ...], str]:
+        with self._detecting:
+            if self._detected is None:
+                self._detected = detect_compose(self.target, self.settings.compose_command)
+            return self._detected
 
     def compose(self, image: str | None = None) -> Compose:
         variables = compose_variables(self.settings, image, env_file=self.env_file)
@@ -75,15 +90,16 @@ class Stack:
                        self.project_directory)
 
     def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
+        """What runs now; ``upstream=False`` leaves out the read of the proxy's upstream file, for a caller that
+        only looks for containers."""
         return state.read(self.target, self.settings, upstream=upstream)
 
-    def upstream(self, proxy: Container) -> str | None:
-        """What the proxy's upstream file names now: one probe, where a whole snapshot is not needed."""
-        return state.read_upstream(self.target, self.settings, proxy)
-
     # -- changes -----------------------------------------------------------------------------------------
-    def switch(self, proxy: Container, container: Container) -> None:
-        self.target.run(proxy_cmd.switch(proxy.id, self.settings.upstream_file, container.name, self.settings.app_port))
+    def switch(self, proxy: Container, container: Container) -> str | None:
+        """Point the proxy at ``container``; returns what its upstream file names afterwards."""
+        result = self.target.run(proxy_cmd.switch(proxy.id, self.settings.upstream_file, container.name,
+                                                  self.settings.app_port))
+        return state.parse_upstream(result.stdout)
 
     def reset_upstream(self, compose: Compose) -> None:
         """Rewrite the upstream through a one-off proxy container, for when no proxy runs to exec into."""

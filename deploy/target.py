@@ -19,15 +19,19 @@ never SFTP, because hardened hosts often run sshd without an SFTP subsystem.
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import io
 import os
 import re
+import select
 import shlex
 import shutil
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,10 +169,7 @@ class _Base:
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,
               tail: _Tail | None = None) -> Result:
         # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
-        if tail is not None:
-            streams = {"out_stream": tail.out, "err_stream": tail.err}
-        else:
-            streams = _masking_streams(argv) if stream else {}
+        streams = _output_streams(argv, stream, tail)
         marker = signals.mark()
         try:
             raw = self._raw_run(
@@ -268,12 +269,57 @@ class LocalTarget(_Base):
 
 
 class SshTarget(_Base):
-    """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it)."""
+    """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it).
+
+    Commands run one after another in one shell on the connection (``_Shell``), a streamed one (a build) with its
+    output shown as it arrives, also when several threads send them (preflight's checks): one waits for the other,
+    which costs less than a session each. A command that would wait longer than ``SHELL_WAIT`` (the lock's
+    heartbeat during a build or a long drain must not wait for it) gets a session of its own through Fabric.
+    """
+
+    SHELL_WAIT = 1.0
 
     def __init__(self, connection, cwd: str, *, echo: bool = True, out=None):
         super().__init__(connection, cwd, echo=echo, out=out)
         self.connection = connection
         self.name = f"{connection.user}@{connection.original_host}"
+        self._shell: _Shell | None = None
+        self._shell_free = threading.Lock()
+
+    def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,
+              tail: _Tail | None = None) -> Result:
+        if not self._shell_free.acquire(timeout=self.SHELL_WAIT):
+            return super()._exec(argv, check=check, stream=stream, timeout=timeout, tail=tail)
+        streams = _output_streams(argv, stream, tail)
+        try:
+            shown = (streams.get("out_stream", sys.stdout), streams.get("err_stream", sys.stderr)) if stream else None
+            result = self._in_shell(argv, timeout, shown)
+        finally:
+            self._shell_free.release()
+            for masked in streams.values():
+                masked.close()
+        if check and not result.ok:
+            raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
+        return result
+
+    def _in_shell(self, argv: tuple[str, ...], timeout: float | None, shown: tuple | None) -> Result:
+        try:
+            if self._shell is None:
+                self.connection.open()
+                self._shell = _Shell(self.connection.transport)
+            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown)
+        except _ShellLost as exc:
+            self._drop_shell()
+            return Result(argv, -1, "", str(exc))
+        except BaseException:
+            self._drop_shell()  # interrupted mid-command: closing the channel ends it, as Fabric's runner does
+            raise
+        return Result(argv, status, stdout, stderr)
+
+    def _drop_shell(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
 
     def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
         full = self._absolute(path)
@@ -344,7 +390,93 @@ class SshTarget(_Base):
             yield "127.0.0.1", local_port
 
     def close(self) -> None:
+        self._drop_shell()
         self.connection.close()
+
+
+class _ShellLost(Exception):
+    """The shell did not answer in time, or went away; the message says which."""
+
+
+class _Shell:
+    """One ``sh`` on one exec channel, running commands sent to its stdin one at a time.
+
+    Each SSH session starts the user's login shell, which on many hosts reads rc files (a version manager's init
+    alone can take a third of a second): paid once here instead of once per command. Each command runs in a
+    subshell with stdin from /dev/null (it cannot read the commands that follow, nor change the shell's
+    directory), then the shell prints a line with a marker unique to the command and its exit status on stdout,
+    and the marker alone on stderr: both streams are read up to those lines, so any output is carried whole.
+    """
+
+    WRAP = "( {line} ) </dev/null; printf '\\n%s %s\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
+    START_TIMEOUT = 30.0
+
+    def __init__(self, transport):
+        self.channel = transport.open_session()
+        self.channel.exec_command("exec sh")
+        # Whatever the login shell's rc files print comes before the first marker and is dropped with it.
+        self.run("true", self.START_TIMEOUT)
+
+    def run(self, line: str, timeout: float | None, shown: tuple | None = None) -> tuple[int, str, str]:
+        """Run one command line; ``shown`` = (stdout sink, stderr sink) to show its output as it arrives."""
+        marker = uuid.uuid4().hex  # hex only: safe in the shell text
+        self.channel.sendall(self.WRAP.format(line=line, marker=marker).encode())
+        return self._read(marker, timeout, shown or (None, None))
+
+    def _read(self, marker: str, timeout: float | None, shown: tuple) -> tuple[int, str, str]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        out_end = re.compile(rb"\n" + marker.encode() + rb" (\d+)\n\Z")
+        err_end = b"\n" + marker.encode() + b"\n"
+        # What may be the start of a marker line is held back from the screen until the next bytes tell.
+        show_out, show_err = (_Shown(sink, hold=len(marker) + 8) for sink in shown)
+        while True:
+            while self.channel.recv_ready():
+                out += self.channel.recv(CHUNK)
+            while self.channel.recv_stderr_ready():
+                err += self.channel.recv_stderr(CHUNK)
+            done = out_end.search(out[-80:])
+            if done and err.endswith(err_end):
+                stdout, stderr = out[: len(out) - len(done.group(0))], err[: -len(err_end)]
+                show_out.finish(stdout)
+                show_err.finish(stderr)
+                return int(done.group(1)), stdout.decode(errors="replace"), stderr.decode(errors="replace")
+            show_out.feed(out)
+            show_err.feed(err)
+            if self.channel.exit_status_ready() and not (self.channel.recv_ready() or self.channel.recv_stderr_ready()):
+                raise _ShellLost("the connection's shell ended before the command did")
+            if deadline is not None and time.monotonic() > deadline:
+                raise _ShellLost(f"no answer within {timeout:g}s; the command was stopped")
+            # Wakes on stdout at once; stderr alone (it does not wake the select) is looked at every 10 ms.
+            select.select([self.channel], [], [], 0.01)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.close()
+
+
+class _Shown:
+    """Passes a command's output on to ``sink`` as it arrives, all but the last ``hold`` bytes until it ends."""
+
+    def __init__(self, sink, *, hold: int):
+        self.sink, self.hold, self.sent = sink, hold, 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytearray) -> None:
+        upto = len(data) - self.hold
+        if self.sink is not None and upto > self.sent:
+            self._write(data[self.sent:upto])
+            self.sent = upto
+
+    def finish(self, data: bytearray) -> None:
+        if self.sink is not None:
+            self._write(data[self.sent:], final=True)
+
+    def _write(self, chunk: bytearray, final: bool = False) -> None:
+        text = self.decoder.decode(bytes(chunk), final=final)
+        if text:
+            self.sink.write(text)
+            self.sink.flush()
 
 
 def write_new(local_path: str, mode: int, fill) -> None:
@@ -359,6 +491,14 @@ def write_new(local_path: str, mode: int, fill) -> None:
         with contextlib.suppress(OSError):
             os.unlink(local_path)
         raise
+
+
+def _output_streams(argv: Sequence[str], stream: bool, tail: _Tail | None) -> dict:
+    """Where a command's output goes: into ``tail`` when it is kept for a failure report, else to the terminal
+    when streamed (credentials masked), else nowhere but the result."""
+    if tail is not None:
+        return {"out_stream": tail.out, "err_stream": tail.err}
+    return _masking_streams(argv) if stream else {}
 
 
 def _masking_streams(argv: Sequence[str]) -> dict:

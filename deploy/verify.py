@@ -12,10 +12,12 @@ import fnmatch
 import json
 import posixpath
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .commands import docker
+from .commands import verify as verify_cmd
 from .config import Settings
 from .errors import VerifyFailed
 from .redact import clean, display
@@ -40,6 +42,7 @@ USER_FIX = "add a `USER` line with a non-root uid to the Dockerfile, e.g. `USER 
 ENV_FIX = ("add .env and .env.* to .dockerignore, keep secrets out of the build context, and rotate the ones "
            "that were in the image")
 FIND_FIX = "the image needs `find` (findutils) for this check"
+CHECK_TIMEOUT = 120  # seconds for the checks' container(s); the check command may import a large app
 
 
 _ROUTES_RE = re.compile(r"(\d+)\s+routes?\b")
@@ -98,17 +101,40 @@ def check_no_env(exit_status: int, stdout: str) -> Check:
     return Check("no .env inside", True, "no .env file in the image")
 
 
+def _own_env_name(settings: Settings) -> str:
+    """The configured env_file's own name when ``.env`` and ``.env.*`` do not already cover it, else ""."""
+    own = posixpath.basename(settings.env_file) if settings.env_file else ""
+    return "" if not own or fnmatch.fnmatchcase(own, ".env") or fnmatch.fnmatchcase(own, ".env.*") else own
+
+
 def _env_file_names(settings: Settings) -> list[str]:
     """find(1) tests for env files: ``.env``, ``.env.*`` and the configured env_file's own name, whatever it is."""
-    names = [".env", ".env.*"]
-    if settings.env_file:
-        own = posixpath.basename(settings.env_file)
-        if not fnmatch.fnmatchcase(own, ".env") and not fnmatch.fnmatchcase(own, ".env.*"):
-            names.append(own)
+    names = [".env", ".env.*", *filter(None, [_own_env_name(settings)])]
     tests: list[str] = []
     for name in names:
         tests += [*(["-o"] if tests else []), "-name", name]
     return tests
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one check's command printed, and how it exited."""
+
+    exit_status: int
+    stdout: str
+
+
+def parse_sections(stdout: str, marker: str) -> dict[str, Ran] | None:
+    """The checks' answers in the output of ``verify_cmd.VERIFY_CHECKS``; None when the script never ran (the
+    image has no ``sh``). A section cut off (the container was stopped) counts as exit status -1."""
+    found = {}
+    pattern = re.compile(rf"^{re.escape(marker)} begin (\w+)\n(.*?)(?:\n{re.escape(marker)} end \1 (-?\d+)\n|\Z)",
+                         re.S | re.M)
+    for match in pattern.finditer(stdout):
+        found[match.group(1)] = Ran(int(match.group(3)) if match.group(3) else -1, match.group(2))
+    if not found:
+        return None
+    return {name: found.get(name, Ran(-1, "")) for name in verify_cmd.SECTIONS}
 
 
 def run_checks(target: Target, settings: Settings, image: str, revision: str) -> Iterator[Check]:
@@ -117,21 +143,40 @@ def run_checks(target: Target, settings: Settings, image: str, revision: str) ->
         yield Check("image exists", False, f"{image} not found on {target.name}; run `inv build` first", fix=BUILD_FIRST)
         return
     yield check_revision(json.loads(inspected.stdout or "null"), revision)
+    marker = uuid.uuid4().hex
+    ran = target.probe(verify_cmd.in_one_container(image, marker, settings.app_dir, _own_env_name(settings),
+                                                   settings.check_command), timeout=CHECK_TIMEOUT)
+    sections = parse_sections(ran.stdout, marker)
+    if sections is None:
+        sections = _one_container_each(target, settings, image)
+    yield from judge_sections(sections, settings, image)
 
-    def once(command: list[str], entrypoint: str, user: str | None = None):
-        return target.probe(docker.run_once(image, command, entrypoint=entrypoint, user=user), timeout=120)
 
-    app_dir = settings.app_dir
-    found = once([app_dir, "(", "-name", "*.pyc", "-o", "-name", "*.pyo", "-o", "-name", "__pycache__", ")",
-                  "-print"], "find")
-    yield check_bytecode(found.exit_status, found.stdout, app_dir)
+def _one_container_each(target: Target, settings: Settings, image: str) -> dict[str, Ran]:
+    """The checks for an image without ``sh``: a container per check (the image still needs find and id)."""
+    def once(command: list[str], entrypoint: str) -> Ran:
+        result = target.probe(docker.run_once(image, command, entrypoint=entrypoint), timeout=CHECK_TIMEOUT)
+        return Ran(result.exit_status, result.stdout)
+
     check = settings.check_command
-    ran = once(check[1:], check[0])
+    ran = target.probe(docker.run_once(image, check[1:], entrypoint=check[0]), timeout=CHECK_TIMEOUT)
+    return {
+        "bytecode": once([settings.app_dir, "(", "-name", "*.pyc", "-o", "-name", "*.pyo", "-o", "-name",
+                          "__pycache__", ")", "-print"], "find"),
+        "user": once(["-u"], "id"),
+        "env": once(["/", "-xdev", "(", *_env_file_names(settings), ")", "-not", "-name", ".env.example", "-print"],
+                    "find"),
+        "imports": Ran(ran.exit_status, ran.stdout + ran.stderr),
+    }
+
+
+def judge_sections(sections: dict[str, Ran], settings: Settings, image: str) -> Iterator[Check]:
+    check = settings.check_command
+    bytecode, imports, user, envs = (sections[name] for name in ("bytecode", "imports", "user", "env"))
+    yield check_bytecode(bytecode.exit_status, bytecode.stdout, settings.app_dir)
     rerun = display(docker.run_once(image, check[1:], entrypoint=check[0]))
-    yield check_imports(ran.exit_status, clean(ran.stdout + ran.stderr, check), rerun)
-    uid = once(["-u"], "id")
-    yield check_user(uid.exit_status, uid.stdout)
-    envs = once(["/", "-xdev", "(", *_env_file_names(settings), ")", "-not", "-name", ".env.example", "-print"], "find")
+    yield check_imports(imports.exit_status, clean(imports.stdout, check), rerun)
+    yield check_user(user.exit_status, user.stdout)
     yield check_no_env(envs.exit_status, envs.stdout)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import posixpath
 from typing import TYPE_CHECKING
 
-from ..commands import compose as compose_cmd
 from ..commands import files
 from ..config import Settings
 from ..errors import ComposeFileError, DeployError
@@ -49,9 +48,8 @@ def read_compose(target: Target, settings: Settings) -> str:
 
 
 def compose_version(stack: Stack) -> tuple[str, tuple[int, ...] | None]:
-    binary = stack.binary
-    shown = stack.target.probe(compose_cmd.version(binary)).stdout.strip()
-    return f"{' '.join(binary)} {shown or '(unknown version)'}", override.parse_version(shown)
+    shown = stack.compose_version
+    return f"{' '.join(stack.binary)} {shown or '(unknown version)'}", override.parse_version(shown)
 
 
 def prepare(session: Session, image: str) -> Item:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from invoke import Context
 
 from .. import preflight
@@ -18,7 +16,7 @@ from ..session import Session
 from ..state import Snapshot
 from ..target import LocalTarget
 
-Check = Callable[[], Item]
+Check = preflight.Check
 
 
 class Backend:
@@ -48,12 +46,13 @@ class Backend:
         """Make the files ``release`` ran with (``kept``: its compose file, override and env file, when they were
         kept) the ones compose runs from."""
 
-    def preflight(self, image: str) -> list[Check]:
-        """The checks that must pass before anything running changes."""
+    def preflight(self, image: str) -> list[list[Check]]:
+        """The checks that must pass before anything running changes, in stages: the checks of a stage run at
+        once, and a stage runs only when the ones before it passed."""
         raise NotImplementedError
 
     def run_preflight(self, image: str) -> list[Item]:
-        """``preflight``'s checks for ``image``, each reported as it completes; the first failure stops here."""
+        """``preflight``'s checks for ``image``, reported in order; the first failure stops here."""
         ui = self.session.ui
         return preflight.run(self.preflight(image), lambda item: ui.check(item.ok, item.name, item.detail))
 

@@ -31,14 +31,14 @@ class ComposeBackend(Backend):
         if found is not None:
             kept.use(self.session.stack, found)
 
-    def preflight(self, image: str) -> list[Check]:
+    def preflight(self, image: str) -> list[list[Check]]:
         stack = self.session.stack
         return [
-            lambda: preflight.engine(stack),
-            lambda: preflight.compose(stack),
-            self.compose_shape(image),
-            lambda: preflight.compose_file(stack, image),
-            *self.host_checks(),
+            [lambda: preflight.engine(stack), lambda: preflight.compose(stack)],
+            [
+                preflight.in_order(self.compose_shape(image), lambda: preflight.compose_file(stack, image)),
+                *self.host_checks(),
+            ],
         ]
 
     def compose_shape(self, image: str) -> Check:

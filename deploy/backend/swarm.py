@@ -122,8 +122,8 @@ class SwarmBackend(Backend):
         if self.session.settings.is_remote:
             release.use_shipped_release(self.session, record)
 
-    def preflight(self, image: str) -> list[Check]:
-        return [self._manager_check, lambda: self._image_check(image)]
+    def preflight(self, image: str) -> list[list[Check]]:
+        return [[self._manager_check], [lambda: self._image_check(image)]]
 
     def _manager_check(self) -> Item:
         target = self.session.target

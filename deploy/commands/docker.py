@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 REVISION_LABEL = "org.opencontainers.image.revision"
 
 
-def info() -> list[str]:
-    return ["docker", "info", "--format", "{{.ServerVersion}}"]
+def server_version() -> list[str]:
+    """Reaches the engine like `docker info`, without `info`'s walk over every CLI plugin (several times faster)."""
+    return ["docker", "version", "--format", "{{.Server.Version}}"]
 
 
 def build(*, image: str, revision: str, context: str, dockerfile: str, build_args: Mapping[str, str],

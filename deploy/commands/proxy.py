@@ -12,12 +12,14 @@ from .docker import exec_
 # rejected, and nginx's own words end the error line. `nginx -s reload` returns before the reload is done: for a
 # while the old workers still accept connections and send them to the old upstream, so stopping the old container
 # right away showed up as 502s under load. The script therefore returns once the workers that ran before the
-# reload have exited (at most 30 s).
+# reload have exited (at most 30 s). It prints the upstream file nginx accepted: the caller learns where traffic
+# goes now without another exec into the proxy.
 SWITCH_UPSTREAM = (
     'f="$1"; printf "server %s:%s;\\n" "$2" "$3" > "$f.next" || exit 1; '
     'cp -f "$f" "$f.prev" 2>/dev/null; mv -f "$f.next" "$f"; '
     'n=0; until out="$(nginx -t -q 2>&1)"; do n=$((n + 1)); if [ "$n" -ge 20 ]; then '
     'mv -f "$f.prev" "$f"; echo "nginx rejected the upstream: $out" >&2; exit 1; fi; sleep 0.25; done; '
+    'cat "$f"; '
     'old=""; for p in /proc/[0-9]*; do case "$(tr "\\0" " " 2>/dev/null < "$p/cmdline")" in '
     '"nginx: worker process"*) old="$old ${p#/proc/}";; esac; done; '
     'nginx -s reload || exit 1; '

@@ -307,7 +307,7 @@ class FakeTarget:
         if self.engine.nginx_rejects:
             return 1, "", "nginx rejected the upstream"
         self.engine.upstream = argv[-2]
-        return 0, "", ""
+        return 0, f"server {argv[-2]}:{argv[-1]};\n", ""  # the script prints the upstream nginx accepted
 
     def _stop(self, argv):
         if self.engine.stop_fails:

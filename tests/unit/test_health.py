@@ -258,3 +258,38 @@ def test_routed_is_the_container_the_upstream_names():
     assert health.routed(apps, "app") is None, "the service name (first start) names no one container"
     assert health.routed(apps, None) is None
     assert health.routed([], "myapp-test-app-2") is None
+
+
+# --- how often it checks ------------------------------------------------------------------------------------
+
+
+class FakeTime:
+    """A clock that moves only when the wait sleeps (each check itself takes no time), and the sleeps asked for."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_checks_every_twentieth_of_a_second_at_first_then_every_interval():
+    fake = FakeTime()
+    url = f"http://127.0.0.1:{free_port()}/api/health"  # nothing listens: refused until the deadline
+    with pytest.raises(HealthTimeout):
+        health.wait(url, REV, timeout=health.FAST_SECONDS + 5, interval=0.5, clock=fake.clock, sleep=fake.sleep)
+    fast = [s for s in fake.sleeps if s == health.FAST_INTERVAL]
+    assert fast and len(fast) >= health.FAST_SECONDS / health.FAST_INTERVAL - 1
+    assert fake.sleeps == fast + [0.5] * (len(fake.sleeps) - len(fast)), "fast first, then the interval"
+    assert fake.sleeps[-1] == 0.5
+
+
+def test_an_interval_shorter_than_the_fast_one_is_kept():
+    assert health.pause(0.0, 0.01) == 0.01
+    assert health.pause(0.0, 2.0) == health.FAST_INTERVAL <= 0.1
+    assert health.pause(health.FAST_SECONDS + 1, 2.0) == 2.0

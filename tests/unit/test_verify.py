@@ -6,6 +6,7 @@ import pytest
 
 from deploy import config, verify
 from deploy.commands import docker
+from deploy.commands import verify as verify_cmd
 from deploy.errors import VerifyFailed
 from deploy.target import Result
 
@@ -24,7 +25,8 @@ class ScriptedImage:
     dry = False
 
     def __init__(self, *, label=REV, bytecode="", check_output="app ok: 9 routes", check_status=0, uid="10001",
-                 env_files=""):
+                 env_files="", shell=True):
+        self.shell = shell  # whether the image has `sh`, which runs all checks in one container
         self.answers = {
             "inspect": (0, json.dumps({docker.REVISION_LABEL: label})),
             "bytecode": (0, bytecode),
@@ -39,6 +41,8 @@ class ScriptedImage:
         self.probed.append(argv)
         if argv[:3] == ["docker", "image", "inspect"]:
             key = "inspect"
+        elif argv[argv.index("--entrypoint") + 1] == "sh":
+            return self.one_container(argv)
         elif "--entrypoint" in argv:
             entrypoint = argv[argv.index("--entrypoint") + 1]
             key = {"find": "env" if "/" in argv else "bytecode", "id": "id"}.get(entrypoint, "check")
@@ -46,6 +50,19 @@ class ScriptedImage:
             raise AssertionError(f"unexpected probe {argv}")
         status, out = self.answers[key]
         return Result(tuple(argv), status, out, "")
+
+
+    def one_container(self, argv):
+        """Every check in one `sh`, each answer framed by the marker the command carries (docker exits 127 when
+        the image has no `sh`)."""
+        if not self.shell:
+            return Result(tuple(argv), 127, "", "exec: \"sh\": executable file not found in $PATH")
+        marker = argv[argv.index("-c") + 3]
+        out = ""
+        for section, key in (("bytecode", "bytecode"), ("user", "id"), ("env", "env"), ("imports", "check")):
+            status, text = self.answers[key]
+            out += f"{marker} begin {section}\n{text}\n{marker} end {section} {status}\n"
+        return Result(tuple(argv), 0, out, "")
 
 
 @pytest.fixture
@@ -133,3 +150,51 @@ def test_every_failing_check_carries_a_fix(check):
 def test_a_wrong_app_dir_is_not_blamed_on_bytecode():
     check = verify.check_bytecode(2, "", "/wrong")
     assert "deploy.app_dir" in check.fix and NO_CACHE not in check.fix
+
+
+def test_all_checks_share_one_container_when_the_image_has_a_shell(settings):
+    target = ScriptedImage()
+    checks = verify.verify_image(target, settings, "shop:abc", REV)
+    assert [c.name for c in checks] == ["revision label", "no bytecode", "app imports", "non-root user",
+                                        "no .env inside"]
+    started = [argv for argv in target.probed if argv[:2] == ["docker", "run"]]
+    assert len(started) == 1 and started[0][started[0].index("--entrypoint") + 1] == "sh"
+
+
+@pytest.mark.parametrize("shell", [True, False])
+def test_an_image_without_a_shell_gets_a_container_per_check_with_the_same_verdicts(settings, shell):
+    target = ScriptedImage(shell=shell, uid="0", bytecode="/srv/app/x.pyc\n")
+    with pytest.raises(VerifyFailed) as info:
+        verify.verify_image(target, settings, "shop:abc", REV)
+    assert info.value.failed == ["no bytecode", "non-root user"]
+    started = [argv for argv in target.probed if argv[:2] == ["docker", "run"]]
+    assert len(started) == (1 if shell else 5)  # without sh: the attempt, then one per check
+
+
+def test_sections_are_read_whatever_the_checks_print():
+    m = "f00d"
+    out = (f"{m} begin bytecode\n\n{m} end bytecode 0\n"           # printed nothing
+           f"{m} begin user\n10001\n\n{m} end user 0\n"          # a line with its newline
+           f"{m} begin env\n/.env\n/srv/.env.prod\n\n{m} end env 1\n"
+           f"{m} begin imports\n{m} end? 3 routes\n{m} end imports 7\n")  # no newline, and a marker look-alike
+    sections = verify.parse_sections(out, m)
+    assert sections["bytecode"] == verify.Ran(0, "")
+    assert sections["user"] == verify.Ran(0, "10001\n")
+    assert sections["env"] == verify.Ran(1, "/.env\n/srv/.env.prod\n")
+    assert sections["imports"] == verify.Ran(7, f"{m} end? 3 routes")
+
+
+def test_a_section_cut_off_counts_as_failed_and_no_section_means_no_shell():
+    m = "f00d"
+    sections = verify.parse_sections(f"{m} begin bytecode\n\n{m} end bytecode 0\n{m} begin user\n100", m)
+    assert sections["user"] == verify.Ran(-1, "100") and sections["imports"] == verify.Ran(-1, "")
+    assert verify.parse_sections("exec: sh: not found", m) is None
+
+
+def test_the_one_container_script_takes_every_value_as_a_parameter():
+    hostile = "nginx; rm -rf / #$(touch /tmp/pwned)"
+    argv = verify_cmd.in_one_container("shop:abc", "f00d", hostile, hostile, [hostile, "--check"])
+    assert argv[:5] == ["docker", "run", "--rm", "--network", "none"]
+    script = argv[argv.index("-c") + 1]
+    assert hostile not in script and "f00d" not in script, "the script is constant; values are parameters"
+    assert argv[-6:] == ["verify", "f00d", hostile, hostile, hostile, "--check"]
