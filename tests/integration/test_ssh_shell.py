@@ -5,6 +5,7 @@ A real sshd on loopback (tests/support/sshd.py); no Docker needed."""
 
 from __future__ import annotations
 
+import io
 import threading
 
 import fabric
@@ -99,9 +100,29 @@ def test_a_streamed_command_is_shown_as_it_runs_with_credentials_masked(target, 
     target.probe(["true"])
     opened = sessions(sshd)
     done = target.run(["sh", "-c", 'echo "step 1/2 $1"; echo "warning: $1" >&2; printf "done"', "sh",
-                       "postgresql://app:S3CRET-VALUE@db/app"], stream=True)
+                       "postgresql://app:S3CRET-VALUE@db/app"], watched=True)
     shown = capsys.readouterr()
     assert shown.out == "step 1/2 postgresql://app:***@db/app\ndone"
     assert shown.err == "warning: postgresql://app:***@db/app\n"
     assert done.stdout.startswith("step 1/2 postgresql://app:S3CRET-VALUE@db/app"), "the result keeps what ran"
     assert sessions(sshd) == opened, "a build runs in the same shell"
+
+
+def test_a_quiet_build_that_fails_in_the_shell_shows_its_last_lines_masked(capsys, sshd, tmp_path):
+    report = io.StringIO()
+    connection = fabric.Connection(sshd.alias, config=sshd.fabric_config(), connect_kwargs=sshd.connect_kwargs())
+    target = SshTarget(connection, str(tmp_path), echo=False, out=report)
+    try:
+        target.probe(["true"])
+        opened = sessions(sshd)
+        with pytest.raises(CommandFailed):
+            target.run(["sh", "-c", 'echo "step 1/2"; echo "broken: $1" >&2; exit 3', "sh",
+                        "postgresql://app:S3CRET-VALUE@db/app"], stream=True)
+        assert sessions(sshd) == opened, "it ran in the shared shell"
+    finally:
+        target.close()
+    assert capsys.readouterr().out == "", "quiet: the output is not shown as it runs"
+    shown = report.getvalue()
+    assert "(failed, exit 3)" in shown
+    assert "    | step 1/2\n" in shown and "    | broken: postgresql://app:***@db/app\n" in shown
+    assert "S3CRET-VALUE" not in shown
