@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from invoke import Context
 
+from ..config import Settings
 from ..session import Session, load_settings
 from ..target import LocalTarget
 from .base import Backend
 from .compose import ComposeBackend
-from .ssh import SshComposeBackend
-from .swarm import SwarmBackend
 
-__all__ = ["Backend", "ComposeBackend", "SshComposeBackend", "SwarmBackend", "open_session"]
+__all__ = ["Backend", "ComposeBackend", "open_session"]
 
 
 def open_session(c: Context, env: str | None = None, host: str | None = None, *,
@@ -30,10 +29,18 @@ def open_session(c: Context, env: str | None = None, host: str | None = None, *,
     every command and show streamed output (the build log); otherwise only a failing command is shown."""
     settings = load_settings(c, env, host, accept_new_host_key=accept_new_host_key)
     local = LocalTarget(c, str(settings.root), echo=verbose)
-    if settings.engine == "swarm":
-        kind: type[Backend] = SwarmBackend
-    else:
-        kind = SshComposeBackend if settings.is_remote else ComposeBackend
-    session = kind.open(c, settings, local)
+    session = _backend_for(settings).open(c, settings, local)
     session.target.echo = verbose
     return session
+
+
+def _backend_for(settings: Settings) -> type[Backend]:
+    # Imported here: the SSH backends bring in fabric, paramiko and cryptography, about a tenth of a second that
+    # a local deploy and `inv --list` need not pay.
+    if settings.engine == "swarm":
+        from .swarm import SwarmBackend
+        return SwarmBackend
+    if settings.is_remote:
+        from .ssh import SshComposeBackend
+        return SshComposeBackend
+    return ComposeBackend

@@ -9,7 +9,8 @@ from invoke import Context
 from ..config import Settings
 from ..history import Record
 from ..kept import Kept
-from ..remote import checks, connect, release
+from ..remote import checks, release
+from ..remote.connect import connect
 from ..revision import Revision
 from ..session import Session
 from ..target import LocalTarget

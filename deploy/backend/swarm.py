@@ -25,7 +25,8 @@ from ..errors import PreflightFailed, RolloutFailed, UsageError
 from ..history import Record
 from ..kept import Kept
 from ..preflight import Item
-from ..remote import connect, release
+from ..remote import release
+from ..remote.connect import connect
 from ..restart import Plan
 from ..revision import Revision
 from ..rollout import Outcome

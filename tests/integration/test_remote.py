@@ -22,7 +22,7 @@ from invoke import Config, Context
 
 from deploy import config, lock
 from deploy.errors import ConnectError
-from deploy.remote import connect
+from deploy.remote.connect import connect
 from tests.conftest import VENV_BIN, Project, free_port, wait_for
 from tests.support.secrets import image_members_holding
 from tests.support.sshd import SshdHandle, ensure_sshd_available, running_sshd

@@ -17,6 +17,8 @@ MAX_COMPLEXITY = 15
 ALLOWED_LOCAL_IMPORTS = {
     ("deploy/tasks/config_errors.py", "invoke"): "Invoke's Config is only needed once a config file failed",
     ("deploy/target.py", "deploy.tunnel"): "paramiko's tunnel machinery loads only when a remote tunnel opens",
+    ("deploy/backend/__init__.py", "deploy.backend.swarm"): "fabric and paramiko load only for a remote backend",
+    ("deploy/backend/__init__.py", "deploy.backend.ssh"): "fabric and paramiko load only for a remote backend",
 }
 
 

@@ -39,7 +39,8 @@ def test_an_id_that_is_not_one_never_becomes_a_path(project):
 
 
 def test_pipeline_backs_up_hosts_by_default_and_the_local_stack_on_request(project):
-    from deploy.backend import ComposeBackend, SshComposeBackend
+    from deploy.backend.compose import ComposeBackend
+    from deploy.backend.ssh import SshComposeBackend
 
     host, local = SshComposeBackend.backs_up_by_default, ComposeBackend.backs_up_by_default
     assert wanted(settings(project, "prod"), host)
