@@ -97,7 +97,8 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     with ui.step("rollout"), kept.keeping(session, revision) as keeping:
         # Compose reads the env file when it creates the new container: record which version that was.
         entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir)))
-        result = session.backend.rollout(image, revision.full, timeout=options.health_timeout)
+        # The old container drains beside the prune: nothing after the switch needs it gone first.
+        result = session.backend.rollout(image, revision.full, timeout=options.health_timeout, drain_beside=True)
         entry["proof"] = result.proof
     entry["release"] = keeping.id
     with ui.step("prune"):

@@ -58,14 +58,21 @@ def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> l
 
 
 def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], None],
-            health_timeout: float | None = None) -> Outcome:
-    return Rollout(stack, image, revision, say=say, timeout=health_timeout or stack.settings.health_timeout).run()
+            health_timeout: float | None = None, defer: Defer | None = None) -> Outcome:
+    return Rollout(stack, image, revision, say=say, timeout=health_timeout or stack.settings.health_timeout,
+                   defer=defer).run()
+
+
+Defer = Callable[[Callable[[], None], str], None]
 
 
 class Rollout:
-    def __init__(self, stack: Stack, image: str, revision: str, *, say: Callable[[str], None], timeout: float):
+    def __init__(self, stack: Stack, image: str, revision: str, *, say: Callable[[str], None], timeout: float,
+                 defer: Defer | None = None):
         self.stack, self.settings, self.target = stack, stack.settings, stack.target
         self.image, self.revision, self.say, self.timeout = image, revision, say, timeout
+        # Given: the old release drains beside the caller's next steps (Session.defer) instead of before them.
+        self.defer = defer
 
     def run(self) -> Outcome:
         before = self._without_leftovers(self.stack.snapshot())
@@ -174,7 +181,14 @@ class Rollout:
         previous = [c for c in p.old if p.new is None or c.id != p.new.id]
         if not previous:
             return
-        self.say(f"draining {', '.join(c.name for c in previous)} (up to {self.settings.drain_seconds}s)")
+        self.say(f"draining {', '.join(c.name for c in previous)} (up to {self.settings.drain_seconds}s)"
+                 + (", meanwhile going on" if self.defer else ""))
+        if self.defer is None:
+            self._retire(previous)
+        else:
+            self.defer(lambda: self._retire(previous), "drain")
+
+    def _retire(self, previous: list[Container]) -> None:
         try:
             self.stack.retire(previous, drain=self.settings.drain_seconds)
         except DeployError as exc:

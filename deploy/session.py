@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +32,8 @@ class Session:
     target: Target
     ui: Reporter = field(default_factory=Reporter)
     backend: Backend | None = None
+    _deferred: list[threading.Thread] = field(default_factory=list, repr=False)
+    _deferred_errors: list[BaseException] = field(default_factory=list, repr=False)
 
     @property
     def state_dir(self) -> str:
@@ -58,6 +62,27 @@ class Session:
         """The deploy lock for a block, naming us as deploying ``revision``; an abandoned one is taken over."""
         return lock.held(self.target, self.state_dir, lock.me(revision), self.unlock_hint(),
                          stale_after=self.settings.lock_stale_seconds, say=self.ui.note)
+
+    def defer(self, work: Callable[[], None], name: str) -> None:
+        """Run ``work`` beside the steps that follow (the old release's drain beside the prune); ``settle`` waits
+        for it, and the transaction settles before it releases the lock, so no command ends with it unfinished."""
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # raised in the task's own thread by settle, never printed as a traceback
+                self._deferred_errors.append(exc)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        self._deferred.append(thread)
+        thread.start()
+
+    def settle(self) -> None:
+        """Wait for the work ``defer`` started; the first error it raised is raised here."""
+        while self._deferred:
+            self._deferred.pop(0).join()
+        if self._deferred_errors:
+            error, self._deferred_errors[:] = self._deferred_errors[0], []
+            raise error
 
     def close(self) -> None:
         self.target.close()

@@ -46,13 +46,29 @@ class Transaction:
 
     def __exit__(self, *exc_info) -> bool | None:
         assert self._lock is not None
+        late = self._settle(failed=exc_info[0] is not None)
+        if late is not None:
+            exc_info = (type(late), late, late.__traceback__)
         try:
-            return self._lock.__exit__(*exc_info)
+            suppressed = self._lock.__exit__(*exc_info)
+            if late is not None and not suppressed:
+                raise late
+            return suppressed
         finally:
             if exc_info[0] is None and self.summary:
                 self.session.ui.line(self.summary_line())
             if self.action in hooks.NOTIFIED and self.session.settings.hooks.post_deploy:
                 hooks.post_deploy(self.session, self.facts(exc_info[1]))
+
+    def _settle(self, *, failed: bool) -> BaseException | None:
+        """Wait for what went on beside the last steps (the old release's drain) before the lock is released;
+        its error, unless the block failed already (that error is the one to report)."""
+        try:
+            with signals.shielded():
+                self.session.settle()
+        except BaseException as exc:
+            return None if failed else exc
+        return None
 
     def facts(self, error: BaseException | None) -> dict[str, str]:
         """The outcome as post_deploy hooks see it: ok, interrupted (a signal) or failed (with the error line)."""

@@ -60,7 +60,10 @@ class Backend:
         """What runs now; ``upstream=False`` when which container serves does not matter to the caller."""
         raise NotImplementedError
 
-    def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
+    def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False) -> Outcome:
+        """Replace the serving release with ``image``, zero downtime. ``drain_beside``: return once traffic has
+        moved and proved itself, the old release draining meanwhile (``Session.defer``: the transaction waits for
+        it before the lock is released); otherwise return once it is gone."""
         raise NotImplementedError
 
     def restart(self, plan: Plan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:

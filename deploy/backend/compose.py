@@ -56,8 +56,9 @@ class ComposeBackend(Backend):
     def snapshot(self, *, upstream: bool = True) -> Snapshot:
         return self.session.stack.snapshot(upstream=upstream)
 
-    def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
-        return rollout(self.session.stack, image, revision, say=self.session.ui.note, health_timeout=timeout)
+    def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False) -> Outcome:
+        return rollout(self.session.stack, image, revision, say=self.session.ui.note, health_timeout=timeout,
+                       defer=self.session.defer if drain_beside else None)
 
     def restart(self, plan: Plan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
         target, compose = self.session.target, self.session.stack.compose(image)

@@ -166,7 +166,8 @@ class SwarmBackend(Backend):
                       for task in sorted(state.live_tasks(short), key=lambda t: (t.slot or 0, t.timestamp))]
         return Snapshot(settings.app_service, settings.proxy_service, tuple(containers))
 
-    def rollout(self, image: str, revision: str, *, timeout: float | None) -> Outcome:
+    def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False) -> Outcome:
+        # Swarm's update stops the old tasks itself, before it reports converged: nothing is left to drain.
         session = self.session
         seconds = timeout or session.settings.health_timeout
         for note in self.write_stack_file(image, revision, timeout=seconds):

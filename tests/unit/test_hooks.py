@@ -27,7 +27,7 @@ from deploy.backend import ComposeBackend
 from deploy.commands import docker
 from deploy.commands import hooks as hooks_cmd
 from deploy.commands.compose import Compose
-from deploy.errors import ConfigError, HookFailed, NotDeployed, UsageError
+from deploy.errors import CommandFailed, ConfigError, HookFailed, NotDeployed, UsageError
 from deploy.session import Session
 from deploy.target import LocalTarget, Result, command_line
 from deploy.tasks.cli import command_flag
@@ -245,6 +245,51 @@ def test_post_deploy_runs_once_the_lock_is_released(local_session, root):
     with Transaction(session, "deploy", REV, "shop:ccc") as txn, txn.recorded():
         assert Path(held).is_dir(), "the lock is held during the deploy"
     assert "warning" not in out.getvalue(), out.getvalue()
+
+
+def test_the_transaction_waits_for_deferred_work_before_it_releases_the_lock(local_session, root):
+    held = lock.lock_dir(str(root / ".deploy" / "test"))
+    session, out = local_session([])
+    seen_lock = []
+    release = threading.Event()
+
+    def drain():
+        release.wait(5)
+        seen_lock.append(Path(held).is_dir())
+
+    with Transaction(session, "deploy", REV, "shop:ccc") as txn, txn.recorded():
+        session.defer(drain, "drain")
+        txn.summary = "deployed"
+        release.set()
+    assert seen_lock == [True], "the deferred work finished while the lock was still held"
+    assert out.getvalue().startswith("deployed in ")
+
+
+def test_an_error_of_deferred_work_fails_the_command_after_it_settled(local_session, root):
+    held = lock.lock_dir(str(root / ".deploy" / "test"))
+    session, out = local_session([])
+
+    def drain():
+        raise CommandFailed(("docker", "rm", "--force", "abc"), 1, "no such container", where="local")
+
+    with pytest.raises(CommandFailed, match="docker rm --force abc"):
+        with Transaction(session, "deploy", REV, "shop:ccc") as txn, txn.recorded():
+            session.defer(drain, "drain")
+            txn.summary = "deployed"
+    assert not Path(held).exists(), "the lock is released"
+    assert "deployed in" not in out.getvalue(), "no success line for a command that failed"
+
+
+def test_deferred_work_does_not_hide_the_error_the_block_raised(local_session):
+    session, _ = local_session([])
+
+    def drain():
+        raise CommandFailed(("docker", "rm", "--force", "abc"), 1, "no such container", where="local")
+
+    with pytest.raises(HookFailed):
+        with Transaction(session, "deploy", REV, "shop:ccc") as txn, txn.recorded():
+            session.defer(drain, "drain")
+            raise HookFailed("hooks.pre_switch", MIGRATE, 3, "no such table")
 
 
 def test_a_failed_deploy_keeps_its_error_and_the_hook_gets_the_reason(local_session, tmp_path):

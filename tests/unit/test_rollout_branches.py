@@ -72,6 +72,21 @@ def test_a_healthy_release_takes_the_traffic_and_the_old_one_drains(engine, sett
     assert ("docker", "stop", "--time", "1", old.id) in target.runs, "the old one got its drain time"
 
 
+def test_given_defer_the_rollout_returns_once_traffic_moved_and_the_old_one_drains_beside(engine, settings):
+    old = serving_old(engine)
+    target, said = FakeTarget(engine), []
+    deferred = []
+    outcome = rollout(Stack(target, settings), NEW_IMAGE, NEW, say=said.append,
+                      defer=lambda work, name: deferred.append((name, work)))
+    assert engine.upstream == outcome.container.name, "traffic moved before the rollout returned"
+    assert apps(engine) == [(OLD, True), (NEW, True)], "the old one is still there when the rollout returns"
+    assert [name for name, _ in deferred] == ["drain"]
+    assert said[-1].endswith("(up to 1s), meanwhile going on")
+    deferred[0][1]()
+    assert apps(engine) == [(NEW, True)]
+    assert ("docker", "stop", "--time", "1", old.id) in target.runs, "the old one still got its drain time"
+
+
 def test_a_release_that_never_gets_healthy_is_removed_and_the_old_one_keeps_serving(engine, settings):
     old = serving_old(engine)
     engine.answers[NEW] = (503, json.dumps({"status": "unhealthy", "revision": NEW}))
