@@ -138,7 +138,7 @@ def render(compose: Mapping, plan: StackPlan) -> tuple[dict, list[str]]:
                if name in used}
     if volumes:
         stack["volumes"] = volumes
-    networks = _named(compose.get("networks"), keep=("driver", "driver_opts", "labels", "external", "attachable"))
+    networks = _networks(compose)
     if networks:
         stack["networks"] = networks
     return stack, notes
@@ -259,6 +259,14 @@ def _named(entries: Mapping | None, keep: tuple[str, ...]) -> dict:
         spec = spec or {}
         out[name] = {key: spec[key] for key in keep if spec.get(key) is not None} or None
     return out
+
+
+def _networks(compose: Mapping) -> dict:
+    """The top-level networks; the stack's own take one-off containers (``deploy.exec``), as a compose project's
+    networks do. Swarm creates a network once: one created without it stays so until ``docker stack rm``."""
+    networks = _named(compose.get("networks"), keep=("driver", "driver_opts", "labels", "external", "attachable"))
+    return {name: spec if spec and spec.get("external") else {**(spec or {}), "attachable": True}
+            for name, spec in networks.items()}
 
 
 def _escape(text: str) -> str:
