@@ -11,6 +11,7 @@ for Swarm, and why:
 - the proxy: toolkit-owned nginx on the stack's network, resolving ``tasks.<app>`` per request (so it behaves the
   same with VIPs and with ``dnsrr``), its port published in ``host`` mode (the ingress mesh needs IPVS), placed on
   a manager; its config is a Swarm config whose name carries a hash of its content (configs are immutable);
+- the stack's own networks: attachable, so ``deploy.exec``'s one-off container can join them;
 - dropped, because a stack cannot use them or they mean something else on a cluster: ``build``,
   ``container_name``, ``depends_on``, ``restart`` (``deploy.restart_policy`` instead), ``expose``, bind mounts of
   the proxy, compose-only keys of the normalised model.
