@@ -57,47 +57,38 @@ def logs(session: Session, *, services: Sequence[str] = (), since: str | None = 
          follow: bool = False, grep: str | None = None, write: Callable[[str], None]) -> None:
     """Stream the stack's logs (all services unless named) to ``write``; read-only, so it runs under --dry."""
     pattern = grep_pattern(grep) if grep else None
-    argv = session.stack.compose(_image(session)).logs(services, since=since, tail=tail, follow=follow)
-    out = LineFilter(pattern, write) if pattern else write
-    try:
-        result = session.target.follow(argv, out)
-    finally:
-        if isinstance(out, LineFilter):
-            out.close()
-    interrupted = follow and result.exit_status == 130  # Ctrl-C is how --follow ends
-    if not result.ok and not interrupted:
-        raise CommandFailed(argv, result.exit_status, "see the output above", where=session.where)
+    for argv in session.backend.log_commands(services, since=since, tail=tail, follow=follow):
+        out = LineFilter(pattern, write) if pattern else write
+        try:
+            result = session.target.follow(argv, out)
+        finally:
+            if isinstance(out, LineFilter):
+                out.close()
+        interrupted = follow and result.exit_status == 130  # Ctrl-C is how --follow ends
+        if not result.ok and not interrupted:
+            raise CommandFailed(argv, result.exit_status, "see the output above", where=session.where)
 
 
 def exec_command(session: Session, command: Sequence[str], *, interactive: bool) -> int:
     """``command`` in a fresh container of the serving image, with the app service's environment, volumes and
-    networks (``compose run``); returns its exit status. Interactive: a terminal, stdin attached.
+    networks (on one host ``compose run``; on a swarm see ``SwarmBackend.exec``); returns its exit status.
+    Interactive: a terminal, stdin attached.
 
     It takes no deploy lock: a shell left open must not block a deploy, and the container it runs in never takes
     traffic (one-off containers are not part of the stack's snapshot)."""
-    settings = session.settings
-    serving = session.backend.snapshot().serving
-    if serving is None:
-        raise NotDeployed(f"no app container serves {settings.project} on {session.where}, so there is no image "
-                          "to run the command in", hint=f"deploy first: {deploy_command(session)}")
-    argv = session.stack.compose(serving.image).run(settings.app_service, command, tty=interactive)
-    if interactive:
-        return session.target.interact(argv)
-    return session.target.run(argv, check=False, watched=True).exit_status
+    return session.backend.exec(command, interactive=interactive)
 
 
 def lifecycle(session: Session, action: str, services: Sequence[str] = ()) -> str:
-    """``compose start|stop`` as one recorded change; after start, wait for health."""
+    """Start or stop (the backend's way) as one recorded change; after start, wait for health."""
     settings, target = session.settings, session.target
     snapshot = deployed(session, action)
     app = snapshot.newest_app
-    compose = session.stack.compose(app.image if app else None)
-    command = {"start": compose.start, "stop": compose.stop}[action]
     touched = ", ".join(services) or "all services"
     done = f"{'planned' if target.dry else 'done'}: {action} {touched} of {settings.env} on {session.where}"
     with Transaction(session, action, app.revision if app and app.revision else "none",
                      app.image if app else "") as txn, txn.recorded():
-        target.run(command(list(services)), stream=True)
+        session.backend.lifecycle(action, services, app.image if app else None)
         if _serves_after(session, action, services) and app is not None:
             done += "; " + wait_serving(session, app.revision)
     return done
@@ -150,11 +141,6 @@ def unlock(session: Session, *, force: bool = False) -> str:
                        hint="see who holds it now with `inv deploy.status`")
     note = verdict.why if verdict.stale else f"forced; {verdict.why}: stop it first"
     return f"cleared the deploy lock held by {whose} on {where} ({note})"
-
-
-def _image(session: Session) -> str | None:
-    app = session.backend.snapshot().newest_app
-    return app.image if app else None
 
 
 def deploy_command(session: Session) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from invoke import Context
 
 from .. import preflight
@@ -74,3 +76,24 @@ class Backend:
     def prune_images(self, keep: set[str]) -> list[str]:
         """Remove the app's old images beyond ``keep_images``; returns what was removed."""
         raise NotImplementedError
+
+    # --- day two (deploy.logs, deploy.exec, deploy.start/stop, backups) ------------------------------------------
+
+    def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
+                     follow: bool) -> list[list[str]]:
+        """The read-only commands that print the logs of ``services`` (all when none are named), run in turn."""
+        raise NotImplementedError
+
+    def exec(self, command: Sequence[str], *, interactive: bool) -> int:
+        """``command`` in a fresh container of the serving image, set up as the app's own; its exit status."""
+        raise NotImplementedError
+
+    def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:
+        """``start`` or ``stop`` ``services`` (all when none are named) of the release running ``image``; the
+        caller records it and, after a start, waits until the public port answers."""
+        raise NotImplementedError
+
+    def backup_snapshot(self) -> Snapshot:
+        """What a backup reads: its ``serving`` container is the one the database is copied from (on the host
+        the toolkit reaches), its containers the ones whose logs are kept."""
+        return self.snapshot()

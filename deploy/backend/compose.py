@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from invoke import Context
 
 from .. import images, kept, preflight
 from ..adopt import release as adopt
 from ..config import Settings
+from ..errors import NotDeployed
 from ..history import Record
+from ..ops import deploy_command
 from ..preflight import Item
 from ..restart import Plan
 from ..rollout import Outcome, rollout
@@ -76,3 +80,27 @@ class ComposeBackend(Backend):
     def prune_images(self, keep: set[str]) -> list[str]:
         session = self.session
         return images.prune(session.target, session.settings, keep) if not session.target.dry else []
+
+    def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
+                     follow: bool) -> list[list[str]]:
+        app = self.snapshot().newest_app
+        return [self.session.stack.compose(app.image if app else None).logs(services, since=since, tail=tail,
+                                                                            follow=follow)]
+
+    def exec(self, command: Sequence[str], *, interactive: bool) -> int:
+        """``compose run`` of the app service in the serving image: its environment, volumes and networks."""
+        session, settings = self.session, self.session.settings
+        serving = self.snapshot().serving
+        if serving is None:
+            raise NotDeployed(f"no app container serves {settings.project} on {session.where}, so there is no "
+                              "image to run the command in", hint=f"deploy first: {deploy_command(session)}")
+        argv = session.stack.compose(serving.image).run(settings.app_service, command, tty=interactive)
+        if interactive:
+            return session.target.interact(argv)
+        return session.target.run(argv, check=False, watched=True).exit_status
+
+    def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:
+        """``compose start|stop``: the containers as they are (stop: SIGTERM, then the stop grace period)."""
+        compose = self.session.stack.compose(image)
+        command = {"start": compose.start, "stop": compose.stop}[action]
+        self.session.target.run(command(list(services)), stream=True)

@@ -11,19 +11,23 @@ rollback redeploys every service of the stack exactly as that release ran, from 
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import sys
 import time
+from collections.abc import Sequence
 
 from invoke import Context
 
 from .. import images
+from ..commands import files
 from ..commands import swarm as swarm_cmd
 from ..config import Settings
 from ..containers import Container
-from ..errors import PreflightFailed, RolloutFailed, UsageError
+from ..errors import BackupError, NotDeployed, PreflightFailed, RolloutFailed, UsageError
 from ..history import Record
 from ..kept import Kept
+from ..ops import deploy_command
 from ..preflight import Item
 from ..remote import release
 from ..remote.connect import connect
@@ -36,12 +40,23 @@ from ..swarm import rollout as swarm_rollout
 from ..swarm import stackfile
 from ..swarm.distribute import NodeEngine, missing_on
 from ..swarm.stackfile import REVISION_LABEL
-from ..swarm.state import UPDATE_FAILED, StackState, Task, image_on, read_nodes, read_stack
+from ..swarm.state import (
+    UPDATE_FAILED,
+    Service,
+    StackState,
+    Task,
+    image_on,
+    manager_node_id,
+    parse_attachable,
+    read_nodes,
+    read_stack,
+)
 from ..target import LocalTarget
 from .base import Backend, Check
 
-UNSUPPORTED = ("backups",)
+UNSUPPORTED = ("restore",)
 MIN_HEALTH_START = 60.0  # seconds a new task may take to pass its first check before its failures count
+STOP_WAIT = 120.0  # seconds stopped tasks get to exit (beyond the app's stop grace period, 30 s in the reference)
 
 
 class SwarmBackend(Backend):
@@ -49,8 +64,9 @@ class SwarmBackend(Backend):
 
     def __init__(self, session: Session):
         super().__init__(session)
-        # On a manager over SSH the files a build needs are shipped there first, as for compose over SSH.
-        self.ships_release = session.settings.is_remote
+        # On a manager over SSH the files a build needs are shipped there first, and a deploy backs up first
+        # (production data), as for compose over SSH.
+        self.ships_release = self.backs_up_by_default = session.settings.is_remote
         self._rolling_back = False
 
     @classmethod
@@ -108,11 +124,12 @@ class SwarmBackend(Backend):
     # --- the interface ---------------------------------------------------------------------------------------
 
     def require(self, feature: str) -> None:
-        # A task's volume lives on whichever node runs it: the one-host backup does not apply.
+        # A task's volume lives on whichever node runs it: putting data back into one node's copy would leave the
+        # app's other replicas with theirs, so a restore is the operator's call, made by hand.
         if feature in UNSUPPORTED:
-            raise UsageError(f"{feature} are not supported on engine: swarm (environment "
+            raise UsageError(f"{feature} is not carried out on engine: swarm (environment "
                              f"{self.session.settings.env})",
-                             hint="back up the app's volumes on the node that runs it; see docs/swarm.md")
+                             hint="restore on the node by hand (docs/swarm.md, \"Backups on a swarm\")")
 
     def prepare_release(self, revision: Revision) -> None:
         release.prepare_release(self.session, revision)
@@ -164,6 +181,29 @@ class SwarmBackend(Backend):
         containers = [task_container(short, task, state, hostnames, proven)
                       for short in (settings.app_service, settings.proxy_service)
                       for task in sorted(state.live_tasks(short), key=lambda t: (t.slot or 0, t.timestamp))]
+        containers += stopped_containers(state, (settings.app_service, settings.proxy_service))
+        # The proxy resolves the app's tasks by name on each request: every task that passed the revision gate.
+        routed = f"tasks.{settings.app_service}" if upstream and state.running_tasks(settings.proxy_service) else None
+        return Snapshot(settings.app_service, settings.proxy_service, tuple(containers), routed)
+
+    def backup_snapshot(self) -> Snapshot:
+        """The stack's tasks on the manager (the engine the toolkit reaches): the database is copied from a
+        running app task there, and the logs of those tasks are kept."""
+        settings, target = self.session.settings, self.session.target
+        state = read_stack(target, self.stack)
+        here = manager_node_id(target)
+        hostnames = {n.id: n.hostname for n in read_nodes(target)} if state.services else {}
+        app_tasks = state.running_tasks(settings.app_service)
+        if app_tasks and not any(t.node_id == here for t in app_tasks):
+            elsewhere = sorted({hostnames.get(t.node_id, t.node_id[:12]) for t in app_tasks})
+            raise BackupError(f"no task of {self.stack}_{settings.app_service} runs on the manager "
+                              f"{hostnames.get(here, here[:12])} (only on {', '.join(elsewhere)}): a backup copies "
+                              "the database from a task on the node the toolkit reaches",
+                              hint="place the app on the manager (deploy.placement.constraints: "
+                                   "[node.role == manager]), or set db_path: null when it keeps no database")
+        containers = [task_container(short, task, state, hostnames, {})
+                      for short in (settings.app_service, settings.proxy_service)
+                      for task in state.running_tasks(short) if task.node_id == here]
         return Snapshot(settings.app_service, settings.proxy_service, tuple(containers))
 
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False) -> Outcome:
@@ -228,6 +268,81 @@ class SwarmBackend(Backend):
         session = self.session
         return images.prune(session.target, session.settings, keep) if not session.target.dry else []
 
+    # --- day two ---------------------------------------------------------------------------------------------
+
+    def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
+                     follow: bool) -> list[list[str]]:
+        """``docker service logs`` of the app (or of each service named): every task, on whichever node."""
+        names = list(services) or [self.session.settings.app_service]
+        if follow and len(names) > 1:
+            raise UsageError(f"--follow follows one service on engine: swarm, not {len(names)} "
+                             f"({', '.join(names)})", hint=f"name one: --service {names[0]}")
+        return [swarm_cmd.service_logs(f"{self.stack}_{name}", since=since, tail=tail, follow=follow)
+                for name in names]
+
+    def exec(self, command: Sequence[str], *, interactive: bool) -> int:
+        """A one-off ``docker run --rm`` on the manager of the image the app service runs, with the environment
+        every task gets (through a private env file, removed afterwards), its named volumes (the manager's
+        copies) and the stack's network when it is attachable."""
+        session, settings, target = self.session, self.session.settings, self.session.target
+        app = read_stack(target, self.stack).service(settings.app_service)
+        if app is None:
+            raise NotDeployed(f"{self.stack}_{settings.app_service} is not deployed on {session.where}, so there is "
+                              "no image to run the command in", hint=f"deploy first: {deploy_command(session)}")
+        network = self._attachable_network(app)
+        if network is None:
+            session.ui.note(f"the command runs outside the stack's network: {self.stack}'s network was created "
+                            "before the toolkit made it attachable (`docker stack rm` and deploy again to change it)")
+        env_text, skipped = env_file_text(app.env)
+        for key in skipped:
+            session.ui.note(f"{key} is left out of the command's environment: its value spans lines")
+        env_file = posixpath.join(session.state_dir, "swarm", f".exec-{os.getpid()}-{time.time_ns()}.env")
+        target.run(files.mkdir_p(posixpath.dirname(env_file)))
+        target.write_text(env_file, env_text, mode=0o600)
+        try:
+            argv = swarm_cmd.one_off(app.image, command, env_file=env_file, network=network, volumes=app.volumes,
+                                     interactive=interactive)
+            if interactive:
+                return target.interact(argv)
+            return target.run(argv, check=False, watched=True).exit_status
+        finally:
+            target.run(files.remove_file(env_file), check=False)
+
+    def _attachable_network(self, service: Service) -> str | None:
+        if not service.network_ids:
+            return None
+        found = self.session.target.probe(swarm_cmd.network_inspect(service.network_ids))
+        names = parse_attachable(found.stdout) if found.ok else []
+        return names[0] if names else None
+
+    def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:
+        """``stop``: every service (or those named) scaled to 0, its replica count kept in a label, the stack,
+        its networks, configs and volumes left in place; ``start``: the kept counts given back. Waits until the
+        tasks are gone, or all running (for the app: past the revision gate)."""
+        session, target = self.session, self.session.target
+        state = read_stack(target, self.stack)
+        names = [name for name in state.services if not services or name in services]
+        changes = scaling(action, [state.services[name] for name in names], self.session.settings.replicas)
+        for name, replicas, remember in changes:
+            session.ui.note(f"{name}: {replicas} replica(s)" + (f" (was {remember})" if remember else ""))
+            target.run(swarm_cmd.service_scale(name, replicas, remember=remember))
+        if target.dry or not changes:
+            return
+        wait = STOP_WAIT if action == "stop" else max(session.settings.health_timeout, MIN_HEALTH_START) * 2
+        self._settled(action, names, time.monotonic() + wait)
+
+    def _settled(self, action: str, names: Sequence[str], deadline: float) -> None:
+        """Wait until no task of ``names`` runs (stop), or each runs as many tasks as it asks for (start)."""
+        while True:
+            state = read_stack(self.session.target, self.stack)
+            waiting = [name for name in names if not settled(action, state, name)]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise RolloutFailed(f"{', '.join(f'{self.stack}_{n}' for n in waiting)} did not {action} in time",
+                                    hint=f"`docker service ps {self.stack}_{waiting[0]}` says why")
+            time.sleep(0.5)
+
 
 def restarted(plan: Plan, app: str, services: list[str]) -> list[str]:
     """Pure: the stack's services a restart ``plan`` updates, in the stack's order."""
@@ -236,6 +351,59 @@ def restarted(plan: Plan, app: str, services: list[str]) -> list[str]:
     else:
         wanted = set(plan.one_by_one) | ({app} if plan.roll else set())
     return [name for name in services if name in wanted]
+
+
+def scaling(action: str, services: Sequence[Service], default_replicas: int) -> list[tuple[str, int, int | None]]:
+    """Pure: the replica changes ``action`` makes: (service name, replicas, the count to remember or None).
+    Stop skips services already at 0; start gives back what stop kept and leaves every other service alone."""
+    changes: list[tuple[str, int, int | None]] = []
+    for service in services:
+        kept = service.labels.get(swarm_cmd.STOPPED_LABEL)
+        if action == "start" and kept is not None:
+            changes.append((service.name, int(kept) if kept.isdigit() and int(kept) else default_replicas, None))
+        elif action == "stop" and service.replicas is None:
+            raise UsageError(f"{service.name} is a global service: a stop on engine: swarm scales services to 0",
+                             hint="name the other services with --service, or `docker service rm` it by hand")
+        elif action == "stop" and kept is None and service.replicas:
+            changes.append((service.name, 0, service.replicas))
+    return changes
+
+
+def settled(action: str, state: StackState, short: str) -> bool:
+    """Pure: after ``action``, whether ``short``'s tasks are all gone (stop) or all running (start)."""
+    tasks = state.tasks.get(short, [])
+    if action == "stop":
+        return not any(t.state == "running" for t in tasks)
+    service = state.service(short)
+    wanted = service.replicas if service and service.replicas is not None else 1
+    return len(state.running_tasks(short)) >= wanted
+
+
+def env_file_text(env: Sequence[str]) -> tuple[str, list[str]]:
+    """Pure: ``KEY=VALUE`` lines for ``docker run --env-file`` (which reads one per line, literally), and the
+    keys left out because their value spans lines."""
+    lines, skipped = [], []
+    for item in env:
+        if "\n" in item or "\r" in item:
+            skipped.append(item.split("=", 1)[0])
+        else:
+            lines.append(item)
+    return "".join(f"{line}\n" for line in lines), skipped
+
+
+def stopped_containers(state: StackState, shorts: Sequence[str]) -> list[Container]:
+    """Pure: one entry per service ``deploy.stop`` scaled to 0, so the stack reads as stopped, not as never
+    deployed (``deploy.start`` finds the release to bring back, ``deploy.status`` shows it)."""
+    found = []
+    for short in shorts:
+        service = state.service(short)
+        if service is None or state.live_tasks(short) or swarm_cmd.STOPPED_LABEL not in service.labels:
+            continue
+        kept = service.labels[swarm_cmd.STOPPED_LABEL]
+        found.append(Container(id=service.id, name=f"{short} (0/{kept} replicas)", service=short,
+                               image=service.image, revision=service.labels.get(REVISION_LABEL), state="stopped",
+                               health=None, started_at="", number=0, addresses=()))
+    return found
 
 
 def node_engine(address: str) -> NodeEngine:

@@ -89,7 +89,7 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
         raise NothingToBackUp(f"nothing to back up in {settings.env}: db_path is null and no backup_command is set",
                               hint="set db_path (a SQLite file in the app container) or backup_command if the app "
                                    "has a database")
-    snapshot = session.backend.snapshot()
+    snapshot = session.backend.backup_snapshot()
     serving = snapshot.serving
     if serving is None:
         raise NothingToBackUp(f"no running {settings.app_service} container in {settings.project} "

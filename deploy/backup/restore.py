@@ -66,6 +66,7 @@ def restore(session: Session, backup_id: str, *, confirm: Callable[[mf.Manifest]
 def restorable(session: Session, backup_id: str, report: Report) -> mf.Manifest:
     """``backup_id``, verified, and this environment's settings able to restore it; else one clear line."""
     settings = session.settings
+    session.backend.require("restore")
     found = verify(session, backup_id, report)  # a damaged backup is never restored
     if not found.is_sqlite and not settings.restore_command:
         raise BackupError(f"backup {backup_id} was made by backup_command; restoring it needs restore_command",
@@ -92,7 +93,7 @@ def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
 
 
 def _serving_or_fail(session: Session):
-    session.backend.require("backups")
+    session.backend.require("restore")
     serving = session.backend.snapshot().serving
     if serving is None:
         settings = session.settings

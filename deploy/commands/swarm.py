@@ -12,9 +12,13 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from .docker import log_options
+
 DOCKER: tuple[str, ...] = ("docker",)
 JSON_LINES = "{{json .}}"
 STACK_LABEL = "com.docker.stack.namespace"
+# On a service `deploy.stop` scaled to 0: the replica count `deploy.start` gives it back.
+STOPPED_LABEL = "org.droplet-deploy.stopped-replicas"
 SWARM_PORT = 2377
 
 
@@ -129,6 +133,41 @@ def service_rollback(service: str, docker: Sequence[str] = DOCKER) -> list[str]:
 
 def service_rm(services: Sequence[str], docker: Sequence[str] = DOCKER) -> list[str]:
     return [*docker, "service", "rm", "--", *services]
+
+
+def service_scale(service: str, replicas: int, *, remember: int | None = None,
+                  docker: Sequence[str] = DOCKER) -> list[str]:
+    """Set the replica count of ``service`` (returns at once; the tasks are not replaced, only added or stopped).
+    ``remember``: the count to give back later, kept in the service's ``STOPPED_LABEL``; None removes it."""
+    if replicas < 0:
+        raise ValueError(f"a replica count is 0 or more, not {replicas}")
+    label = ["--label-add", f"{STOPPED_LABEL}={remember}"] if remember is not None else ["--label-rm", STOPPED_LABEL]
+    return [*docker, "service", "update", "--detach", "--replicas", str(replicas), *label, "--", service]
+
+
+def service_logs(service: str, *, since: str | None = None, tail: int | None = None, follow: bool = False,
+                 docker: Sequence[str] = DOCKER) -> list[str]:
+    """The logs of every task of ``service`` wherever it runs, each line prefixed with its task and node."""
+    return [*docker, "service", "logs", *log_options(since=since, tail=tail, follow=follow), "--", service]
+
+
+def network_inspect(networks: Sequence[str], docker: Sequence[str] = DOCKER) -> list[str]:
+    """A JSON array: each network's Name, Driver and whether a plain container may join it (Attachable)."""
+    return [*docker, "network", "inspect", "--", *networks]
+
+
+def one_off(image: str, command: Sequence[str], *, env_file: str | None = None, network: str | None = None,
+            volumes: Sequence[str] = (), interactive: bool = False, docker: Sequence[str] = DOCKER) -> list[str]:
+    """A container of ``image`` running ``command`` on this engine, removed when it exits (``deploy.exec``).
+    ``volumes``: ``source:target[:ro]`` of named volumes. ``interactive``: a terminal, stdin attached."""
+    argv = [*docker, "run", "--rm", *(["--interactive", "--tty"] if interactive else [])]
+    if env_file:
+        argv += ["--env-file", env_file]
+    if network:
+        argv += ["--network", network]
+    for volume in volumes:
+        argv += ["--volume", volume]
+    return [*argv, "--", image, *command]
 
 
 def service_containers(service: str, docker: Sequence[str] = DOCKER) -> list[str]:

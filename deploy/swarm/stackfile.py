@@ -11,6 +11,7 @@ for Swarm, and why:
 - the proxy: toolkit-owned nginx on the stack's network, resolving ``tasks.<app>`` per request (so it behaves the
   same with VIPs and with ``dnsrr``), its port published in ``host`` mode (the ingress mesh needs IPVS), placed on
   a manager; its config is a Swarm config whose name carries a hash of its content (configs are immutable);
+- the stack's own networks: attachable, so ``deploy.exec``'s one-off container can join them;
 - dropped, because a stack cannot use them or they mean something else on a cluster: ``build``,
   ``container_name``, ``depends_on``, ``restart`` (``deploy.restart_policy`` instead), ``expose``, bind mounts of
   the proxy, compose-only keys of the normalised model.
@@ -138,7 +139,7 @@ def render(compose: Mapping, plan: StackPlan) -> tuple[dict, list[str]]:
                if name in used}
     if volumes:
         stack["volumes"] = volumes
-    networks = _named(compose.get("networks"), keep=("driver", "driver_opts", "labels", "external", "attachable"))
+    networks = _networks(compose)
     if networks:
         stack["networks"] = networks
     return stack, notes
@@ -259,6 +260,14 @@ def _named(entries: Mapping | None, keep: tuple[str, ...]) -> dict:
         spec = spec or {}
         out[name] = {key: spec[key] for key in keep if spec.get(key) is not None} or None
     return out
+
+
+def _networks(compose: Mapping) -> dict:
+    """The top-level networks; the stack's own take one-off containers (``deploy.exec``), as a compose project's
+    networks do. Swarm creates a network once: one created without it stays so until ``docker stack rm``."""
+    networks = _named(compose.get("networks"), keep=("driver", "driver_opts", "labels", "external", "attachable"))
+    return {name: spec if spec and spec.get("external") else {**(spec or {}), "attachable": True}
+            for name, spec in networks.items()}
 
 
 def _escape(text: str) -> str:

@@ -52,6 +52,9 @@ class Service:
     update_message: str
     previous_image: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    env: tuple[str, ...] = ()  # KEY=VALUE, as every task gets it
+    volumes: tuple[str, ...] = ()  # named volumes as ``source:target[:ro]``
+    network_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,25 @@ def parse_services(text: str) -> list[Service]:
             update_message=str(update.get("Message") or ""),
             previous_image=image_name(_container_image(previous)) or None,
             labels={str(k): str(v) for k, v in (spec.get("Labels") or {}).items()},
+            **_task_template(spec),
         ))
     return services
+
+
+def _task_template(spec: dict) -> dict:
+    """What a service gives each of its tasks and a one-off container needs too: env, named volumes, networks."""
+    template = spec.get("TaskTemplate") or {}
+    container = template.get("ContainerSpec") or {}
+    volumes = [f"{m['Source']}:{m['Target']}" + (":ro" if m.get("ReadOnly") else "")
+               for m in container.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Source")
+               and m.get("Target")]
+    return {"env": tuple(str(e) for e in container.get("Env") or ()), "volumes": tuple(volumes),
+            "network_ids": tuple(str(n["Target"]) for n in template.get("Networks") or [] if n.get("Target"))}
+
+
+def parse_attachable(text: str) -> list[str]:
+    """Names of the networks in ``docker network inspect`` output that a plain container may join."""
+    return [str(d["Name"]) for d in _json_array(text, "docker network inspect") if d.get("Attachable") and d.get("Name")]
 
 
 def parse_tasks(text: str) -> list[Task]:
@@ -271,6 +291,11 @@ def image_on(target: Target, image: str, docker: Sequence[str] = cmd.DOCKER) -> 
     """The image's ID on the engine reached by ``docker``, or None when it is not there."""
     result = target.probe(cmd.image_id(image, docker))
     return (result.stdout.strip() or None) if result.ok else None
+
+
+def manager_node_id(target: Target) -> str:
+    """The node ID of the engine the toolkit reaches (the manager)."""
+    return read_swarm(target).node_id
 
 
 def container_on_manager(target: Target, stack: str, service: str) -> str:

@@ -3,16 +3,23 @@ suite when it was in none), and, marked ``swarm_nodes``, a second engine in a co
 
 Each test deploys the reference app as a stack (2 replicas, ``endpoint_mode: dnsrr``, start-first updates, a
 front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs). The main tests go
-through the real tasks (``inv deploy.test``, ``deploy.rollback``, ``deploy.status`` on an environment that says
+through the real tasks (``inv deploy.test``, ``deploy.rollback``, ``deploy.status``, ``deploy.restart``,
+``deploy.logs``, ``deploy.exec``, ``deploy.stop``/``start``, ``backup`` on an environment that says
 ``engine: swarm``); an unhealthy release, the not-deployed rollback and the two-engine test drive
 ``deploy.swarm.rollout`` directly. Zero failed requests are asked of the load client where the issue asks.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import sqlite3
+import stat
 import subprocess
 
 import pytest
+import requests
 
 from deploy.errors import RolloutFailed
 from deploy.swarm.distribute import ensure_everywhere
@@ -122,11 +129,102 @@ def test_a_bad_release_through_the_task_stays_out_and_is_recorded(swarm_env):
     assert "failed" in status, "the history records the failed release"
 
 
-def test_a_backup_on_swarm_is_one_clear_line(swarm_env):
-    result = swarm_env.inv("backup.create", check=False)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert "backups are not supported on engine: swarm" in result.stderr, result.stderr
+def _history(project) -> list[dict]:
+    return [json.loads(line) for line in (project.path / ".deploy/test/history.jsonl").read_text().splitlines()]
+
+
+def _running_task_ids(project) -> set[str]:
+    return set(subprocess.run(["docker", "service", "ps", "--quiet", "--filter", "desired-state=running",
+                               f"{project.compose_project()}_app"], capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+def test_restart_rolls_every_task_under_load_and_keeps_the_revision(swarm_env):
+    project = swarm_env
+    revision = releases.slow_boot(project, BOOT)
+    project.inv("deploy.test")
+    before = _running_task_ids(project)
+
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
+        restarted, step = _under_load(load, lambda: project.inv("deploy.restart"))
+    _assert_only(step, revision, allowed={revision})
+    assert "(docker service update --force)" in restarted.stdout, restarted.stdout
+    after = _running_task_ids(project)
+    assert len(after) == 2 and not after & before, f"every task replaced: {before} -> {after}"
+    rows = _task_rows(project.inv("deploy.status").stdout)
+    assert [rev for _, rev in rows] == [revision[:12]] * 2, rows
+    assert (_history(project)[-1]["action"], _history(project)[-1]["result"]) == ("restart", "ok")
+
+
+def test_logs_exec_stop_and_start_work_on_the_swarm(swarm_env):
+    project = swarm_env
+    revision = project.head()
+    project.inv("deploy.test")
+    stack = project.compose_project()
+
+    logs = project.inv("deploy.logs", "--tail", "50")
+    assert f"{stack}_app.1." in logs.stdout, logs.stdout  # `docker service logs`: each line names its task
+    one_service = project.inv("deploy.logs", "--follow", "--service", "app,proxy", check=False)
+    assert one_service.returncode != 0 and "Traceback" not in one_service.stderr
+    assert "--follow follows one service on engine: swarm" in one_service.stderr, one_service.stderr
+
+    # The one-off container: the service's environment, the stack's network (the app by its service name), the
+    # manager's copy of the app's volume, and the command's exit status as ours.
+    script = ("import os, urllib.request; print('env', os.environ['APP_ENV']); "
+              "print(urllib.request.urlopen('http://app:8000/api/health', timeout=5).read().decode()); "
+              "open('/data/exec-was-here', 'w').write('x'); raise SystemExit(7)")
+    ran = project.inv("deploy.exec", "--cmd", f"python3 -c {shlex.quote(script)}", check=False)
+    assert ran.returncode == 7, ran.stdout + ran.stderr
+    assert "env test" in ran.stdout and revision in ran.stdout, ran.stdout
+    assert project.inv("deploy.exec", "--cmd", "test -f /data/exec-was-here").returncode == 0
+    assert not list((project.path / ".deploy/test/swarm").glob(".exec-*")), "the env file is removed"
+
+    stopped = project.inv("deploy.stop")
+    assert "done: stop all services" in stopped.stdout, stopped.stdout
+    assert not _running_task_ids(project)
+    with pytest.raises(requests.ConnectionError):
+        project.get("/api/health", timeout=3)
+    status = project.inv("deploy.status").stdout
+    assert "app (0/2 replicas)" in status and "proxy (0/1 replicas)" in status, status
+
+    started = project.inv("deploy.start")
+    assert "done: start all services" in started.stdout, started.stdout
+    assert project.health()["revision"] == revision
+    status = project.inv("deploy.status").stdout
+    assert [rev for _, rev in _task_rows(status)] == [revision[:12]] * 2, status
+    assert "proxy      -> tasks.app" in status, status
+    assert [(r["action"], r["result"]) for r in _history(project)[-2:]] == [("stop", "ok"), ("start", "ok")]
+
+
+def test_backups_copy_the_database_from_the_task_on_the_manager_and_a_restore_is_refused(swarm_env):
+    project = swarm_env
+    project.configure(environments={"test": {"backup_before_deploy": True}})
+    first = project.head()
+    project.inv("deploy.test")  # nothing runs yet: nothing to back up
+    for text in ("first", "second"):
+        answer = requests.post(project.url + "/api/quotes", json={"text": text, "author": "test"}, timeout=10)
+        assert answer.status_code == 201, answer.text
+
+    result = project.inv("backup")
+    (line,) = [line for line in result.stdout.splitlines() if line.strip()]
+    backup_id = line.split()[1].rstrip(":")
+    stored = project.path / "backups" / "test" / backup_id
+    manifest = json.loads((stored / "manifest.json").read_text())
+    assert manifest["revision"] == first and manifest["database"]["container"].startswith("app.")
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o700
+    assert all(stat.S_IMODE(os.stat(stored / f["path"]).st_mode) == 0o600 for f in manifest["files"])
+    assert any(f["path"].startswith("logs/app.") for f in manifest["files"]), manifest["files"]
+    with sqlite3.connect(stored / "database.sqlite3") as db:
+        assert [row[0] for row in db.execute("SELECT text FROM quotes ORDER BY id")] == ["first", "second"]
+    assert "intact" in project.inv("backup.verify", backup_id).stdout
+
+    releases.one_line_change(project, "second")
+    project.inv("deploy.test")
+    assert _history(project)[-1]["backup"], "the deploy backed up first and recorded it"
+
+    refused = project.inv("backup.restore", backup_id, "--yes", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "restore is not carried out on engine: swarm" in refused.stderr, refused.stderr
 
 
 # The wrong revision goes through the task above; an unhealthy one is driven here, directly.

@@ -3,14 +3,26 @@ entry is reached, and the engine setting."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
-from deploy.backend.swarm import node_engine, restarted, task_container
+from deploy.backend.swarm import (
+    env_file_text,
+    node_engine,
+    restarted,
+    scaling,
+    settled,
+    stopped_containers,
+    task_container,
+)
+from deploy.commands.swarm import STOPPED_LABEL
 from deploy.config import DEFAULTS, load
-from deploy.errors import ConfigError
+from deploy.errors import ConfigError, UsageError
 from deploy.restart import Plan
 from deploy.swarm.stackfile import REVISION_LABEL
-from deploy.swarm.state import Service, StackState, Task
+from deploy.swarm.state import Service, StackState, Task, parse_attachable, parse_services
 
 SERVICES = ["app", "proxy", "worker"]
 
@@ -65,3 +77,50 @@ def test_engine_defaults_to_compose_and_refuses_others(root):
     assert load(_raw(engine="swarm"), "test", root=root).engine == "swarm"
     with pytest.raises(ConfigError, match="is not an engine"):
         load(_raw(engine="kubernetes"), "test", root=root)
+
+
+def _service(name: str, replicas: int | None, **labels: str) -> Service:
+    return Service(f"id-{name}", f"shop_{name}", "shop:abc", replicas, None, "", None,
+                   {REVISION_LABEL: "abc123", **labels})
+
+
+def test_stop_scales_to_zero_remembering_the_count_and_start_gives_it_back():
+    app, proxy = _service("app", 2), _service("proxy", 1)
+    assert scaling("stop", [app, proxy], 2) == [("shop_app", 0, 2), ("shop_proxy", 0, 1)]
+    stopped = [_service("app", 0, **{STOPPED_LABEL: "2"}), _service("proxy", 0, **{STOPPED_LABEL: "1"})]
+    assert scaling("stop", stopped, 2) == [], "already stopped: nothing to do, the kept counts stay"
+    assert scaling("start", stopped, 2) == [("shop_app", 2, None), ("shop_proxy", 1, None)]
+    assert scaling("start", [app, _service("worker", 0, **{STOPPED_LABEL: "x"})], 3) == [("shop_worker", 3, None)]
+    with pytest.raises(UsageError, match="shop_agent is a global service"):
+        scaling("stop", [_service("agent", None)], 2)
+
+
+def test_a_stopped_service_reads_as_stopped_and_settles_when_its_tasks_are_gone():
+    service = _service("app", 0, **{STOPPED_LABEL: "2"})
+    gone = dataclasses.replace(_task("t1", "shop:abc", state="shutdown"), desired_state="shutdown")
+    state = StackState("shop", {"app": service}, {"app": [gone]})
+    [row] = stopped_containers(state, ("app", "proxy"))
+    assert (row.name, row.revision, row.running, row.service) == ("app (0/2 replicas)", "abc123", False, "app")
+    assert settled("stop", state, "app")
+    running = StackState("shop", {"app": _service("app", 1)}, {"app": [_task("t2", "shop:abc")]})
+    assert settled("start", running, "app") and not settled("stop", running, "app")
+    assert stopped_containers(running, ("app",)) == []
+
+
+def test_the_one_off_env_file_leaves_out_values_that_span_lines():
+    text, skipped = env_file_text(["APP_ENV=test", "KEY=a=b #c", "PEM=-----BEGIN\nabc"])
+    assert text == "APP_ENV=test\nKEY=a=b #c\n" and skipped == ["PEM"]
+
+
+def test_a_service_spec_gives_the_one_off_its_env_volumes_and_networks():
+    spec = {"ID": "s1", "Spec": {"Name": "shop_app", "Labels": {}, "TaskTemplate": {
+        "ContainerSpec": {"Image": "shop:abc@sha256:0", "Env": ["APP_ENV=test"], "Mounts": [
+            {"Type": "volume", "Source": "shop_app-data", "Target": "/data"},
+            {"Type": "volume", "Source": "shop_ro", "Target": "/ro", "ReadOnly": True},
+            {"Type": "bind", "Source": "/etc", "Target": "/host-etc"}]},
+        "Networks": [{"Target": "net1"}]}, "Mode": {"Replicated": {"Replicas": 2}}}}
+    [service] = parse_services(json.dumps([spec]))
+    assert (service.image, service.env, service.network_ids) == ("shop:abc", ("APP_ENV=test",), ("net1",))
+    assert service.volumes == ("shop_app-data:/data", "shop_ro:/ro:ro")
+    networks = [{"Name": "shop_default", "Attachable": True}, {"Name": "ingress", "Attachable": False}]
+    assert parse_attachable(json.dumps(networks)) == ["shop_default"]

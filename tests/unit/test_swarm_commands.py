@@ -138,3 +138,20 @@ def test_revision_gate_runs_the_apps_own_check_first_and_keeps_hostile_values_qu
         assert not marker.exists()
     finally:
         server.close()
+
+
+def test_day_two_builders_keep_user_values_whole():
+    assert swarm.service_scale("shop_app", 0, remember=2) == [
+        "docker", "service", "update", "--detach", "--replicas", "0",
+        "--label-add", f"{swarm.STOPPED_LABEL}=2", "--", "shop_app"]
+    assert swarm.service_scale(HOSTILE, 2)[-4:] == ["--label-rm", swarm.STOPPED_LABEL, "--", HOSTILE]
+    with pytest.raises(ValueError, match="0 or more"):
+        swarm.service_scale("shop_app", -1)
+    assert swarm.service_logs("shop_app", since="10m", tail=5, follow=True) == [
+        "docker", "service", "logs", "--since", "10m", "--tail", "5", "--follow", "--", "shop_app"]
+    assert swarm.network_inspect([HOSTILE]) == ["docker", "network", "inspect", "--", HOSTILE]
+    assert swarm.one_off(HOSTILE, ["sh", "-c", HOSTILE], env_file="/s/.exec.env", network="shop_default",
+                         volumes=["shop_app-data:/data"], interactive=True) == [
+        "docker", "run", "--rm", "--interactive", "--tty", "--env-file", "/s/.exec.env", "--network",
+        "shop_default", "--volume", "shop_app-data:/data", "--", HOSTILE, "sh", "-c", HOSTILE]
+    assert swarm.one_off("shop:abc", ["true"]) == ["docker", "run", "--rm", "--", "shop:abc", "true"]

@@ -177,7 +177,11 @@ def test_the_proxy_is_published_in_host_mode_on_a_manager_with_the_toolkit_confi
 def test_volumes_and_networks_lose_compose_project_names_and_unused_volumes():
     stack, _ = stackfile.render(COMPOSE, PLAN)
     assert stack["volumes"] == {"app-data": None}
-    assert stack["networks"] == {"default": None}
+    # The stack's own networks take a one-off container (deploy.exec); an external one is left as it is.
+    assert stack["networks"] == {"default": {"attachable": True}}
+    external = {**COMPOSE, "networks": {"default": {"name": "shop_default"}, "edge": {"external": True}}}
+    assert stackfile.render(external, PLAN)[0]["networks"] == {"default": {"attachable": True},
+                                                               "edge": {"external": True}}
     assert stack["services"]["worker"] == {"image": "shop:worker", "deploy": {"replicas": 1}}
 
 
