@@ -211,7 +211,7 @@ class Service:
         assert self.httpd is not None, "not started"
         return self.httpd.server_port
 
-    def start(self, poll_interval: float = 0.2) -> None:
+    def start(self, poll_interval: float = 0.05) -> None:
         """Listen; ``poll_interval`` bounds how long ``stop()`` waits for the accept loop to notice."""
         self.app.prepare()
         self.httpd = Server((self.config.host, self.config.port), self.app)
@@ -261,7 +261,7 @@ class _StopFlag:
         while self.signum is None:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            time.sleep(0.1)
+            time.sleep(0.02)  # a stop is noticed within 20 ms: a deploy waits for the old container to exit
         return True
 
 
