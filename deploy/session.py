@@ -68,8 +68,7 @@ class Session:
         for it, and the transaction settles before it releases the lock, so no command ends with it unfinished."""
         def run() -> None:
             try:
-                with self.target.apart():
-                    work()
+                work()
             except BaseException as exc:  # raised in the task's own thread by settle, never printed as a traceback
                 self._deferred_errors.append(exc)
 

@@ -93,9 +93,6 @@ class Target(Protocol):
 
     def tunnel(self, host: str, port: int) -> contextlib.AbstractContextManager[tuple[str, int]]: ...
 
-    def apart(self) -> contextlib.AbstractContextManager[None]:
-        """For work beside the main steps (``Session.defer``): its commands do not queue behind theirs."""
-
     def close(self) -> None: ...
 
 
@@ -212,9 +209,6 @@ class _Base:
         result = self.probe(["cat", path])
         return result.stdout if result.ok else None
 
-    def apart(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()  # every local command is a process of its own
-
     def close(self) -> None:  # pragma: no cover - trivial for local
         pass
 
@@ -280,8 +274,7 @@ class SshTarget(_Base):
     Commands run one after another in one shell on the connection (``_Shell``), a streamed one (a build) with its
     output shown as it arrives, also when several threads send them (preflight's checks): one waits for the other,
     which costs less than a session each. A command that would wait longer than ``SHELL_WAIT`` (the lock's
-    heartbeat during a build or a long drain must not wait for it) gets a session of its own through Fabric, and
-    so does every command of work beside the main steps (``apart``: the old container's drain).
+    heartbeat during a build or a long drain must not wait for it) gets a session of its own through Fabric.
     """
 
     SHELL_WAIT = 1.0
@@ -292,11 +285,10 @@ class SshTarget(_Base):
         self.name = f"{connection.user}@{connection.original_host}"
         self._shell: _Shell | None = None
         self._shell_free = threading.Lock()
-        self._apart = threading.local()
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,
               tail: _Tail | None = None) -> Result:
-        if getattr(self._apart, "on", False) or not self._shell_free.acquire(timeout=self.SHELL_WAIT):
+        if not self._shell_free.acquire(timeout=self.SHELL_WAIT):
             return super()._exec(argv, check=check, stream=stream, timeout=timeout, tail=tail)
         streams = _output_streams(argv, stream, tail)
         try:
@@ -323,16 +315,6 @@ class SshTarget(_Base):
             self._drop_shell()  # interrupted mid-command: closing the channel ends it, as Fabric's runner does
             raise
         return Result(argv, status, stdout, stderr)
-
-    @contextlib.contextmanager
-    def apart(self) -> Iterator[None]:
-        """This thread's commands take sessions of their own: a drain's `docker stop` holding the shared shell
-        would make the steps beside it wait."""
-        self._apart.on = True
-        try:
-            yield
-        finally:
-            self._apart.on = False
 
     def _drop_shell(self) -> None:
         if self._shell is not None:

@@ -126,13 +126,3 @@ def test_a_quiet_build_that_fails_in_the_shell_shows_its_last_lines_masked(capsy
     assert "(failed, exit 3)" in shown
     assert "    | step 1/2\n" in shown and "    | broken: postgresql://app:***@db/app\n" in shown
     assert "S3CRET-VALUE" not in shown
-
-
-def test_commands_apart_take_a_session_of_their_own_and_the_rest_keep_the_shell(target, sshd):
-    target.probe(["true"])
-    opened = sessions(sshd)
-    with target.apart():
-        assert target.probe(["echo", "beside"]).stdout == "beside\n"
-    assert sessions(sshd) == opened + 1
-    assert target.probe(["echo", "main"]).stdout == "main\n"
-    assert sessions(sshd) == opened + 1, "outside apart(), the shared shell again"

@@ -140,9 +140,6 @@ class FakeTarget:
             return Result(argv, 0, "", "")
         return self._answer(argv, check)
 
-    def apart(self):
-        return contextlib.nullcontext()
-
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.probes.append(argv)
