@@ -117,7 +117,8 @@ class SwarmBackend(Backend):
                                   hint="the app service must be in the compose file (deploy.app_service)") from None
         session.target.run(["mkdir", "-p", directory])
         session.target.write_text(plan.proxy_config_file, stackfile.proxy_conf(plan))
-        session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack))
+        # The model inlines the env file (secrets included): the stack file is the owner's only, as the env file is.
+        session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack), mode=0o600)
         return notes
 
     # --- the interface ---------------------------------------------------------------------------------------

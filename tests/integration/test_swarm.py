@@ -25,6 +25,7 @@ from deploy.errors import RolloutFailed
 from deploy.swarm.distribute import ensure_everywhere
 from deploy.swarm.rollout import rollback, rollout, status
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
+from tests.integration.test_remote import SECRET, configure_prod
 from tests.support import releases
 from tests.support.load import Load, Report
 from tests.support.swarm import SwarmApp, remove_stack, single_node_swarm, worker_node
@@ -225,6 +226,45 @@ def test_backups_copy_the_database_from_the_task_on_the_manager_and_a_restore_is
     refused = project.inv("backup.restore", backup_id, "--yes", check=False)
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "restore is not carried out on engine: swarm" in refused.stderr, refused.stderr
+
+
+def test_a_manager_over_ssh_deploys_redeploys_under_load_shows_every_task_and_rolls_back(project, manager, sshd,
+                                                                                       tmp_path):
+    # The manager is this machine's engine behind the test sshd: `host: prod` reaches it the way a user's
+    # laptop reaches a droplet, one SSH connection per task.
+    prod = configure_prod(project, sshd, tmp_path)
+    prod.use(engine="swarm", replicas=2, health_timeout=120)
+    try:
+        first = releases.slow_boot(project, BOOT)
+        logins = prod.logins()
+        deployed = prod.deploy()
+        assert prod.logins() - logins == 1, "one SSH connection carries every command of a deploy"
+        assert "every replica's own health answer (2/2 tasks)" in deployed.stdout, deployed.stdout
+        assert f"deployed {first[:12]} to prod on {sshd.user}@prod" in deployed.stdout, deployed.stdout
+        assert SECRET not in deployed.stdout + deployed.stderr
+        # The stack file holds the environment compose resolved from the host's env file: the owner's only.
+        (stack_file,) = (prod.srv / "state" / "swarm").glob(f"*-{first[:12]}.yml")
+        assert SECRET in stack_file.read_text() and stat.S_IMODE(stack_file.stat().st_mode) == 0o600
+
+        with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
+            second = releases.one_line_change(project, "second")
+            logins = prod.logins()
+            _, step = _under_load(load, prod.deploy)
+            assert prod.logins() - logins == 1
+            _assert_only(step, second, allowed={first, second})
+
+            status = prod.inv("deploy.status", "--host", "prod").stdout
+            assert [rev for _, rev in _task_rows(status)] == [second[:12]] * 2, status
+
+            _, step = _under_load(load, lambda: prod.inv("deploy.rollback", "--host", "prod"))
+            _assert_only(step, first, allowed={first, second})
+        assert load.report().failed == 0, load.report().describe()
+        status = prod.inv("deploy.status", "--host", "prod").stdout
+        assert [rev for _, rev in _task_rows(status)] == [first[:12]] * 2, status
+        assert [(r["action"], r["result"]) for r in prod.history()] == [("deploy", "ok"), ("deploy", "ok"),
+                                                                         ("rollback", "ok")]
+    finally:
+        remove_stack(prod.compose)
 
 
 # The wrong revision goes through the task above; an unhealthy one is driven here, directly.
