@@ -5,8 +5,9 @@ Each test deploys the reference app as a stack (2 replicas, ``endpoint_mode: dns
 front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs). The main tests go
 through the real tasks (``inv deploy.test``, ``deploy.rollback``, ``deploy.status``, ``deploy.restart``,
 ``deploy.logs``, ``deploy.exec``, ``deploy.stop``/``start``, ``backup`` on an environment that says
-``engine: swarm``); an unhealthy release, the not-deployed rollback and the two-engine test drive
-``deploy.swarm.rollout`` directly. Zero failed requests are asked of the load client where the issue asks.
+``engine: swarm``, on this engine, on it as a manager reached over SSH through the test sshd, and with a second
+engine joined as a worker); an unhealthy release and the not-deployed rollback drive ``deploy.swarm.rollout``
+directly. Zero failed requests are asked of the load client where the issue asks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import pytest
 import requests
 
 from deploy.errors import RolloutFailed
-from deploy.swarm.distribute import ensure_everywhere
 from deploy.swarm.rollout import rollback, rollout, status
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
 from tests.integration.test_remote import SECRET, configure_prod
@@ -296,33 +296,46 @@ def test_a_stack_that_is_not_deployed_cannot_be_rolled_back(app):
 
 
 @pytest.mark.swarm_nodes
-def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(project, manager):
+def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(swarm_env, manager):
+    project = swarm_env
     with worker_node(manager) as worker:
         if isinstance(worker, str):
             pytest.skip(f"a second engine cannot run here: {worker}")
-        # 3 replicas, at most 2 per node: both engines always run one, and start-first has room for its new task.
-        app = SwarmApp(project, base_image=BASE_IMAGE, proxy_image=PROXY_IMAGE, replicas=3, max_replicas_per_node=2)
+        # The worker as a user names one: a DOCKER_HOST the manager's docker CLI reaches (here a socket of the
+        # engine in the container; on a cluster ssh://deploy@worker-1). Swarm spreads 2 replicas over 2 nodes.
+        project.configure(environments={"test": {"swarm_nodes": [worker.docker_host]}})
+        nodes = {_engine_name(), worker.container}
         try:
-            first = app.project.head()
-            report = rollout(app.target, app.release(first), nodes=[worker.engine], timeout=180)
-            assert _revisions_of(report.proofs) == [first] * 3
-            nodes = {p.node for p in report.proofs}
-            assert len(nodes) == 2 and worker.container in nodes, f"replicas on both engines: {nodes}"
+            first = project.head()
+            deployed = project.inv("deploy.test")
+            assert f"sending {project.name}:{first[:12]} to " in deployed.stderr, deployed.stderr
+            _assert_tasks_on(project, nodes, first)
 
-            with Load(app.url + "/api/health", rate=RATE, max_seconds=300) as load:
-                second = releases.one_line_change(app.project, "second")
-                new = app.release(second)
-                deployed, step = _under_load(load, lambda: rollout(app.target, new, nodes=[worker.engine],
-                                                                   timeout=180))
+            with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+                second = releases.one_line_change(project, "second")
+                redeployed, step = _under_load(load, lambda: project.inv("deploy.test"))
             _assert_only(step, second, allowed={first, second})
-            assert _revisions_of(deployed.proofs) == [second] * 3
-            assert {p.node for p in deployed.proofs} == nodes
-            delivered = ensure_everywhere(app.target, new.image, [worker.engine])
-            assert [d.sent for d in delivered] == [False], "already on the worker, with the manager's image ID"
+            assert "every replica's own health answer (2/2 tasks)" in redeployed.stdout, redeployed.stdout
+            image = f"{project.name}:{second[:12]}"
+            assert _image_id(image, worker.docker_host) == _image_id(image), "the manager's image, by ID"
+            _assert_tasks_on(project, nodes, second)
         finally:
-            app.remove()
+            remove_stack(project.compose_project())
 
 
-def _image_id(image: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
-                          text=True, check=True).stdout.strip()
+def _assert_tasks_on(project, nodes: set[str], revision: str) -> None:
+    """`deploy.status` lists an app task on each of ``nodes``, each reporting ``revision``."""
+    status = project.inv("deploy.status").stdout
+    rows = _task_rows(status)
+    assert [rev for _, rev in rows] == [revision[:12]] * 2, status
+    assert {name.split("@", 1)[1] for name, _ in rows} == nodes, f"replicas on both engines: {status}"
+
+
+def _engine_name() -> str:
+    return subprocess.run(["docker", "info", "--format", "{{.Name}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _image_id(image: str, docker_host: str | None = None) -> str:
+    return subprocess.run(["docker", *(["--host", docker_host] if docker_host else []), "image", "inspect",
+                           "--format", "{{.Id}}", image], capture_output=True, text=True, check=True).stdout.strip()
