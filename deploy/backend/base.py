@@ -8,6 +8,7 @@ from invoke import Context
 
 from .. import preflight
 from ..config import Settings
+from ..containers import Container
 from ..history import Record
 from ..kept import Kept
 from ..preflight import Item
@@ -29,6 +30,10 @@ class Backend:
     backs_up_by_default = False
     #: Whether a deploy ships the revision's files somewhere before building (a "release" step).
     ships_release = False
+    #: ``deploy.restart --hard``: what it runs and what that costs, for the line announcing it.
+    hard_restart = ("`compose restart`", "this costs downtime, requests fail until they are back")
+    #: Whether a restart that rolls the app creates it from the env file as it is now (else a deploy does).
+    restart_applies_env_file = True
 
     def __init__(self, session: Session):
         self.session = session
@@ -68,6 +73,11 @@ class Backend:
         """Carry out a restart ``plan`` with the serving ``image`` at ``revision``: the app rolled (the outcome
         of that rollout), the services that cannot be rolled one at a time, or (``plan.hard``) all at once."""
         raise NotImplementedError
+
+    def restart_notes(self, plan: Plan, app: Container | None) -> list[str]:
+        """How ``restart(plan, ...)`` replaces each service, one line each, announced before it starts; ``app``
+        is the serving app container whose image and revision it keeps."""
+        return []
 
     def prune_images(self, keep: set[str]) -> list[str]:
         """Remove the app's old images beyond ``keep_images``; returns what was removed."""

@@ -9,6 +9,7 @@ from invoke import Context
 from .. import images, kept, preflight
 from ..adopt import release as adopt
 from ..config import Settings
+from ..containers import Container
 from ..errors import NotDeployed
 from ..history import Record
 from ..ops import deploy_command
@@ -75,6 +76,21 @@ class ComposeBackend(Backend):
             self.session.ui.note(f"recreating {service}")
             target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)
         return outcome
+
+    def restart_notes(self, plan: Plan, app: Container | None) -> list[str]:
+        settings, notes = self.session.settings, []
+        if plan.roll and app is not None:
+            notes.append(f"{settings.app_service}: a new container from {app.image} (revision "
+                         f"{(app.revision or '?')[:12]}) beside the old one, created with the env file and compose "
+                         "settings as they are now")
+        for service in plan.one_by_one:
+            why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
+                else "not behind the proxy, so it cannot be rolled"
+            notes.append(f"{service}: recreated on its own ({why})")
+        for service in plan.kept:
+            notes.append(f"{service}: kept running, the switch reloads its configuration (--service {service} "
+                         "restarts it, with a moment of downtime)")
+        return notes
 
     def prune_images(self, keep: set[str]) -> list[str]:
         session = self.session

@@ -60,6 +60,10 @@ STOP_WAIT = 120.0  # seconds stopped tasks get to exit (beyond the app's stop gr
 
 class SwarmBackend(Backend):
     name = "swarm"
+    hard_restart = ("`docker service update --force` of each service",
+                    "they all roll at once, each task by task as its update_config says")
+    # A forced update keeps the service's spec: the environment it was deployed with (a deploy plans it again).
+    restart_applies_env_file = False
 
     def __init__(self, session: Session):
         super().__init__(session)
@@ -248,6 +252,15 @@ class SwarmBackend(Backend):
                                 hint=f"`docker service ps {self.stack}_{session.settings.app_service}` says why")
         return Outcome(None, None, first_deploy=False, proof=f"every replica's own health answer ({len(rows)} tasks)")
 
+    def restart_notes(self, plan: Plan, app: Container | None) -> list[str]:
+        settings = self.session.settings
+        state = read_stack(self.session.target, self.stack)
+        notes = [restart_note(settings.app_service, settings.proxy_service, self.stack, short, app)
+                 for short in restarted(plan, settings.app_service, list(state.services))]
+        notes += [f"{short}: kept running (it resolves the app's tasks on each request; --service {short} restarts "
+                  "it, with a moment of downtime)" for short in plan.kept]
+        return notes
+
     def _replaced(self, short: str, old: set[str], deadline: float) -> None:
         """Wait until every task of ``short`` that runs is a new one (none of ``old`` is still wanted)."""
         while True:
@@ -350,6 +363,19 @@ def restarted(plan: Plan, app: str, services: list[str]) -> list[str]:
     else:
         wanted = set(plan.one_by_one) | ({app} if plan.roll else set())
     return [name for name in services if name in wanted]
+
+
+def restart_note(app_service: str, proxy_service: str, stack: str, short: str, app: Container | None) -> str:
+    """Pure: how a restart replaces ``short`` on a swarm, for the line announcing it."""
+    if short == app_service:
+        what = f" of {app.image} (revision {(app.revision or '?')[:12]})" if app else ""
+        return (f"{short}: a rolling update of {stack}_{short} (`docker service update --force`), task by task: "
+                f"a new task{what} starts beside the old one (start-first), takes requests once it passes the "
+                "revision gate, then the old one stops; with the environment the service was deployed with")
+    if short == proxy_service:
+        return (f"{short}: a forced update of {stack}_{short}, stop-first (it holds the published port: a moment of "
+                "downtime)")
+    return f"{short}: a forced rolling update of {stack}_{short}, task by task as its update_config says"
 
 
 def scaling(action: str, services: Sequence[Service], default_replicas: int) -> list[tuple[str, int, int | None]]:

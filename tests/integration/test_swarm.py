@@ -150,6 +150,10 @@ def test_restart_rolls_every_task_under_load_and_keeps_the_revision(swarm_env):
         restarted, step = _under_load(load, lambda: project.inv("deploy.restart"))
     _assert_only(step, revision, allowed={revision})
     assert "(docker service update --force)" in restarted.stdout, restarted.stdout
+    # The plan says what Swarm does: task by task, start-first; not compose's "a new container beside the old one".
+    assert (f"app: a rolling update of {project.compose_project()}_app (`docker service update --force`), task by "
+            f"task: a new task of {project.name}:{revision[:12]}") in restarted.stdout, restarted.stdout
+    assert "(start-first)" in restarted.stdout and "new container" not in restarted.stdout, restarted.stdout
     after = _running_task_ids(project)
     assert len(after) == 2 and not after & before, f"every task replaced: {before} -> {after}"
     rows = _task_rows(project.inv("deploy.status").stdout)

@@ -11,6 +11,7 @@ import pytest
 from deploy.backend.swarm import (
     env_file_text,
     node_engine,
+    restart_note,
     restarted,
     scaling,
     settled,
@@ -36,6 +37,20 @@ SERVICES = ["app", "proxy", "worker"]
 ])
 def test_a_restart_updates_the_services_its_plan_names(plan, expected):
     assert restarted(plan, "app", SERVICES) == expected
+
+
+def test_a_restart_announces_each_service_as_swarm_replaces_it():
+    from deploy.containers import Container
+
+    app = Container(id="c1", name="app.1@droplet-1", service="app", image="shop:abc123", revision="abc123" * 7,
+                    state="running", health=None, started_at="", number=1, addresses=())
+    rolled = restart_note("app", "proxy", "shop", "app", app)
+    assert rolled.startswith("app: a rolling update of shop_app (`docker service update --force`), task by task")
+    assert "shop:abc123 (revision abc123abc123)" in rolled and "beside the old one (start-first)" in rolled
+    assert "the environment the service was deployed with" in rolled and "env file" not in rolled
+    assert "stop-first" in restart_note("app", "proxy", "shop", "proxy", app)
+    assert restart_note("app", "proxy", "shop", "worker", app) == \
+        "worker: a forced rolling update of shop_worker, task by task as its update_config says"
 
 
 def _task(task_id: str, image: str, *, slot: int = 1, state: str = "running") -> Task:
