@@ -17,7 +17,7 @@ from ..revision import Revision
 from ..rollout import Outcome
 from ..session import Session
 from ..state import Snapshot
-from ..target import LocalTarget
+from ..target import LocalTarget, Result
 
 Check = Callable[[], Item]
 
@@ -92,6 +92,11 @@ class Backend:
 
     def exec(self, command: Sequence[str], *, interactive: bool) -> int:
         """``command`` in a fresh container of the serving image, set up as the app's own; its exit status."""
+        raise NotImplementedError
+
+    def one_off(self, image: str, command: Sequence[str]) -> Result:
+        """``command`` in a fresh container of ``image``, set up as the app's own, its output shown as it comes
+        (``pre_switch`` hooks in the new image; ``deploy.exec`` in the serving one)."""
         raise NotImplementedError
 
     def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:

@@ -18,7 +18,7 @@ from ..restart import Plan
 from ..rollout import Outcome, rollout
 from ..session import Session
 from ..state import Snapshot
-from ..target import LocalTarget
+from ..target import LocalTarget, Result
 from .base import Backend, Check
 
 
@@ -109,10 +109,15 @@ class ComposeBackend(Backend):
         if serving is None:
             raise NotDeployed(f"no app container serves {settings.project} on {session.where}, so there is no "
                               "image to run the command in", hint=f"deploy first: {deploy_command(session)}")
-        argv = session.stack.compose(serving.image).run(settings.app_service, command, tty=interactive)
-        if interactive:
-            return session.target.interact(argv)
-        return session.target.run(argv, check=False, watched=True).exit_status
+        if not interactive:
+            return self.one_off(serving.image, command).exit_status
+        return session.target.interact(session.stack.compose(serving.image).run(settings.app_service, command,
+                                                                                tty=True))
+
+    def one_off(self, image: str, command: Sequence[str]) -> Result:
+        """``compose run --rm --no-deps -T`` of the app service in ``image``: its environment, volumes, networks."""
+        argv = self.session.stack.compose(image).run(self.session.settings.app_service, command)
+        return self.session.target.run(argv, check=False, watched=True)
 
     def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:
         """``compose start|stop``: the containers as they are (stop: SIGTERM, then the stop grace period)."""

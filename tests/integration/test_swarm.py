@@ -18,6 +18,7 @@ import shlex
 import sqlite3
 import stat
 import subprocess
+import textwrap
 
 import pytest
 import requests
@@ -25,6 +26,7 @@ import requests
 from deploy.errors import RolloutFailed
 from deploy.swarm.rollout import rollback, rollout, status
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
+from tests.integration.test_hooks import FAILING
 from tests.integration.test_remote import SECRET, configure_prod
 from tests.support import releases
 from tests.support.load import Load, Report
@@ -269,6 +271,51 @@ def test_a_manager_over_ssh_deploys_redeploys_under_load_shows_every_task_and_ro
                                                                          ("rollback", "ok")]
     finally:
         remove_stack(prod.compose)
+
+
+# A migration: the revision it runs as ($APP_REVISION, from the image), the revision the app's tasks serve meanwhile
+# (through the stack's network, "none" before the stack exists), and the environment every task gets.
+MIGRATE = ["python3", "-c", textwrap.dedent("""\
+    import json, os, urllib.request
+    try:
+        seen = json.load(urllib.request.urlopen("http://app:8000/api/health", timeout=5))["revision"]
+    except Exception:
+        seen = "none"
+    with open("/data/migrations.log", "a") as log:
+        log.write(" ".join([os.environ["APP_REVISION"], seen, os.environ["APP_ENV"]]) + "\\n")
+    print("migrated to", os.environ["APP_REVISION"])
+""")]
+
+
+def test_pre_switch_hooks_run_in_the_new_image_as_a_task_would_and_a_failing_one_keeps_the_release_out(swarm_env):
+    project = swarm_env
+    project.configure(hooks={"pre_switch": [MIGRATE]})
+    first = project.head()
+    deployed = project.inv("deploy.test")  # before the stack exists: the environment its stack file gives
+    assert f"migrated to {first}" in deployed.stdout, deployed.stdout
+
+    project.configure(hooks={"pre_switch": [MIGRATE, FAILING]})
+    third = releases.one_line_change(project, "never served")
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+        failed = project.inv("deploy.test", check=False)
+        load.wait(1.0)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    [error] = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: hooks.pre_switch[2] `sh -c ") and "exited 3: no such table: users" in error
+    assert "==> rollout" not in failed.stdout
+    _assert_only(load.report(), first, allowed={first})
+    status = project.inv("deploy.status").stdout
+    assert [rev for _, rev in _task_rows(status)] == [first[:12]] * 2, "the previous release on every task"
+    assert (_history(project)[-1]["revision"], _history(project)[-1]["result"]) == (third, "failed")
+
+    project.configure(hooks={"pre_switch": [MIGRATE]})
+    second = releases.one_line_change(project, "second")
+    project.inv("deploy.test")
+    log = project.inv("deploy.exec", "--cmd", "cat /data/migrations.log").stdout.split("\n")
+    assert [line for line in log if line.count(" ") == 2] == \
+        [f"{first} none test", f"{third} {first} test", f"{second} {first} test"], \
+        "each ran in its new image, with the tasks' environment and volume, on the stack's network while the " \
+        "release before it served"
 
 
 # The wrong revision goes through the task above; an unhealthy one is driven here, directly.

@@ -11,6 +11,7 @@ import pytest
 from deploy.backend.swarm import (
     env_file_text,
     node_engine,
+    planned_app,
     restart_note,
     restarted,
     scaling,
@@ -139,3 +140,18 @@ def test_a_service_spec_gives_the_one_off_its_env_volumes_and_networks():
     assert service.volumes == ("shop_app-data:/data", "shop_ro:/ro:ro")
     networks = [{"Name": "shop_default", "Attachable": True}, {"Name": "ingress", "Attachable": False}]
     assert parse_attachable(json.dumps(networks)) == ["shop_default"]
+
+
+def test_before_the_first_deploy_a_one_off_gets_what_the_stack_file_gives_every_task():
+    stack = {"services": {"app": {
+        "environment": {"APP_ENV": "prod", "PRICE": "$$5", "UNSET": None},
+        "volumes": [{"type": "volume", "source": "app-data", "target": "/data"},
+                    {"type": "volume", "source": "shared", "target": "/shared", "read_only": True},
+                    {"type": "bind", "source": "/etc/x", "target": "/x"}]}},
+        "volumes": {"app-data": None, "shared": {"external": True}}}
+    app = planned_app(stack, "shop", "app", "shop:abc")
+    assert (app.name, app.image, app.network_ids) == ("shop_app", "shop:abc", ())
+    assert app.env == ("APP_ENV=prod", "PRICE=$5"), "stack deploy's $$ escaping undone, unset values left out"
+    assert app.volumes == ("shop_app-data:/data", "shared:/shared:ro")
+    listed = planned_app({"services": {"app": {"environment": ["A=1", "B=x=y"]}}}, "shop", "app", "shop:abc")
+    assert listed.env == ("A=1", "B=x=y") and listed.volumes == ()
