@@ -1,8 +1,10 @@
 """Release hooks (``deploy.hooks``): the user's commands at two points of a release.
 
-    pre_switch    in a one-off container of the new image (``compose run --rm --no-deps -T <app service>``, with
-                  the service's environment, volumes and networks), after verify.build and before any traffic
-                  moves: migrations. The first one that fails abandons the release; nothing running was changed.
+    pre_switch    in a one-off container of the new image set up as the app's own (``Backend.one_off``: on
+                  compose ``compose run --rm --no-deps -T <app service>``; on a swarm the ``docker run --rm`` of
+                  ``deploy.exec``, with the service's environment, volumes and network), after verify.build and
+                  before any traffic moves: migrations. The first one that fails abandons the release; nothing
+                  running was changed.
     post_deploy   where ``inv`` runs, after every deploy and rollback (ok, failed or interrupted), with the facts
                   in DEPLOY_* variables: notifications. Bounded in time; a failure is a warning, never the
                   deploy's result, and never hides the deploy's own error.
@@ -25,13 +27,11 @@ NOTIFIED = ("deploy", "rollback")
 
 def pre_switch(session: Session, image: str) -> None:
     """Each ``pre_switch`` command in turn, in a fresh container of ``image``; its output is shown as it comes."""
-    settings, target = session.settings, session.target
-    compose = session.stack.compose(image)
-    commands = settings.hooks.pre_switch
+    commands = session.settings.hooks.pre_switch
     for index, command in enumerate(commands):
         name = hook_name("pre_switch", index, len(commands))
         session.ui.note(f"{name}: {display(command)}")
-        result = target.run(compose.run(settings.app_service, command), check=False, watched=True)
+        result = session.backend.one_off(image, command)
         if not result.ok:
             raise HookFailed(name, command, result.exit_status, output_tail(result, command),
                              hint="the release was abandoned before any traffic moved: what served before still "

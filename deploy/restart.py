@@ -1,14 +1,17 @@
 """``deploy.restart``: replace the running containers so they pick up the env file and compose settings as they
 are now, without downtime wherever the stack allows it.
 
-    app service      rolled: the same rollout as a deploy, with the serving image and revision (a new container
-                     beside the old one, created from the current env file and compose settings, proven, switched
-                     to, the old one drained)
-    other services   (a worker, ...) not behind the proxy, so they cannot be rolled: recreated one at a time
-    the proxy        it holds the public port, so recreating it costs a moment of downtime: kept running (the
-                     switch reloads its configuration gracefully) unless named with ``--service``
-    --hard           ``compose restart`` of everything (or the named services) at once: downtime, and each
-                     container keeps the environment it was created with
+    app service      rolled with the serving image and revision, without downtime
+    other services   (a worker, ...) not behind the proxy: restarted one service at a time
+    the proxy        it holds the public port, so restarting it costs a moment of downtime: kept running unless
+                     named with ``--service``
+    --hard           everything (or the named services) at once
+
+How each is replaced is the backend's (``Backend.restart``, announced by ``Backend.restart_notes``): on compose
+the app goes through the deploy's rollout (a new container beside the old one, created from the current env file
+and compose settings, proven, switched to, the old one drained), the others are recreated, ``--hard`` is
+``compose restart`` (downtime, each container keeps its environment); on a swarm each service is a forced rolling
+update, task by task, the app's start-first behind the revision gate, with the environment it was deployed with.
 
 The history line (action ``restart``) records the env file's sha256 before (what the replaced app containers were
 started with, as the last deploy or restart recorded it) and after (what the running ones read); never its values.
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from . import envfile
 from .containers import Container
 from .errors import NotDeployed
-from .ops import deployed, parse_services, wait_serving
+from .ops import deploy_command, deployed, parse_services, wait_serving
 from .session import Session
 from .state import Snapshot
 from .transaction import Transaction
@@ -89,7 +92,7 @@ def restart(session: Session, service: str | None = None, *, hard: bool = False,
                 session.backend.run_preflight(image)
         with txn.recorded() as entry, ui.step("restart", chosen.describe()):
             # The rolled app containers read the env file as it is now; the others keep what they had.
-            entry.update(envfile.fields(env, applied=chosen.roll))
+            entry.update(envfile.fields(env, applied=applies_env(session, chosen)))
             outcome = session.backend.restart(chosen, image, revision, timeout=health_timeout)
             entry["proof"] = outcome.proof if outcome else ""
             if chosen.touches_traffic(snapshot) and app is not None and not target.dry:
@@ -105,6 +108,11 @@ def known_services(session: Session, snapshot: Snapshot) -> list[str]:
                                *(c.service for c in snapshot.containers)]))
 
 
+def applies_env(session: Session, chosen: Plan) -> bool:
+    """Whether the restart creates the app from the env file as it is now."""
+    return chosen.roll and session.backend.restart_applies_env_file
+
+
 def _app_to_roll(session: Session, snapshot: Snapshot) -> Container:
     serving = snapshot.serving
     if serving is None:
@@ -117,24 +125,23 @@ def _announce(session: Session, chosen: Plan, app: Container | None, env: envfil
     ui, settings = session.ui, session.settings
     dry = " (dry run: printing commands, changing nothing)" if session.target.dry else ""
     if chosen.hard:
+        how, cost = session.backend.hard_restart
         ui.line(f"restarting {', '.join(chosen.services) or 'all services'} of {settings.env} on {session.where} "
-                f"at once (--hard, `compose restart`): this costs downtime, requests fail until they are back{dry}")
+                f"at once (--hard, {how}): {cost}{dry}")
     else:
         ui.line(f"restarting {settings.env} on {session.where}: {chosen.describe()}{dry}")
-    if chosen.roll and app is not None:
-        ui.note(f"{settings.app_service}: a new container from {app.image} (revision {(app.revision or '?')[:12]}) "
-                "beside the old one, created with the env file and compose settings as they are now")
-    for service in chosen.one_by_one:
-        why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
-            else "not behind the proxy, so it cannot be rolled"
-        ui.note(f"{service}: recreated on its own ({why})")
-    for service in chosen.kept:
-        ui.note(f"{service}: kept running, the switch reloads its configuration (--service {service} restarts it, "
-                "with a moment of downtime)")
+    for note in session.backend.restart_notes(chosen, app):
+        ui.note(note)
     if env is not None:
         ui.note(f"env file {env.describe()}")
-        if env.changed and not chosen.roll:
-            how = "without --hard" if chosen.hard else f"--service {settings.app_service}"
-            ui.note(f"{settings.app_service} keeps the environment it was created with: "
-                    f"`{session.command('deploy.restart')}` {how} applies the change")
+        if env.changed and not applies_env(session, chosen):
+            ui.note(f"{settings.app_service} keeps the environment it was created with: {_applied_by(session, chosen)}")
+
+
+def _applied_by(session: Session, chosen: Plan) -> str:
+    """What applies a changed env file to the app."""
+    if not session.backend.restart_applies_env_file:
+        return f"a deploy applies the change (`{deploy_command(session)}`)"
+    how = "without --hard" if chosen.hard else f"--service {session.settings.app_service}"
+    return f"`{session.command('deploy.restart')}` {how} applies the change"
 

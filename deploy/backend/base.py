@@ -8,6 +8,7 @@ from invoke import Context
 
 from .. import preflight
 from ..config import Settings
+from ..containers import Container
 from ..history import Record
 from ..kept import Kept
 from ..preflight import Item
@@ -16,7 +17,7 @@ from ..revision import Revision
 from ..rollout import Outcome
 from ..session import Session
 from ..state import Snapshot
-from ..target import LocalTarget
+from ..target import LocalTarget, Result
 
 Check = preflight.Check
 
@@ -29,6 +30,10 @@ class Backend:
     backs_up_by_default = False
     #: Whether a deploy ships the revision's files somewhere before building (a "release" step).
     ships_release = False
+    #: ``deploy.restart --hard``: what it runs and what that costs, for the line announcing it.
+    hard_restart = ("`compose restart`", "this costs downtime, requests fail until they are back")
+    #: Whether a restart that rolls the app creates it from the env file as it is now (else a deploy does).
+    restart_applies_env_file = True
 
     def __init__(self, session: Session):
         self.session = session
@@ -73,6 +78,11 @@ class Backend:
         of that rollout), the services that cannot be rolled one at a time, or (``plan.hard``) all at once."""
         raise NotImplementedError
 
+    def restart_notes(self, plan: Plan, app: Container | None) -> list[str]:
+        """How ``restart(plan, ...)`` replaces each service, one line each, announced before it starts; ``app``
+        is the serving app container whose image and revision it keeps."""
+        return []
+
     def prune_images(self, keep: set[str]) -> list[str]:
         """Remove the app's old images beyond ``keep_images``; returns what was removed."""
         raise NotImplementedError
@@ -86,6 +96,11 @@ class Backend:
 
     def exec(self, command: Sequence[str], *, interactive: bool) -> int:
         """``command`` in a fresh container of the serving image, set up as the app's own; its exit status."""
+        raise NotImplementedError
+
+    def one_off(self, image: str, command: Sequence[str]) -> Result:
+        """``command`` in a fresh container of ``image``, set up as the app's own, its output shown as it comes
+        (``pre_switch`` hooks in the new image; ``deploy.exec`` in the serving one)."""
         raise NotImplementedError
 
     def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:

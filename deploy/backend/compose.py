@@ -9,6 +9,7 @@ from invoke import Context
 from .. import images, kept, preflight
 from ..adopt import release as adopt
 from ..config import Settings
+from ..containers import Container
 from ..errors import NotDeployed
 from ..history import Record
 from ..ops import deploy_command
@@ -17,7 +18,7 @@ from ..restart import Plan
 from ..rollout import Outcome, rollout
 from ..session import Session
 from ..state import Snapshot
-from ..target import LocalTarget
+from ..target import LocalTarget, Result
 from .base import Backend, Check
 
 
@@ -77,6 +78,21 @@ class ComposeBackend(Backend):
             target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)
         return outcome
 
+    def restart_notes(self, plan: Plan, app: Container | None) -> list[str]:
+        settings, notes = self.session.settings, []
+        if plan.roll and app is not None:
+            notes.append(f"{settings.app_service}: a new container from {app.image} (revision "
+                         f"{(app.revision or '?')[:12]}) beside the old one, created with the env file and compose "
+                         "settings as they are now")
+        for service in plan.one_by_one:
+            why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
+                else "not behind the proxy, so it cannot be rolled"
+            notes.append(f"{service}: recreated on its own ({why})")
+        for service in plan.kept:
+            notes.append(f"{service}: kept running, the switch reloads its configuration (--service {service} "
+                         "restarts it, with a moment of downtime)")
+        return notes
+
     def prune_images(self, keep: set[str]) -> list[str]:
         session = self.session
         return images.prune(session.target, session.settings, keep) if not session.target.dry else []
@@ -94,10 +110,15 @@ class ComposeBackend(Backend):
         if serving is None:
             raise NotDeployed(f"no app container serves {settings.project} on {session.where}, so there is no "
                               "image to run the command in", hint=f"deploy first: {deploy_command(session)}")
-        argv = session.stack.compose(serving.image).run(settings.app_service, command, tty=interactive)
-        if interactive:
-            return session.target.interact(argv)
-        return session.target.run(argv, check=False, watched=True).exit_status
+        if not interactive:
+            return self.one_off(serving.image, command).exit_status
+        return session.target.interact(session.stack.compose(serving.image).run(settings.app_service, command,
+                                                                                tty=True))
+
+    def one_off(self, image: str, command: Sequence[str]) -> Result:
+        """``compose run --rm --no-deps -T`` of the app service in ``image``: its environment, volumes, networks."""
+        argv = self.session.stack.compose(image).run(self.session.settings.app_service, command)
+        return self.session.target.run(argv, check=False, watched=True)
 
     def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:
         """``compose start|stop``: the containers as they are (stop: SIGTERM, then the stop grace period)."""

@@ -10,12 +10,13 @@ rollback redeploys every service of the stack exactly as that release ran, from 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from invoke import Context
 
@@ -51,7 +52,7 @@ from ..swarm.state import (
     read_nodes,
     read_stack,
 )
-from ..target import LocalTarget
+from ..target import LocalTarget, Result
 from .base import Backend, Check
 
 UNSUPPORTED = ("restore",)
@@ -61,6 +62,10 @@ STOP_WAIT = 120.0  # seconds stopped tasks get to exit (beyond the app's stop gr
 
 class SwarmBackend(Backend):
     name = "swarm"
+    hard_restart = ("`docker service update --force` of each service",
+                    "they all roll at once, each task by task as its update_config says")
+    # A forced update keeps the service's spec: the environment it was deployed with (a deploy plans it again).
+    restart_applies_env_file = False
 
     def __init__(self, session: Session):
         super().__init__(session)
@@ -100,15 +105,29 @@ class SwarmBackend(Backend):
     def write_stack_file(self, image: str, revision: str, *, timeout: float | None = None) -> list[str]:
         """Plan the stack file of this release from the compose file (as compose would run it) and write it,
         with the proxy's config beside it; returns what the plan left out or replaced."""
-        session, settings = self.session, self.session.settings
-        directory = posixpath.dirname(self.stack_file(revision))
-        plan = stackfile.StackPlan(
+        session = self.session
+        plan = self.stack_plan(image, revision, timeout=timeout)
+        stack, notes = self.render(plan)
+        session.target.run(["mkdir", "-p", posixpath.dirname(plan.proxy_config_file)])
+        session.target.write_text(plan.proxy_config_file, stackfile.proxy_conf(plan))
+        # The model inlines the env file (secrets included): the stack file is the owner's only, as the env file is.
+        session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack), mode=0o600)
+        return notes
+
+    def stack_plan(self, image: str, revision: str, *, timeout: float | None = None) -> stackfile.StackPlan:
+        settings = self.session.settings
+        directory = posixpath.join(self.session.state_dir, "swarm")
+        return stackfile.StackPlan(
             stack=self.stack, image=image, revision=revision, public_port=settings.public_port,
             proxy_image=settings.proxy_image, proxy_config_file=posixpath.join(directory, f"{self.stack}-proxy.conf"),
             app_service=settings.app_service, proxy_service=settings.proxy_service, replicas=settings.replicas,
             app_port=settings.app_port, health_path=settings.health_path,
             health_interval=max(1.0, settings.health_interval),
             health_start_period=max(MIN_HEALTH_START, timeout or settings.health_timeout))
+
+    def render(self, plan: stackfile.StackPlan) -> tuple[dict, list[str]]:
+        """The stack file of ``plan`` from the compose model (``docker compose config``), and its notes."""
+        session, settings, image = self.session, self.session.settings, plan.image
         model = session.target.probe([*session.stack.compose(image).config(quiet=False), "--format", "json"],
                                      check=True)
         try:
@@ -116,10 +135,7 @@ class SwarmBackend(Backend):
         except ValueError as exc:
             raise PreflightFailed(f"[{session.where}] {settings.compose_file} cannot run as a stack: {exc}",
                                   hint="the app service must be in the compose file (deploy.app_service)") from None
-        session.target.run(["mkdir", "-p", directory])
-        session.target.write_text(plan.proxy_config_file, stackfile.proxy_conf(plan))
-        session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack))
-        return notes
+        return stack, notes
 
     # --- the interface ---------------------------------------------------------------------------------------
 
@@ -249,6 +265,15 @@ class SwarmBackend(Backend):
                                 hint=f"`docker service ps {self.stack}_{session.settings.app_service}` says why")
         return Outcome(None, None, first_deploy=False, proof=f"every replica's own health answer ({len(rows)} tasks)")
 
+    def restart_notes(self, plan: Plan, app: Container | None) -> list[str]:
+        settings = self.session.settings
+        state = read_stack(self.session.target, self.stack)
+        notes = [restart_note(settings.app_service, settings.proxy_service, self.stack, short, app)
+                 for short in restarted(plan, settings.app_service, list(state.services))]
+        notes += [f"{short}: kept running (it resolves the app's tasks on each request; --service {short} restarts "
+                  "it, with a moment of downtime)" for short in plan.kept]
+        return notes
+
     def _replaced(self, short: str, old: set[str], deadline: float) -> None:
         """Wait until every task of ``short`` that runs is a new one (none of ``old`` is still wanted)."""
         while True:
@@ -281,18 +306,41 @@ class SwarmBackend(Backend):
                 for name in names]
 
     def exec(self, command: Sequence[str], *, interactive: bool) -> int:
-        """A one-off ``docker run --rm`` on the manager of the image the app service runs, with the environment
-        every task gets (through a private env file, removed afterwards), its named volumes (the manager's
-        copies) and the stack's network when it is attachable."""
-        session, settings, target = self.session, self.session.settings, self.session.target
-        app = read_stack(target, self.stack).service(settings.app_service)
+        """The one-off container (``one_off``) of the image the app service runs."""
+        session, settings = self.session, self.session.settings
+        app = read_stack(session.target, self.stack).service(settings.app_service)
         if app is None:
             raise NotDeployed(f"{self.stack}_{settings.app_service} is not deployed on {session.where}, so there is "
                               "no image to run the command in", hint=f"deploy first: {deploy_command(session)}")
+        with self._one_off_argv(app, app.image, command, interactive=interactive) as argv:
+            if interactive:
+                return session.target.interact(argv)
+            return session.target.run(argv, check=False, watched=True).exit_status
+
+    def one_off(self, image: str, command: Sequence[str]) -> Result:
+        """A ``docker run --rm`` on the manager of ``image`` set up as the app service's tasks are (before the
+        stack's first deploy: as its stack file will set them up)."""
+        settings = self.session.settings
+        app = read_stack(self.session.target, self.stack).service(settings.app_service)
+        if app is None:
+            stack, _ = self.render(self.stack_plan(image, ""))
+            app = planned_app(stack, self.stack, settings.app_service, image)
+        with self._one_off_argv(app, image, command, interactive=False) as argv:
+            return self.session.target.run(argv, check=False, watched=True)
+
+    @contextlib.contextmanager
+    def _one_off_argv(self, app: Service, image: str, command: Sequence[str], *,
+                      interactive: bool) -> Iterator[list[str]]:
+        """The ``docker run --rm`` of ``image`` with the environment every task of ``app`` gets (through a private
+        env file, removed afterwards), its named volumes (the manager's copies) and the stack's network when it is
+        attachable."""
+        session, target = self.session, self.session.target
         network = self._attachable_network(app)
         if network is None:
-            session.ui.note(f"the command runs outside the stack's network: {self.stack}'s network was created "
-                            "before the toolkit made it attachable (`docker stack rm` and deploy again to change it)")
+            session.ui.note(f"the command runs outside the stack's network: {self.stack}'s network "
+                            + ("is created by its first deploy" if not app.network_ids else
+                               "was created before the toolkit made it attachable (`docker stack rm` and deploy "
+                               "again to change it)"))
         env_text, skipped = env_file_text(app.env)
         for key in skipped:
             session.ui.note(f"{key} is left out of the command's environment: its value spans lines")
@@ -300,11 +348,8 @@ class SwarmBackend(Backend):
         target.run(files.mkdir_p(posixpath.dirname(env_file)))
         target.write_text(env_file, env_text, mode=0o600)
         try:
-            argv = swarm_cmd.one_off(app.image, command, env_file=env_file, network=network, volumes=app.volumes,
-                                     interactive=interactive)
-            if interactive:
-                return target.interact(argv)
-            return target.run(argv, check=False, watched=True).exit_status
+            yield swarm_cmd.one_off(image, command, env_file=env_file, network=network, volumes=app.volumes,
+                                    interactive=interactive)
         finally:
             target.run(files.remove_file(env_file), check=False)
 
@@ -353,6 +398,19 @@ def restarted(plan: Plan, app: str, services: list[str]) -> list[str]:
     return [name for name in services if name in wanted]
 
 
+def restart_note(app_service: str, proxy_service: str, stack: str, short: str, app: Container | None) -> str:
+    """Pure: how a restart replaces ``short`` on a swarm, for the line announcing it."""
+    if short == app_service:
+        what = f" of {app.image} (revision {(app.revision or '?')[:12]})" if app else ""
+        return (f"{short}: a rolling update of {stack}_{short} (`docker service update --force`), task by task: "
+                f"a new task{what} starts beside the old one (start-first), takes requests once it passes the "
+                "revision gate, then the old one stops; with the environment the service was deployed with")
+    if short == proxy_service:
+        return (f"{short}: a forced update of {stack}_{short}, stop-first (it holds the published port: a moment of "
+                "downtime)")
+    return f"{short}: a forced rolling update of {stack}_{short}, task by task as its update_config says"
+
+
 def scaling(action: str, services: Sequence[Service], default_replicas: int) -> list[tuple[str, int, int | None]]:
     """Pure: the replica changes ``action`` makes: (service name, replicas, the count to remember or None).
     Stop skips services already at 0; start gives back what stop kept and leaves every other service alone."""
@@ -377,6 +435,31 @@ def settled(action: str, state: StackState, short: str) -> bool:
     service = state.service(short)
     wanted = service.replicas if service and service.replicas is not None else 1
     return len(state.running_tasks(short)) >= wanted
+
+
+def planned_app(stack: Mapping, stack_name: str, short: str, image: str) -> Service:
+    """Pure: the app service as the stack file ``stack`` will create it, for a one-off container before the
+    stack's first deploy: its environment (``docker stack deploy``'s ``$$`` escaping undone) and named volumes."""
+    spec = stack["services"][short]
+    external = {name for name, volume in (stack.get("volumes") or {}).items() if (volume or {}).get("external")}
+    volumes = tuple(_stack_volume(v, stack_name, external) for v in spec.get("volumes") or []
+                    if isinstance(v, Mapping) and v.get("type") == "volume" and v.get("source"))
+    return Service(id="", name=f"{stack_name}_{short}", image=image, replicas=None, update_state=None,
+                   update_message="", previous_image=None, env=_planned_env(spec.get("environment") or {}),
+                   volumes=volumes)
+
+
+def _planned_env(environment: Mapping | Sequence[str]) -> tuple[str, ...]:
+    """``KEY=VALUE`` of a stack file's ``environment`` (a mapping or a list), with ``$$`` back to ``$``."""
+    pairs = environment.items() if isinstance(environment, Mapping) else \
+        (item.split("=", 1) for item in environment if "=" in item)
+    return tuple(f"{key}={str(value).replace('$$', '$')}" for key, value in pairs if value is not None)
+
+
+def _stack_volume(volume: Mapping, stack_name: str, external: set[str]) -> str:
+    """``source:target[:ro]`` of a named volume as the stack names it (``<stack>_<name>``, unless external)."""
+    source = volume["source"] if volume["source"] in external else f"{stack_name}_{volume['source']}"
+    return f"{source}:{volume['target']}" + (":ro" if volume.get("read_only") else "")
 
 
 def env_file_text(env: Sequence[str]) -> tuple[str, list[str]]:

@@ -162,9 +162,21 @@ def _service(name: str, service: Mapping, notes: list[str]) -> dict:
     for key in ("build", "container_name", "depends_on", "restart", "expose"):
         if service.get(key):
             notes.append(f"{name}: {key} is not used by a stack; left out")
-    deploy = dict(service.get("deploy") or {})
+    deploy = _deploy(service.get("deploy") or {})
     if deploy:
         out["deploy"] = deploy
+    return out
+
+
+def _deploy(deploy: Mapping) -> dict:
+    """The service's ``deploy`` section as the stack file's schema takes it: compose's model gives ``cpus`` as a
+    number (``0.5``), the stack schema wants a string (``"0.5"``)."""
+    out = dict(deploy)
+    resources = out.get("resources")
+    if isinstance(resources, Mapping):
+        out["resources"] = {kind: {key: f"{value:g}" if key == "cpus" and isinstance(value, (int, float)) else value
+                                   for key, value in spec.items()} if isinstance(spec, Mapping) else spec
+                            for kind, spec in resources.items()}
     return out
 
 

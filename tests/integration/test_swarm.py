@@ -5,8 +5,9 @@ Each test deploys the reference app as a stack (2 replicas, ``endpoint_mode: dns
 front nginx published in ``host`` mode: this kernel has no IPVS for the ingress mesh or VIPs). The main tests go
 through the real tasks (``inv deploy.test``, ``deploy.rollback``, ``deploy.status``, ``deploy.restart``,
 ``deploy.logs``, ``deploy.exec``, ``deploy.stop``/``start``, ``backup`` on an environment that says
-``engine: swarm``); an unhealthy release, the not-deployed rollback and the two-engine test drive
-``deploy.swarm.rollout`` directly. Zero failed requests are asked of the load client where the issue asks.
+``engine: swarm``, on this engine, on it as a manager reached over SSH through the test sshd, and with a second
+engine joined as a worker); an unhealthy release and the not-deployed rollback drive ``deploy.swarm.rollout``
+directly. Zero failed requests are asked of the load client where the issue asks.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import shlex
 import sqlite3
 import stat
 import subprocess
+import textwrap
 
 import pytest
 import requests
 
 from deploy.errors import RolloutFailed
-from deploy.swarm.distribute import ensure_everywhere
 from deploy.swarm.rollout import rollback, rollout, status
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
+from tests.integration.test_hooks import FAILING
+from tests.integration.test_remote import SECRET, configure_prod
 from tests.support import releases
 from tests.support.load import Load, Report
 from tests.support.swarm import SwarmApp, remove_stack, single_node_swarm, worker_node
@@ -149,6 +152,10 @@ def test_restart_rolls_every_task_under_load_and_keeps_the_revision(swarm_env):
         restarted, step = _under_load(load, lambda: project.inv("deploy.restart"))
     _assert_only(step, revision, allowed={revision})
     assert "(docker service update --force)" in restarted.stdout, restarted.stdout
+    # The plan says what Swarm does: task by task, start-first; not compose's "a new container beside the old one".
+    assert (f"app: a rolling update of {project.compose_project()}_app (`docker service update --force`), task by "
+            f"task: a new task of {project.name}:{revision[:12]}") in restarted.stdout, restarted.stdout
+    assert "(start-first)" in restarted.stdout and "new container" not in restarted.stdout, restarted.stdout
     after = _running_task_ids(project)
     assert len(after) == 2 and not after & before, f"every task replaced: {before} -> {after}"
     rows = _task_rows(project.inv("deploy.status").stdout)
@@ -227,6 +234,90 @@ def test_backups_copy_the_database_from_the_task_on_the_manager_and_a_restore_is
     assert "restore is not carried out on engine: swarm" in refused.stderr, refused.stderr
 
 
+def test_a_manager_over_ssh_deploys_redeploys_under_load_shows_every_task_and_rolls_back(project, manager, sshd,
+                                                                                       tmp_path):
+    # The manager is this machine's engine behind the test sshd: `host: prod` reaches it the way a user's
+    # laptop reaches a droplet, one SSH connection per task.
+    prod = configure_prod(project, sshd, tmp_path)
+    prod.use(engine="swarm", replicas=2, health_timeout=120)
+    try:
+        first = releases.slow_boot(project, BOOT)
+        logins = prod.logins()
+        deployed = prod.deploy()
+        assert prod.logins() - logins == 1, "one SSH connection carries every command of a deploy"
+        assert "every replica's own health answer (2/2 tasks)" in deployed.stdout, deployed.stdout
+        assert f"deployed {first[:12]} to prod on {sshd.user}@prod" in deployed.stdout, deployed.stdout
+        assert SECRET not in deployed.stdout + deployed.stderr
+        # The stack file holds the environment compose resolved from the host's env file: the owner's only.
+        (stack_file,) = (prod.srv / "state" / "swarm").glob(f"*-{first[:12]}.yml")
+        assert SECRET in stack_file.read_text() and stat.S_IMODE(stack_file.stat().st_mode) == 0o600
+
+        with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
+            second = releases.one_line_change(project, "second")
+            logins = prod.logins()
+            _, step = _under_load(load, prod.deploy)
+            assert prod.logins() - logins == 1
+            _assert_only(step, second, allowed={first, second})
+
+            status = prod.inv("deploy.status", "--host", "prod").stdout
+            assert [rev for _, rev in _task_rows(status)] == [second[:12]] * 2, status
+
+            _, step = _under_load(load, lambda: prod.inv("deploy.rollback", "--host", "prod"))
+            _assert_only(step, first, allowed={first, second})
+        assert load.report().failed == 0, load.report().describe()
+        status = prod.inv("deploy.status", "--host", "prod").stdout
+        assert [rev for _, rev in _task_rows(status)] == [first[:12]] * 2, status
+        assert [(r["action"], r["result"]) for r in prod.history()] == [("deploy", "ok"), ("deploy", "ok"),
+                                                                         ("rollback", "ok")]
+    finally:
+        remove_stack(prod.compose)
+
+
+# A migration: the revision it runs as ($APP_REVISION, from the image), the revision the app's tasks serve meanwhile
+# (through the stack's network, "none" before the stack exists), and the environment every task gets.
+MIGRATE = ["python3", "-c", textwrap.dedent("""\
+    import json, os, urllib.request
+    try:
+        seen = json.load(urllib.request.urlopen("http://app:8000/api/health", timeout=5))["revision"]
+    except Exception:
+        seen = "none"
+    with open("/data/migrations.log", "a") as log:
+        log.write(" ".join([os.environ["APP_REVISION"], seen, os.environ["APP_ENV"]]) + "\\n")
+    print("migrated to", os.environ["APP_REVISION"])
+""")]
+
+
+def test_pre_switch_hooks_run_in_the_new_image_as_a_task_would_and_a_failing_one_keeps_the_release_out(swarm_env):
+    project = swarm_env
+    project.configure(hooks={"pre_switch": [MIGRATE]})
+    first = project.head()
+    deployed = project.inv("deploy.test")  # before the stack exists: the environment its stack file gives
+    assert f"migrated to {first}" in deployed.stdout, deployed.stdout
+
+    project.configure(hooks={"pre_switch": [MIGRATE, FAILING]})
+    third = releases.one_line_change(project, "never served")
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+        failed = project.inv("deploy.test", check=False)
+        load.wait(1.0)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    [error] = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: hooks.pre_switch[2] `sh -c ") and "exited 3: no such table: users" in error
+    assert "==> rollout" not in failed.stdout
+    _assert_only(load.report(), first, allowed={first})
+    status = project.inv("deploy.status").stdout
+    assert [rev for _, rev in _task_rows(status)] == [first[:12]] * 2, "the previous release on every task"
+    assert (_history(project)[-1]["revision"], _history(project)[-1]["result"]) == (third, "failed")
+
+    project.configure(hooks={"pre_switch": [MIGRATE]})
+    second = releases.one_line_change(project, "second")
+    project.inv("deploy.test")
+    log = project.inv("deploy.exec", "--cmd", "cat /data/migrations.log").stdout.split("\n")
+    assert [line for line in log if line.count(" ") == 2] == \
+        [f"{first} none test", f"{third} {first} test", f"{second} {first} test"], \
+        "each ran in its new image, with the tasks' environment and volume, on the stack's network while the " \
+        "release before it served"
+
+
 # The wrong revision goes through the task above; an unhealthy one is driven here, directly.
 @pytest.mark.parametrize("bad", [releases.unhealthy], ids=["unhealthy"])
 def test_a_bad_release_stays_out_and_the_previous_one_serves_every_task(app, bad):
@@ -256,33 +347,46 @@ def test_a_stack_that_is_not_deployed_cannot_be_rolled_back(app):
 
 
 @pytest.mark.swarm_nodes
-def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(project, manager):
+def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(swarm_env, manager):
+    project = swarm_env
     with worker_node(manager) as worker:
         if isinstance(worker, str):
             pytest.skip(f"a second engine cannot run here: {worker}")
-        # 3 replicas, at most 2 per node: both engines always run one, and start-first has room for its new task.
-        app = SwarmApp(project, base_image=BASE_IMAGE, proxy_image=PROXY_IMAGE, replicas=3, max_replicas_per_node=2)
+        # The worker as a user names one: a DOCKER_HOST the manager's docker CLI reaches (here a socket of the
+        # engine in the container; on a cluster ssh://deploy@worker-1). Swarm spreads 2 replicas over 2 nodes.
+        project.configure(environments={"test": {"swarm_nodes": [worker.docker_host]}})
+        nodes = {_engine_name(), worker.container}
         try:
-            first = app.project.head()
-            report = rollout(app.target, app.release(first), nodes=[worker.engine], timeout=180)
-            assert _revisions_of(report.proofs) == [first] * 3
-            nodes = {p.node for p in report.proofs}
-            assert len(nodes) == 2 and worker.container in nodes, f"replicas on both engines: {nodes}"
+            first = project.head()
+            deployed = project.inv("deploy.test")
+            assert f"sending {project.name}:{first[:12]} to " in deployed.stderr, deployed.stderr
+            _assert_tasks_on(project, nodes, first)
 
-            with Load(app.url + "/api/health", rate=RATE, max_seconds=300) as load:
-                second = releases.one_line_change(app.project, "second")
-                new = app.release(second)
-                deployed, step = _under_load(load, lambda: rollout(app.target, new, nodes=[worker.engine],
-                                                                   timeout=180))
+            with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+                second = releases.one_line_change(project, "second")
+                redeployed, step = _under_load(load, lambda: project.inv("deploy.test"))
             _assert_only(step, second, allowed={first, second})
-            assert _revisions_of(deployed.proofs) == [second] * 3
-            assert {p.node for p in deployed.proofs} == nodes
-            delivered = ensure_everywhere(app.target, new.image, [worker.engine])
-            assert [d.sent for d in delivered] == [False], "already on the worker, with the manager's image ID"
+            assert "every replica's own health answer (2/2 tasks)" in redeployed.stdout, redeployed.stdout
+            image = f"{project.name}:{second[:12]}"
+            assert _image_id(image, worker.docker_host) == _image_id(image), "the manager's image, by ID"
+            _assert_tasks_on(project, nodes, second)
         finally:
-            app.remove()
+            remove_stack(project.compose_project())
 
 
-def _image_id(image: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True,
-                          text=True, check=True).stdout.strip()
+def _assert_tasks_on(project, nodes: set[str], revision: str) -> None:
+    """`deploy.status` lists an app task on each of ``nodes``, each reporting ``revision``."""
+    status = project.inv("deploy.status").stdout
+    rows = _task_rows(status)
+    assert [rev for _, rev in rows] == [revision[:12]] * 2, status
+    assert {name.split("@", 1)[1] for name, _ in rows} == nodes, f"replicas on both engines: {status}"
+
+
+def _engine_name() -> str:
+    return subprocess.run(["docker", "info", "--format", "{{.Name}}"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _image_id(image: str, docker_host: str | None = None) -> str:
+    return subprocess.run(["docker", *(["--host", docker_host] if docker_host else []), "image", "inspect",
+                           "--format", "{{.Id}}", image], capture_output=True, text=True, check=True).stdout.strip()

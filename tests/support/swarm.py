@@ -9,7 +9,9 @@ The second engine: a Debian image with docker.io built offline (mmdebstrap + ``d
 scripts/bootstrap builds the base images) running dockerd in a container. Where this machine is itself a
 container its capability bounding set may lack a capability (CAP_SYS_RESOURCE here), and ``--privileged`` then
 fails ("unable to apply caps"): the node gets every capability the machine has instead, and mounts its cgroup
-hierarchies read-write itself (Docker mounts them read-only in an unprivileged container).
+hierarchies read-write itself (Docker mounts them read-only in an unprivileged container). Its engine also
+listens on a socket in a directory of this machine, so the toolkit reaches it the way it reaches a worker on a real
+cluster: by a DOCKER_HOST in ``swarm_nodes`` (``unix:///tmp/swnode-.../docker.sock`` here, ``ssh://...`` there).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.commands import swarm as cmd
-from deploy.swarm.distribute import NodeEngine
 
 NODE_IMAGE = os.environ.get("TEST_SWARM_NODE_IMAGE", "local/swarm-node:latest")
 NODE_PACKAGES = "docker.io,iptables,ca-certificates,procps"
 GWBRIDGE = "docker_gwbridge"
+OUTSIDE = "/outside"  # where the node container sees the directory holding the socket this machine reaches
 
 # Runs as the node container's command: cgroup hierarchies read-write (see the module note), then the engine,
 # its containers under a cgroup of their own so they never share a path with the outer engine's.
@@ -39,7 +41,8 @@ _NODE_INIT = (
     'for d in /sys/fs/cgroup/*; do [ -d "$d" ] && [ ! -L "$d" ] || continue; n="${d##*/}"; o="$n"; '
     '[ "$n" = systemd ] && o=none,name=systemd; '
     'if grep -q " $d cgroup ro," /proc/mounts; then umount "$d" && mount -t cgroup -o "$o" cgroup "$d"; fi; '
-    'done; exec dockerd --cgroup-parent "/swarm-node-$(hostname)"'
+    'done; exec dockerd --cgroup-parent "/swarm-node-$(hostname)" '
+    f'-H unix:///var/run/docker.sock -H unix://{OUTSIDE}/docker.sock'
 )
 
 
@@ -132,17 +135,18 @@ def build_node_image() -> str | None:
 class WorkerNode:
     container: str
     node_id: str
+    socket_dir: str
 
     @property
-    def engine(self) -> NodeEngine:
-        return NodeEngine(self.container, ("docker", "exec", "-i", self.container, "docker"),
-                          on_node=("docker", "exec", self.container))
+    def docker_host(self) -> str:
+        """The node's engine as a ``swarm_nodes`` entry: a DOCKER_HOST this machine's docker CLI reaches."""
+        return f"unix://{self.socket_dir}/docker.sock"
 
 
-def _start_node_container(name: str) -> str | None:
+def _start_node_container(name: str, socket_dir: str) -> str | None:
     """Start the engine container; None when it runs, else what failed (privileged first, then the fallback)."""
     common = ["--detach", "--name", name, "--hostname", name, "--volume", "/var/lib/docker",
-              "--label", "org.droplet-deploy.test=swarm-node"]
+              "--volume", f"{socket_dir}:{OUTSIDE}", "--label", "org.droplet-deploy.test=swarm-node"]
     errors = []
     for caps in (["--privileged"],
                  ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
@@ -176,8 +180,10 @@ def worker_node(manager: Manager) -> Iterator[WorkerNode | str]:
         yield reason
         return
     name = f"swnode-{uuid.uuid4().hex[:8]}"
-    reason = _start_node_container(name)
+    socket_dir = tempfile.mkdtemp(prefix=f"{name}-")  # short: a unix socket's path has a 107-byte limit
+    reason = _start_node_container(name, socket_dir)
     if reason:
+        shutil.rmtree(socket_dir, ignore_errors=True)
         yield f"the node container does not start: {reason}"
         return
     node_id = ""
@@ -188,13 +194,14 @@ def worker_node(manager: Manager) -> Iterator[WorkerNode | str]:
         token = _docker(*cmd.swarm_join_token()[1:]).strip()
         _docker("exec", name, *cmd.swarm_join(token, f"{manager.address}:{cmd.SWARM_PORT}"))
         node_id = _docker("exec", name, "docker", "info", "--format", "{{.Swarm.NodeID}}").strip()
-        yield WorkerNode(name, node_id)
+        yield WorkerNode(name, node_id, socket_dir)
     finally:
         subprocess.run(["docker", "exec", name, *cmd.swarm_leave(force=True)], capture_output=True, timeout=60)
         if node_id:
             _wait_node_down(node_id)
             subprocess.run(cmd.node_rm([node_id], force=True), capture_output=True, timeout=60)
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, timeout=120)
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def _wait_node_down(node_id: str, timeout: float = 30) -> None:

@@ -11,6 +11,8 @@ import pytest
 from deploy.backend.swarm import (
     env_file_text,
     node_engine,
+    planned_app,
+    restart_note,
     restarted,
     scaling,
     settled,
@@ -36,6 +38,20 @@ SERVICES = ["app", "proxy", "worker"]
 ])
 def test_a_restart_updates_the_services_its_plan_names(plan, expected):
     assert restarted(plan, "app", SERVICES) == expected
+
+
+def test_a_restart_announces_each_service_as_swarm_replaces_it():
+    from deploy.containers import Container
+
+    app = Container(id="c1", name="app.1@droplet-1", service="app", image="shop:abc123", revision="abc123" * 7,
+                    state="running", health=None, started_at="", number=1, addresses=())
+    rolled = restart_note("app", "proxy", "shop", "app", app)
+    assert rolled.startswith("app: a rolling update of shop_app (`docker service update --force`), task by task")
+    assert "shop:abc123 (revision abc123abc123)" in rolled and "beside the old one (start-first)" in rolled
+    assert "the environment the service was deployed with" in rolled and "env file" not in rolled
+    assert "stop-first" in restart_note("app", "proxy", "shop", "proxy", app)
+    assert restart_note("app", "proxy", "shop", "worker", app) == \
+        "worker: a forced rolling update of shop_worker, task by task as its update_config says"
 
 
 def _task(task_id: str, image: str, *, slot: int = 1, state: str = "running") -> Task:
@@ -124,3 +140,18 @@ def test_a_service_spec_gives_the_one_off_its_env_volumes_and_networks():
     assert service.volumes == ("shop_app-data:/data", "shop_ro:/ro:ro")
     networks = [{"Name": "shop_default", "Attachable": True}, {"Name": "ingress", "Attachable": False}]
     assert parse_attachable(json.dumps(networks)) == ["shop_default"]
+
+
+def test_before_the_first_deploy_a_one_off_gets_what_the_stack_file_gives_every_task():
+    stack = {"services": {"app": {
+        "environment": {"APP_ENV": "prod", "PRICE": "$$5", "UNSET": None},
+        "volumes": [{"type": "volume", "source": "app-data", "target": "/data"},
+                    {"type": "volume", "source": "shared", "target": "/shared", "read_only": True},
+                    {"type": "bind", "source": "/etc/x", "target": "/x"}]}},
+        "volumes": {"app-data": None, "shared": {"external": True}}}
+    app = planned_app(stack, "shop", "app", "shop:abc")
+    assert (app.name, app.image, app.network_ids) == ("shop_app", "shop:abc", ())
+    assert app.env == ("APP_ENV=prod", "PRICE=$5"), "stack deploy's $$ escaping undone, unset values left out"
+    assert app.volumes == ("shop_app-data:/data", "shared:/shared:ro")
+    listed = planned_app({"services": {"app": {"environment": ["A=1", "B=x=y"]}}}, "shop", "app", "shop:abc")
+    assert listed.env == ("A=1", "B=x=y") and listed.volumes == ()

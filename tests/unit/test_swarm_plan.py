@@ -185,6 +185,16 @@ def test_volumes_and_networks_lose_compose_project_names_and_unused_volumes():
     assert stack["services"]["worker"] == {"image": "shop:worker", "deploy": {"replicas": 1}}
 
 
+def test_resource_limits_are_written_as_the_stack_schema_takes_them():
+    # `docker compose config --format json` gives cpus as a number; `docker stack deploy` refuses anything but a
+    # string ("services.app.deploy.resources.limits.cpus must be a string").
+    limited = {**COMPOSE, "services": {**COMPOSE["services"], "app": {
+        **COMPOSE["services"]["app"],
+        "deploy": {"resources": {"limits": {"cpus": 0.5, "memory": "268435456"}, "reservations": {"cpus": 2}}}}}}
+    resources = stackfile.render(limited, PLAN)[0]["services"]["app"]["deploy"]["resources"]
+    assert resources == {"limits": {"cpus": "0.5", "memory": "268435456"}, "reservations": {"cpus": "2"}}
+
+
 def test_the_health_check_is_the_apps_own_and_the_revision_gate_escaped_for_stack_deploy():
     stack, _ = stackfile.render(COMPOSE, PLAN)
     kind, line = stack["services"]["app"]["healthcheck"]["test"]
