@@ -369,17 +369,20 @@ def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(sw
             assert "every replica's own health answer (2/2 tasks)" in redeployed.stdout, redeployed.stdout
             image = f"{project.name}:{second[:12]}"
             assert _image_id(image, worker.docker_host) == _image_id(image), "the manager's image, by ID"
-            _assert_tasks_on(project, nodes, second)
+            # A start-first update may place both new tasks on one node (each slot's new task ties between two
+            # nodes that run one task each): where they run is Swarm's choice, what they serve is ours.
+            _assert_tasks_on(project, nodes, second, spread=False)
         finally:
             remove_stack(project.compose_project())
 
 
-def _assert_tasks_on(project, nodes: set[str], revision: str) -> None:
-    """`deploy.status` lists an app task on each of ``nodes``, each reporting ``revision``."""
+def _assert_tasks_on(project, nodes: set[str], revision: str, *, spread: bool = True) -> None:
+    """`deploy.status` lists two app tasks on ``nodes`` (``spread``: one on each), each reporting ``revision``."""
     status = project.inv("deploy.status").stdout
     rows = _task_rows(status)
     assert [rev for _, rev in rows] == [revision[:12]] * 2, status
-    assert {name.split("@", 1)[1] for name, _ in rows} == nodes, f"replicas on both engines: {status}"
+    placed = {name.split("@", 1)[1] for name, _ in rows}
+    assert placed == nodes if spread else placed <= nodes, f"replicas on {'both' if spread else 'known'} engines: {status}"
 
 
 def _engine_name() -> str:
