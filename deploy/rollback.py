@@ -121,7 +121,7 @@ def _back_up_current(session: Session, data: Manifest) -> str:
 
 
 def _restore(session: Session, data: Manifest, safety: str) -> None:
-    serving = session.backend.snapshot().serving
+    serving = session.backend.backup_snapshot().serving
     if serving is None and not session.target.dry:
         raise RollbackImpossible(f"no app container serves after the rollback to restore {data.id} into",
                                  hint="see `inv deploy.status`")

@@ -55,7 +55,6 @@ from ..swarm.state import (
 from ..target import LocalTarget, Result
 from .base import Backend, Check
 
-UNSUPPORTED = ("restore",)
 MIN_HEALTH_START = 60.0  # seconds a new task may take to pass its first check before its failures count
 STOP_WAIT = 120.0  # seconds stopped tasks get to exit (beyond the app's stop grace period, 30 s in the reference)
 
@@ -140,12 +139,23 @@ class SwarmBackend(Backend):
     # --- the interface ---------------------------------------------------------------------------------------
 
     def require(self, feature: str) -> None:
-        # A task's volume lives on whichever node runs it: putting data back into one node's copy would leave the
-        # app's other replicas with theirs, so a restore is the operator's call, made by hand.
-        if feature in UNSUPPORTED:
-            raise UsageError(f"{feature} is not carried out on engine: swarm (environment "
-                             f"{self.session.settings.env})",
-                             hint="restore on the node by hand (docs/swarm.md, \"Backups on a swarm\")")
+        if feature == "restore":
+            self._app_only_on_manager()
+
+    def _app_only_on_manager(self) -> None:
+        """A task's volume lives on the node that runs it: data put back into the manager's copy reaches every
+        replica only when every replica runs there (one node, or the app placed on the manager)."""
+        settings, target = self.session.settings, self.session.target
+        state = read_stack(target, self.stack)
+        here = manager_node_id(target)
+        elsewhere = {t.node_id for t in state.running_tasks(settings.app_service) if t.node_id != here}
+        if elsewhere:
+            hostnames = {n.id: n.hostname for n in read_nodes(target)}
+            raise UsageError(f"restore on engine: swarm needs every task of {self.stack}_{settings.app_service} on "
+                             f"the manager, and some run on {', '.join(sorted(hostnames.get(n, n[:12]) for n in elsewhere))}: "
+                             "each node's volume is a copy of its own",
+                             hint="place the app on the manager (deploy.placement.constraints: [node.role == manager]) "
+                                  "and deploy, or restore on each node by hand (docs/swarm.md, \"Backups on a swarm\")")
 
     def prepare_release(self, revision: Revision) -> None:
         release.prepare_release(self.session, revision)

@@ -94,7 +94,7 @@ def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
 
 def _serving_or_fail(session: Session):
     session.backend.require("restore")
-    serving = session.backend.snapshot().serving
+    serving = session.backend.backup_snapshot().serving
     if serving is None:
         settings = session.settings
         raise BackupError(f"no running {settings.app_service} container in {settings.project} on "

@@ -203,7 +203,7 @@ def test_logs_exec_stop_and_start_work_on_the_swarm(swarm_env):
     assert [(r["action"], r["result"]) for r in _history(project)[-2:]] == [("stop", "ok"), ("start", "ok")]
 
 
-def test_backups_copy_the_database_from_the_task_on_the_manager_and_a_restore_is_refused(swarm_env):
+def test_backups_copy_the_database_from_the_task_on_the_manager_and_restore_into_every_replica(swarm_env):
     project = swarm_env
     project.configure(environments={"test": {"backup_before_deploy": True}})
     first = project.head()
@@ -229,9 +229,18 @@ def test_backups_copy_the_database_from_the_task_on_the_manager_and_a_restore_is
     project.inv("deploy.test")
     assert _history(project)[-1]["backup"], "the deploy backed up first and recorded it"
 
-    refused = project.inv("backup.restore", backup_id, "--yes", check=False)
-    assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert "restore is not carried out on engine: swarm" in refused.stderr, refused.stderr
+    # Every replica runs on this one node and shares its volume: a restore reaches them all.
+    answer = requests.post(project.url + "/api/quotes", json={"text": "third", "author": "test"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    restored = project.inv("backup.restore", backup_id, "--yes")
+    assert "restore" in restored.stdout, restored.stdout
+    seen = set()
+    for _ in range(10):  # the front nginx spreads these over both tasks
+        answer = requests.get(project.url + "/api/quotes", timeout=10)
+        assert answer.status_code == 200, answer.text
+        seen.add(tuple(q["text"] for q in answer.json()["quotes"]))
+    assert seen == {("first", "second")}, seen
+    assert [h["action"] for h in _history(project)][-1] == "restore", _history(project)
 
 
 def test_a_manager_over_ssh_deploys_redeploys_under_load_shows_every_task_and_rolls_back(project, manager, sshd,
