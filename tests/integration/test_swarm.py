@@ -370,6 +370,11 @@ def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(sw
             deployed = project.inv("deploy.test")
             assert f"sending {project.name}:{first[:12]} to " in deployed.stderr, deployed.stderr
             _assert_tasks_on(project, nodes, first)
+            # A task on the worker has its own volume: a restore into the manager's copy is refused up front.
+            refused = project.inv("backup.restore", "20250101T120000Z-abc123def456", "--yes", check=False)
+            assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+            assert f"needs every task of {project.compose_project()}_app on the manager, and some run on " \
+                   f"{worker.container}" in refused.stderr, refused.stderr
 
             with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
                 second = releases.one_line_change(project, "second")
