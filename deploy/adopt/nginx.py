@@ -11,13 +11,33 @@ from __future__ import annotations
 CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
 LISTEN_PORT = 80
 
-_TEMPLATE = """\
-# Written by the deploy toolkit: the proxy in front of the app. Rewritten on every deploy; do not edit.
+# What every proxy config the toolkit writes (here and the Swarm stack's, deploy/swarm/stackfile.py) shares with
+# proxy/default.conf: the caller's request id passed on (or one made), the proxy's own health location, and the
+# headers that tell the app who asked.
+REQUEST_ID_MAP = """\
 map $http_x_request_id $proxy_request_id {
     default $http_x_request_id;
     ""      $request_id;
 }
+"""
+HEALTH_LOCATION = """\
+    location = /_proxy/health {
+        access_log off;
+        default_type text/plain;
+        return 200 "ok\\n";
+    }
+"""
+FORWARDED_HEADERS = """\
+        proxy_set_header Host $host;
+        proxy_set_header X-Request-ID $proxy_request_id;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+"""
 
+_TEMPLATE = """\
+# Written by the deploy toolkit: the proxy in front of the app. Rewritten on every deploy; do not edit.
+""" + REQUEST_ID_MAP + """
 upstream app_upstream {
     include @UPSTREAM_FILE@;
 }
@@ -26,19 +46,10 @@ server {
     listen @LISTEN_PORT@ default_server;
     server_name _;
 
-    location = /_proxy/health {
-        access_log off;
-        default_type text/plain;
-        return 200 "ok\\n";
-    }
-
+""" + HEALTH_LOCATION + """
     location / {
         proxy_pass http://app_upstream;
-        proxy_set_header Host $host;
-        proxy_set_header X-Request-ID $proxy_request_id;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
+""" + FORWARDED_HEADERS + """\
         proxy_connect_timeout 5s;
         proxy_send_timeout 60s;
         proxy_read_timeout 60s;

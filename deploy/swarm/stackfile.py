@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ..adopt import nginx
 from ..commands.swarm import revision_gate
 
 STACK_VERSION = "3.8"
@@ -46,30 +47,17 @@ _PROXY_CONF = """\
 resolver 127.0.0.11 valid=1s ipv6=off;
 resolver_timeout 2s;
 
-map $http_x_request_id $proxy_request_id {{
-    default $http_x_request_id;
-    ""      $request_id;
-}}
-
+{request_id_map}
 server {{
     listen 80 default_server;
     server_name _;
     client_max_body_size 1m;
 
-    location = /_proxy/health {{
-        access_log off;
-        default_type text/plain;
-        return 200 "ok\\n";
-    }}
-
+{health_location}
     location / {{
         set $app_tasks tasks.{app};
         proxy_pass http://$app_tasks:{port};
-        proxy_set_header Host $host;
-        proxy_set_header X-Request-ID $proxy_request_id;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
+{forwarded_headers}\
         proxy_connect_timeout 2s;
         proxy_read_timeout 60s;
         proxy_next_upstream error timeout;
@@ -107,7 +95,8 @@ class StackPlan:
 
 
 def proxy_conf(plan: StackPlan) -> str:
-    return _PROXY_CONF.format(app=plan.app_service, port=plan.app_port)
+    return _PROXY_CONF.format(app=plan.app_service, port=plan.app_port, request_id_map=nginx.REQUEST_ID_MAP,
+                              health_location=nginx.HEALTH_LOCATION, forwarded_headers=nginx.FORWARDED_HEADERS)
 
 
 def proxy_config_name(plan: StackPlan) -> str:
