@@ -74,7 +74,7 @@ def wait_for_new_container(project: Project, proc: subprocess.Popen, serving: li
 def finish(load: Load):
     load.wait(SETTLE)
     report = load.stop()
-    assert report.requests >= 0.8 * RATE * report.duration, f"the load fell behind: {report.describe()}"
+    load.kept_pace(report)
     assert report.failed == 0, report.describe()
     return report
 

@@ -53,15 +53,6 @@ def app(project, manager):
     swarm_app.remove()
 
 
-def _under_load(load: Load, action):
-    start = load.now()
-    outcome = action()
-    load.wait(SETTLE)
-    report = load.report(start)
-    assert report.requests >= 0.8 * RATE * report.duration, f"the load fell behind: {report.describe()}"
-    return outcome, report
-
-
 def _revisions_of(proofs) -> list[str | None]:
     return [p.verdict.revision for p in proofs]
 
@@ -100,10 +91,10 @@ def test_the_tasks_deploy_redeploy_under_load_roll_back_stack_wide_and_show_ever
 
     with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
         second = releases.one_line_change(project, "second")
-        _, step = _under_load(load, lambda: project.inv("deploy.test"))
+        _, step = load.during(lambda: project.inv("deploy.test"), SETTLE)
         _assert_only(step, second, allowed={first, second})
 
-        _, step = _under_load(load, lambda: project.inv("deploy.rollback"))
+        _, step = load.during(lambda: project.inv("deploy.rollback"), SETTLE)
         _assert_only(step, first, allowed={first, second})
     assert load.report().failed == 0, load.report().describe()
     assert _image_id(f"{project.name}:{first[:12]}") == kept_id, "the kept image served again, nothing rebuilt"
@@ -149,7 +140,7 @@ def test_restart_rolls_every_task_under_load_and_keeps_the_revision(swarm_env):
     before = _running_task_ids(project)
 
     with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
-        restarted, step = _under_load(load, lambda: project.inv("deploy.restart"))
+        restarted, step = load.during(lambda: project.inv("deploy.restart"), SETTLE)
     _assert_only(step, revision, allowed={revision})
     assert "(docker service update --force)" in restarted.stdout, restarted.stdout
     # The plan says what Swarm does: task by task, start-first; not compose's "a new container beside the old one".
@@ -264,14 +255,14 @@ def test_a_manager_over_ssh_deploys_redeploys_under_load_shows_every_task_and_ro
         with Load(project.url + "/api/health", rate=RATE, max_seconds=600) as load:
             second = releases.one_line_change(project, "second")
             logins = prod.logins()
-            _, step = _under_load(load, prod.deploy)
+            _, step = load.during(prod.deploy, SETTLE)
             assert prod.logins() - logins == 1
             _assert_only(step, second, allowed={first, second})
 
             status = prod.inv("deploy.status", "--host", "prod").stdout
             assert [rev for _, rev in _task_rows(status)] == [second[:12]] * 2, status
 
-            _, step = _under_load(load, lambda: prod.inv("deploy.rollback", "--host", "prod"))
+            _, step = load.during(lambda: prod.inv("deploy.rollback", "--host", "prod"), SETTLE)
             _assert_only(step, first, allowed={first, second})
         assert load.report().failed == 0, load.report().describe()
         status = prod.inv("deploy.status", "--host", "prod").stdout
@@ -336,7 +327,7 @@ def test_a_bad_release_stays_out_and_the_previous_one_serves_every_task(app, bad
     with Load(app.url + "/api/health", rate=RATE, max_seconds=300) as load:
         broken = app.release(bad(app.project))
         with pytest.raises(RolloutFailed) as failed:
-            _under_load(load, lambda: rollout(app.target, broken, timeout=BAD_TIMEOUT))
+            load.during(lambda: rollout(app.target, broken, timeout=BAD_TIMEOUT), SETTLE)
         load.wait(SETTLE)
     message = str(failed.value)
     assert "rolled back" in message and f"still serving revision {good[:12]} on 2/2 tasks" in message, message
@@ -378,7 +369,7 @@ def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(sw
 
             with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
                 second = releases.one_line_change(project, "second")
-                redeployed, step = _under_load(load, lambda: project.inv("deploy.test"))
+                redeployed, step = load.during(lambda: project.inv("deploy.test"), SETTLE)
             _assert_only(step, second, allowed={first, second})
             assert "every replica's own health answer (2/2 tasks)" in redeployed.stdout, redeployed.stdout
             image = f"{project.name}:{second[:12]}"

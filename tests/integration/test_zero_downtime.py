@@ -22,15 +22,6 @@ SETTLE = 1.5  # seconds of load after each command: covers the old container's d
 BOOT = 2  # seconds the app takes to listen, like a real service: a start-then-stop flow would show it
 
 
-def _step(load: Load, run) -> tuple[object, Report]:
-    start = load.now()
-    result = run()
-    load.wait(SETTLE)
-    report = load.report(start)
-    assert report.requests >= 0.8 * RATE * report.duration, f"the load fell behind: {report.describe()}"
-    return result, report
-
-
 def _assert_served(report: Report, revision: str, *, allowed: set[str]) -> None:
     assert report.failed == 0, report.describe()
     served = {rev for _, rev in report.revisions()}
@@ -44,25 +35,25 @@ def test_deploy_bad_release_failed_build_and_rollback_lose_no_request(project):
 
     with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
         second = releases.one_line_change(project, "second")
-        _, report = _step(load, lambda: project.inv("deploy.test"))
+        _, report = load.during(lambda: project.inv("deploy.test"), SETTLE)
         _assert_served(report, second, allowed={first, second})
         (serving,) = project.containers()
 
         releases.unhealthy(project)
-        result, report = _step(load, lambda: project.inv("deploy.test", "--health-timeout", "6", check=False))
+        result, report = load.during(lambda: project.inv("deploy.test", "--health-timeout", "6", check=False), SETTLE)
         assert result.returncode == 1 and f"still serving revision {second[:12]}" in result.stderr
         _assert_served(report, second, allowed={second})
         assert project.containers() == [serving]
 
         releases.restore(project, second)
         releases.broken_build(project)
-        result, report = _step(load, lambda: project.inv("deploy.test", check=False))
+        result, report = load.during(lambda: project.inv("deploy.test", check=False), SETTLE)
         assert result.returncode == 1
         assert "exited 3" in result.stderr or "non-zero code: 3" in result.stderr
         _assert_served(report, second, allowed={second})
         assert project.containers() == [serving], "a failed build touches nothing running"
 
-        _, report = _step(load, lambda: project.inv("deploy.rollback"))
+        _, report = load.during(lambda: project.inv("deploy.rollback"), SETTLE)
         _assert_served(report, first, allowed={first, second})
 
     whole = load.report()
@@ -93,17 +84,17 @@ def test_over_ssh_a_deploy_a_bad_release_and_a_rollback_lose_no_request(project,
 
     with Load(f"http://127.0.0.1:{remote_port}/api/health", rate=RATE, max_seconds=300) as load:
         second = releases.one_line_change(project, "second")
-        _, report = _step(load, lambda: project.inv(*deploy))
+        _, report = load.during(lambda: project.inv(*deploy), SETTLE)
         _assert_served(report, second, allowed={first, second})
         (serving,) = project.containers("remote")
 
         releases.unhealthy(project)
-        result, report = _step(load, lambda: project.inv(*deploy, "--health-timeout", "6", check=False))
+        result, report = load.during(lambda: project.inv(*deploy, "--health-timeout", "6", check=False), SETTLE)
         assert result.returncode == 1 and f"still serving revision {second[:12]}" in result.stderr
         _assert_served(report, second, allowed={second})
         assert project.containers("remote") == [serving]
 
-        _, report = _step(load, lambda: project.inv("deploy.rollback", "--env", "remote"))
+        _, report = load.during(lambda: project.inv("deploy.rollback", "--env", "remote"), SETTLE)
         _assert_served(report, first, allowed={first, second})
 
     whole = load.report()

@@ -20,12 +20,16 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
+
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Sample:
@@ -194,6 +198,19 @@ class Load:
         """Let the load run a little longer (before stopping), unless it has already stopped itself."""
         if self._thread is not None:
             self._thread.join(timeout=seconds)
+
+    def during(self, action: Callable[[], T], settle: float) -> tuple[T, Report]:
+        """Run ``action`` under the load, then ``settle`` seconds more; its result and the report of that step."""
+        start = self.now()
+        result = action()
+        self.wait(settle)
+        report = self.report(start)
+        self.kept_pace(report)
+        return result, report
+
+    def kept_pace(self, report: Report) -> None:
+        """Fail when fewer than 80% of the requests due went out: a quiet step would prove nothing."""
+        assert report.requests >= 0.8 * self.rate * report.duration, f"the load fell behind: {report.describe()}"
 
     def now(self) -> float:
         """Seconds since the load started: a mark for ``report(start, end)``."""
