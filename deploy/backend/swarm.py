@@ -48,8 +48,8 @@ from ..swarm.state import (
     Task,
     image_on,
     manager_node_id,
+    node_hostnames,
     parse_attachable,
-    read_nodes,
     read_stack,
 )
 from ..target import LocalTarget, Result
@@ -150,7 +150,7 @@ class SwarmBackend(Backend):
         here = manager_node_id(target)
         elsewhere = {t.node_id for t in state.running_tasks(settings.app_service) if t.node_id != here}
         if elsewhere:
-            hostnames = {n.id: n.hostname for n in read_nodes(target)}
+            hostnames = node_hostnames(target)
             raise UsageError(f"restore on engine: swarm needs every task of {self.stack}_{settings.app_service} on "
                              f"the manager, and some run on {', '.join(sorted(hostnames.get(n, n[:12]) for n in elsewhere))}: "
                              "each node's volume is a copy of its own",
@@ -198,7 +198,7 @@ class SwarmBackend(Backend):
         state = read_stack(target, self.stack)
         if not state.services:
             return Snapshot(settings.app_service, settings.proxy_service, ())
-        hostnames = {n.id: n.hostname for n in read_nodes(target)}
+        hostnames = node_hostnames(target)
         proven: dict[str, str | None] = {}
         if upstream and state.running_tasks(settings.proxy_service):
             release_like = self.release_of("", "")
@@ -218,7 +218,7 @@ class SwarmBackend(Backend):
         settings, target = self.session.settings, self.session.target
         state = read_stack(target, self.stack)
         here = manager_node_id(target)
-        hostnames = {n.id: n.hostname for n in read_nodes(target)} if state.services else {}
+        hostnames = node_hostnames(target) if state.services else {}
         app_tasks = state.running_tasks(settings.app_service)
         if app_tasks and not any(t.node_id == here for t in app_tasks):
             elsewhere = sorted({hostnames.get(t.node_id, t.node_id[:12]) for t in app_tasks})

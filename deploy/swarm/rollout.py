@@ -31,6 +31,7 @@ from .state import (
     StackState,
     Task,
     container_on_manager,
+    node_hostnames,
     read_nodes,
     read_stack,
     read_swarm,
@@ -292,7 +293,7 @@ def _rolled_back(target: Target, release: SwarmRelease, before: StackState, host
 def status(target: Target, stack: str, release_like: SwarmRelease) -> list[TaskProof]:
     """Tasks per node and the revision each one reports (``deploy.status``)."""
     state = read_stack(target, stack)
-    hostnames = {n.id: n.hostname for n in read_nodes(target)}
+    hostnames = node_hostnames(target)
     return prove_tasks(target, release_like, state, hostnames, None)
 
 

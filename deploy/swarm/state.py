@@ -255,6 +255,11 @@ def read_nodes(target: Target) -> list[Node]:
     return parse_nodes(target.probe(cmd.node_ls(), check=True).stdout)
 
 
+def node_hostnames(target: Target) -> dict[str, str]:
+    """Node ID to hostname, for naming where tasks run."""
+    return {n.id: n.hostname for n in read_nodes(target)}
+
+
 def read_stack(target: Target, stack: str) -> StackState:
     """Services of ``stack`` and every task Swarm still keeps for them: three commands whatever their number."""
     names = parse_service_names(target.probe(cmd.stack_services(stack), check=True).stdout)
