@@ -17,10 +17,6 @@ import yaml
 
 from ..errors import ComposeFileError
 
-# Loopback addresses a published port may be bound to: the proxy keeps such a binding (a service behind a host's
-# own web server stays unreachable from outside), anything else is published on every interface as compose does.
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that accepts compose's merge tags (``!reset``, ``!override``) in the user's own files."""
@@ -75,9 +71,12 @@ class Port:
 
     target: int | None
     published: int | None = None
-    host_ip: str | None = None
+    host_ip: str | None = None  # read with defaults; None: every interface, or a variable without a default
     protocol: str = "tcp"
     text: str = ""  # as written, for messages
+    # The address as written, variables included (``${BIND_IP}``), for a port that takes this one's place: compose
+    # interpolates it from the same environment as the user's file, so the binding is the same, never wider.
+    host_ip_as_written: str | None = None
 
 
 def _port_number(value: Any) -> int | None:
@@ -90,13 +89,15 @@ def _port_number(value: Any) -> int | None:
 def parse_port(entry: Any) -> Port:
     """A short (``"127.0.0.1:8000:8000/tcp"``) or long (``{target: 8000, published: 8000}``) ``ports:`` entry."""
     if isinstance(entry, dict):
+        written = str(entry["host_ip"]) if entry.get("host_ip") else None
         return Port(_port_number(entry.get("target")), _port_number(entry.get("published")),
-                    with_defaults(entry["host_ip"]) if entry.get("host_ip") else None,
-                    str(entry.get("protocol") or "tcp"), yaml.safe_dump(entry, default_flow_style=True).strip())
+                    with_defaults(written) if written else None,
+                    str(entry.get("protocol") or "tcp"), yaml.safe_dump(entry, default_flow_style=True).strip(),
+                    written)
     text = str(entry)
     host_ip, published, target, protocol = _short_port_fields(text)
     return Port(_port_number(target), _port_number(published) if published else None,
-                with_defaults(host_ip) if host_ip else None, protocol or "tcp", text)
+                with_defaults(host_ip) if host_ip else None, protocol or "tcp", text, host_ip or None)
 
 
 _HELD = re.compile("\x01(\\d+)\x01")
@@ -130,6 +131,10 @@ def _short_port_fields(text: str) -> tuple[str | None, str | None, str, str]:
     return restore(host_ip), restore(published), restore(target) or "", protocol
 
 
+# What compose reads as "every interface" when written as the address.
+_EVERY_INTERFACE = ("", "0.0.0.0", "::")  # noqa: S104 - compared against, never bound
+
+
 @dataclass(frozen=True)
 class AppService:
     """The facts about the app service the override and preflight need."""
@@ -148,6 +153,15 @@ class AppService:
     def published(self) -> Port | None:
         """The first port published on the host with a known number: the one users reach the app on."""
         return next((p for p in self.ports if p.published is not None), None)
+
+    @property
+    def bound_to(self) -> tuple[str | None, ...]:
+        """The host addresses (as written) the app's published ports listen on, each once; ``(None,)`` when any
+        of them listens on every interface. The proxy that takes the public port over listens on the same."""
+        found = [p.host_ip_as_written for p in self.ports if p.published is not None or p.host_ip_as_written]
+        if not found or any(ip is None or ip in _EVERY_INTERFACE for ip in found):
+            return (None,)
+        return tuple(dict.fromkeys(found))
 
     @property
     def listens_on(self) -> tuple[int, ...]:

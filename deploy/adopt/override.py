@@ -158,16 +158,25 @@ def config_name(doc: Mapping) -> str:
     return name
 
 
+def proxy_ports(app: AppService, settings: Settings) -> list[dict[str, Any]]:
+    """The proxy's published port, on each address the app's own ports were bound to (as written: compose
+    interpolates a ``${BIND_IP}`` the same way for both), never on more: Docker's port rules bypass host
+    firewalls, so a port that was private must stay private."""
+    ports = []
+    for address in app.bound_to:
+        port: dict[str, Any] = {"target": nginx.LISTEN_PORT, "published": str(settings.public_port)}
+        if address is not None:
+            port["host_ip"] = address
+        ports.append(port)
+    return ports
+
+
 def proxy_service(app: AppService, settings: Settings, config: str) -> dict:
-    published = app.published
-    port: dict[str, Any] = {"target": nginx.LISTEN_PORT, "published": str(settings.public_port)}
-    if published is not None and published.host_ip in ("127.0.0.1", "::1"):
-        port["host_ip"] = published.host_ip  # the app was reachable from this machine only: so is the proxy
     spec: dict[str, Any] = {
         "image": settings.proxy_image,
         "command": proxy_cmd.start(settings.upstream_file, app.name, settings.app_port),
         "configs": [{"source": config, "target": nginx.CONFIG_PATH}],
-        "ports": [port],
+        "ports": [],  # set by build: its addresses are compose's to interpolate, not escaped as literal text
         "depends_on": [app.name],
         "healthcheck": {"test": proxy_cmd.alive(), "interval": "10s", "timeout": "3s", "retries": 3,
                         "start_period": "5s"},
@@ -192,7 +201,9 @@ def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_
     override: dict[str, Any] = {"services": services}
     if not has_proxy:
         name = config_name(doc)
-        services[settings.proxy_service] = _literal(proxy_service(app, settings, name))
+        proxy = _literal(proxy_service(app, settings, name))
+        proxy["ports"] = proxy_ports(app, settings)
+        services[settings.proxy_service] = proxy
         override["configs"] = {name: {"content": _literal(nginx.config(settings.upstream_file))}}
     return override
 

@@ -132,8 +132,9 @@ class SwarmBackend(Backend):
         try:
             stack, notes = stackfile.render(json.loads(model.stdout or "{}"), plan)
         except ValueError as exc:
+            hint = getattr(exc, "hint", "the app service must be in the compose file (deploy.app_service)")
             raise PreflightFailed(f"[{session.where}] {settings.compose_file} cannot run as a stack: {exc}",
-                                  hint="the app service must be in the compose file (deploy.app_service)") from None
+                                  hint=hint) from None
         return stack, notes
 
     # --- the interface ---------------------------------------------------------------------------------------

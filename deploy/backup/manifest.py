@@ -81,8 +81,18 @@ def iso(created: datetime) -> str:
     return created.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Exactly the ids ``new_id`` makes: the only directory names (bare or after ``.incoming-``) the toolkit deletes.
+# ``ID_RE`` is wider (``<id>.keep`` matches it): an operator's copy under such a name is theirs.
+OWN_ID_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9]{1,12}$")
+
+
 def valid_id(text: str) -> bool:
     return bool(ID_RE.match(text or ""))
+
+
+def own_id(text: str) -> bool:
+    """Whether ``text`` is a backup id the toolkit makes (and so a directory it may delete)."""
+    return bool(OWN_ID_RE.match(text or ""))
 
 
 def safe_name(text: str) -> str:
@@ -171,17 +181,20 @@ def _inside(path: str) -> bool:
     return bool(path) and not path.startswith("/") and ".." not in parts and "" not in parts
 
 
-def parse_listing(text: str) -> tuple[list[Manifest], list[str]]:
-    """Split the output of ``commands.backup.read_manifests``: (manifests, ids whose manifest is unreadable)."""
-    good, bad = [], []
+def parse_listing(text: str) -> tuple[list[Manifest], list[str], list[str]]:
+    """Split the output of ``commands.backup.read_manifests``: (backups, names whose manifest is unreadable,
+    names holding the manifest of another id: a copy someone made, e.g. renamed to ``<id>.keep`` to pin it)."""
+    good, bad, copies = [], [], []
     for chunk in text.split("\x1e")[1:]:
         header, _, body = chunk.partition("\n")
         name = header.strip().rstrip("/").rsplit("/", 1)[-1]
         try:
-            good.append(parse(body))
+            found = parse(body)
         except ValueError:
             bad.append(name)
-    return good, bad
+            continue
+        (good if found.id == name else copies).append(found if found.id == name else name)
+    return good, bad, copies
 
 
 def sums_text(manifest: Manifest) -> str:
@@ -228,7 +241,7 @@ def choose_prune(ids: Iterable[str], keep: int, protect: Iterable[str] = ()) -> 
     if keep < 1:
         raise ValueError("keep at least one backup")
     kept = set(protect)
-    ordered = sorted(set(i for i in ids if valid_id(i)))
+    ordered = sorted(set(i for i in ids if own_id(i)))
     return [i for i in ordered[:-keep] if i not in kept] if len(ordered) > keep else []
 
 

@@ -4,6 +4,10 @@ Only sealed backups (a directory named by its id, holding its manifest) are list
 counted by retention. One being written lives under ``.incoming-<id>``; one left unfinished (a killed run) is
 pruned once nothing has touched it for ``UNFINISHED_STALE_MINUTES``: a younger one may be in the middle of
 being written by another ``inv backup`` right now.
+
+The backup directory is shared with whoever else keeps files there: only names the toolkit makes
+(``<id>`` and ``.incoming-<id>``, ``manifest.own_id``) are ever deleted. Anything else, an operator's pinned copy
+(``<id>.keep``) or another tool's dumps, is listed as left alone and never counted, pruned or touched.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..commands import backup as cmd
@@ -52,16 +56,27 @@ def check_id(backup_id: str) -> str:
 class Listing:
     backups: list[mf.Manifest]  # oldest first
     unreadable: list[str]  # a manifest that does not parse
-    unfinished: list[str]  # not sealed (or sealed by an old version without a manifest): interrupted, or being written
+    unfinished: list[str]  # ours, not sealed (or sealed by an old version without a manifest): interrupted or being written
+    others: list[str] = field(default_factory=list)  # not named as the toolkit names its backups: never touched
+
+
+def is_ours(name: str) -> bool:
+    """A directory name the toolkit makes in the backup directory: a sealed id, or one being written."""
+    return mf.own_id(name.removeprefix(INCOMING) if name.startswith(INCOMING) else name)
 
 
 def listing(target: Target, settings: Settings) -> Listing:
     base = root(settings)
-    found, unreadable = mf.parse_listing(target.probe(cmd.read_manifests(base)).stdout)
-    dirs = target.probe(cmd.list_dirs(base))
-    names = {line.rstrip("/").rsplit("/", 1)[-1] for line in dirs.stdout.splitlines() if line.strip()}
-    listed = {m.id for m in found} | set(unreadable)
-    return Listing(sorted(found, key=lambda m: m.id), sorted(unreadable), sorted(names - listed))
+    found, unreadable, copies = mf.parse_listing(target.probe(cmd.read_manifests(base)).stdout)
+    names = _dir_names(target.probe(cmd.list_dirs(base)).stdout)
+    ours = {name for name in names if is_ours(name)}
+    listed = {m.id for m in found} | set(unreadable) | set(copies)
+    return Listing(sorted(found, key=lambda m: m.id), sorted(unreadable), sorted(ours - listed),
+                   sorted((names - ours) | set(copies)))
+
+
+def _dir_names(stdout: str) -> set[str]:
+    return {line.rstrip("/").rsplit("/", 1)[-1] for line in stdout.splitlines() if line.strip()}
 
 
 def read(target: Target, settings: Settings, backup_id: str) -> mf.Manifest:
@@ -100,8 +115,7 @@ def stale_unfinished(target: Target, settings: Settings, unfinished: list[str]) 
     if not unfinished:
         return []
     aged = target.probe(cmd.list_dirs(root(settings), older_than_minutes=UNFINISHED_STALE_MINUTES))
-    names = {line.rstrip("/").rsplit("/", 1)[-1] for line in aged.stdout.splitlines() if line.strip()}
-    return sorted(names & set(unfinished))
+    return sorted(name for name in _dir_names(aged.stdout) & set(unfinished) if is_ours(name))
 
 
 def download_dir(dest: str | os.PathLike) -> Path:

@@ -109,6 +109,7 @@ def render(compose: Mapping, plan: StackPlan) -> tuple[dict, list[str]]:
     services = compose.get("services") or {}
     if plan.app_service not in services:
         raise ValueError(f"the compose file has no service {plan.app_service!r} to deploy")
+    _refuse_bound_ports(services)
     notes: list[str] = []
     out_services = {}
     for name, service in services.items():
@@ -132,6 +133,33 @@ def render(compose: Mapping, plan: StackPlan) -> tuple[dict, list[str]]:
     if networks:
         stack["networks"] = networks
     return stack, notes
+
+
+class Unsupported(ValueError):
+    """What a stack cannot do as the compose file asks; ``hint`` says what to change."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+
+
+# What compose's model gives as the address of a port published on every interface.
+_EVERY_INTERFACE = ("", "0.0.0.0", "::")  # noqa: S104 - compared against, never bound
+
+
+def _refuse_bound_ports(services: Mapping) -> None:
+    """A Swarm service publishes a port on every interface of its node: it has no host address to bind to. A
+    compose file that binds one (``10.0.0.5:8000:8000``) keeps that port private, and Docker's port rules bypass
+    host firewalls, so deploying it as a stack would put it on the internet. Refused, never widened."""
+    for name, service in services.items():
+        for port in (service or {}).get("ports") or ():
+            address = port.get("host_ip") if isinstance(port, Mapping) else None
+            if address not in (None, *_EVERY_INTERFACE):
+                raise Unsupported(
+                    f"service {name} publishes port {port.get('published') or port.get('target')} on "
+                    f"{address} only, and a Swarm service cannot bind an address: it would listen on every "
+                    "interface", "keep engine: compose for this stack, or drop the address from the compose file "
+                    "and close the port with a firewall rule in the DOCKER-USER chain")
 
 
 def to_yaml(stack: Mapping) -> str:

@@ -47,7 +47,7 @@ def list_(c, env=None, host=None):
     with session_for(c, env, host) as session:
         found = backups.listing(session.target, session.settings)
         where = f"{root(session.settings)} on {session.where}"
-        if not (found.backups or found.unreadable or found.unfinished):
+        if not (found.backups or found.unreadable or found.unfinished or found.others):
             session.ui.line(f"no backups of {session.settings.env} in {where}")
             return
         ui = session.ui
@@ -60,6 +60,8 @@ def list_(c, env=None, host=None):
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
             ui.line(f"  {name:<32} (unfinished: interrupted or being written; pruned once a day old)")
+        for name in found.others:
+            ui.line(f"  {name:<32} (not a backup the toolkit named: never counted, pruned or touched)")
 
 
 @task(help={**WHERE, "backup-id": "a backup id from `inv backup.list`, or the path of a downloaded backup"})

@@ -209,6 +209,26 @@ networks:
     assert proxy["command"][-1] == "9000"
 
 
+@pytest.mark.parametrize(("ports", "dotenv", "expected"), [
+    (["10.0.0.5:8000:8000"], "", ["10.0.0.5"]),
+    (["${BIND_IP}:8000:8000"], "BIND_IP=10.0.0.7\n", ["10.0.0.7"]),
+    (["${BIND_IP:-192.168.1.4}:8000:8000"], "", ["192.168.1.4"]),
+    (["[fd00::5]:8000:8000"], "", ["fd00::5"]),
+    ([{"target": 8000, "published": 8000, "host_ip": "${BIND_IP}"}], "BIND_IP=10.0.0.9\n", ["10.0.0.9"]),
+    (["10.0.0.5:8000:8000", "127.0.0.1:8000:8000"], "", ["10.0.0.5", "127.0.0.1"]),
+    (["10.0.0.5:8000:8000", "8001:8000"], "", [""]),
+    (["8000:8000"], "", [""]),
+])
+def test_the_proxy_listens_where_the_app_listened_never_wider(tmp_path, ports, dotenv, expected):
+    """A binding to a private address stays on it, written as the user wrote it so that compose interpolates it
+    from the same environment (the project's .env here) as the user's own file."""
+    (tmp_path / ".env").write_text(dotenv)
+    user = yaml.safe_dump({"services": {"web": {"image": "shop:latest", "ports": ports}}})
+    proxy = merged(tmp_path, user)["services"]["proxy"]
+    assert sorted(p.get("host_ip", "") for p in proxy["ports"]) == sorted(expected)
+    assert {p["published"] for p in proxy["ports"]} == {"8001"}
+
+
 def test_a_file_that_has_its_own_proxy_gets_only_the_app_changes(tmp_path):
     user = yaml.safe_dump({"services": {
         "web": {"image": "shop:latest", "container_name": "shop"},

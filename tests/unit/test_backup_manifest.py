@@ -115,9 +115,11 @@ def test_retention_never_deletes_a_protected_backup_nor_a_stray_directory():
 def test_listing_splits_manifests_and_names_unreadable_ones():
     good = make()
     text = f"\x1e/srv/b/{good.id}/\n{good.to_json()}\x1e/srv/b/20250101T000000Z-broken/\n{{not json\n"
-    manifests, unreadable = mf.parse_listing(text)
+    text += f"\x1e/srv/b/{good.id}.keep/\n{good.to_json()}"
+    manifests, unreadable, copies = mf.parse_listing(text)
     assert manifests == [good] and unreadable == ["20250101T000000Z-broken"]
-    assert mf.parse_listing("") == ([], [])
+    assert copies == [f"{good.id}.keep"], "a manifest under another directory name is a copy, not that backup"
+    assert mf.parse_listing("") == ([], [], [])
 
 
 def test_human_size():

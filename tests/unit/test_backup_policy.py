@@ -72,7 +72,8 @@ def downloaded_backup(directory: Path) -> mf.Manifest:
     (directory / "logs" / "app.log").write_text("started\n")
     names = [mf.SQLITE_FILE, "logs/app.log"]
     found = mf.build(
-        backup_id="20250102T030405Z-abc123def456", env="prod", project="shop", created_at="2025-01-02T03:04:05Z",
+        backup_id=directory.name if mf.valid_id(directory.name) else "20250102T030405Z-abc123def456", env="prod",
+        project="shop", created_at="2025-01-02T03:04:05Z",
         revision="abc123def456", image="shop:abc123def456", tool="t",
         database={"kind": "sqlite", "file": mf.SQLITE_FILE},
         sums={n: hashlib.sha256((directory / n).read_bytes()).hexdigest() for n in names},
@@ -150,3 +151,44 @@ def test_only_sealed_backups_are_listed_and_unfinished_ones_are_pruned_once_stal
     assert removed == sorted([old_incoming.name, legacy.name])
     assert sorted(p.name for p in base.iterdir()) == sorted([sealed.id, fresh_incoming.name]), \
         "a young unfinished backup may be one being written right now: kept"
+
+
+def test_retention_deletes_only_what_the_toolkit_named_however_old_the_rest(project):
+    """An operator's pinned copy (``<id>.keep``, manifest and all), another tool's dump folder and stray
+    ``.incoming-`` names outlive every prune; they are listed as left alone and never counted as backups."""
+    import io
+    import os
+    import shutil
+    import time
+
+    from invoke import Config, Context
+
+    from deploy.backup.store import UNFINISHED_STALE_MINUTES, listing, prune
+    from deploy.target import LocalTarget
+
+    s = settings(project)
+    base = Path(root(s))
+    base.mkdir(parents=True)
+    ids = [f"2025010{n}T000000Z-abc123def456" for n in range(1, 5)]
+    for backup_id in ids:
+        downloaded_backup(base / backup_id)
+    pinned = base / f"{ids[0]}.keep"
+    shutil.copytree(base / ids[0], pinned)
+    theirs = [pinned, base / "pg_dumps_from_cron", base / ".incoming-by-hand", base / "20250101T000000Z-a.b"]
+    for directory in theirs[1:]:
+        directory.mkdir()
+        (directory / "dump.sql").write_text("theirs")
+    stale = time.time() - (UNFINISHED_STALE_MINUTES + 60) * 60
+    for directory in theirs:
+        os.utime(directory, (stale, stale))
+
+    target = LocalTarget(Context(Config(overrides={"run": {"in_stream": False}})), str(project), out=io.StringIO())
+    found = listing(target, s)
+    assert [m.id for m in found.backups] == ids
+    assert found.unfinished == []
+    assert found.others == sorted(p.name for p in theirs)
+
+    for _ in range(3):
+        prune(target, s, keep=1)
+    assert sorted(p.name for p in base.iterdir()) == sorted([ids[-1], *(p.name for p in theirs)])
+    assert (pinned / mf.MANIFEST).is_file() and (base / "pg_dumps_from_cron" / "dump.sql").read_text() == "theirs"

@@ -236,3 +236,23 @@ def test_a_disabled_or_missing_own_check_leaves_only_the_gate():
     stack, _ = stackfile.render(compose, PLAN)
     line = stack["services"]["app"]["healthcheck"]["test"][1]
     assert line.startswith("url=") and "&&" not in line.split("{", 1)[0]
+
+
+@pytest.mark.parametrize("service", ["app", "proxy", "worker"])
+def test_a_port_bound_to_one_address_is_refused_never_published_on_every_interface(service):
+    compose = json.loads(json.dumps(COMPOSE))
+    compose["services"][service]["ports"] = [{"mode": "ingress", "host_ip": "10.0.0.5", "target": 8000,
+                                             "published": "8000", "protocol": "tcp"}]
+    with pytest.raises(stackfile.Unsupported) as caught:
+        stackfile.render(compose, PLAN)
+    assert f"service {service} publishes port 8000 on 10.0.0.5 only" in str(caught.value)
+    assert "DOCKER-USER" in caught.value.hint
+
+
+def test_a_port_on_every_interface_is_published_as_before():
+    compose = json.loads(json.dumps(COMPOSE))
+    compose["services"]["worker"]["ports"] = [{"mode": "ingress", "host_ip": "0.0.0.0", "target": 9000,
+                                              "published": "9000", "protocol": "tcp"}]
+    stack, _ = stackfile.render(compose, PLAN)
+    assert stack["services"]["worker"]["ports"] == [{"target": 9000, "published": 9000, "protocol": "tcp",
+                                                     "mode": "ingress"}]
