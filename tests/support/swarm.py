@@ -59,14 +59,34 @@ def swarm_state() -> dict:
 
 
 def advertise_address() -> str:
-    """The default bridge's gateway: the host reaches it, and so does an engine in a container (a node joining).
-    127.0.0.1 works for a single node only; TEST_SWARM_ADVERTISE_ADDR overrides."""
+    """The default bridge's own address: the host reaches it, and so does an engine in a container (a node
+    joining). IPAM's Gateway field names it on some engines and is empty on others (Debian's 20.10 here), so the
+    address of the bridge's interface (docker0) is read when it is empty. 127.0.0.1 works for a single node only;
+    TEST_SWARM_ADVERTISE_ADDR overrides."""
     chosen = os.environ.get("TEST_SWARM_ADVERTISE_ADDR")
     if chosen:
         return chosen
-    out = _docker("network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
-                  check=False).split()
-    return out[0] if out else "127.0.0.1"
+    out = _docker("network", "inspect", "bridge", "--format",
+                  '{{range .IPAM.Config}}{{.Gateway}} {{end}}|{{index .Options "com.docker.network.bridge.name"}}',
+                  check=False).strip()
+    gateways, _, interface = out.partition("|")
+    if gateways.split():
+        return gateways.split()[0]
+    return interface_address(interface.strip() or "docker0") or "127.0.0.1"
+
+
+def interface_address(interface: str) -> str | None:
+    """The first IPv4 address of a network interface of this machine (``ip -4 -o addr show``)."""
+    try:
+        shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", interface], capture_output=True,
+                               text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in shown.stdout.splitlines():
+        words = line.split()
+        if "inet" in words:
+            return words[words.index("inet") + 1].split("/")[0]
+    return None
 
 
 @dataclass(frozen=True)
