@@ -1,5 +1,5 @@
 """Deploy tasks for the reference app. Your own project's tasks.py looks the same."""
 
-from deploy.tasks import ns
+from droplet_deploy.tasks import ns
 
 __all__ = ["ns"]

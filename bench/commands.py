@@ -71,7 +71,7 @@ def measure(label: str, revision: str, tmp: Path, shim_dir: Path) -> tuple[float
 
 
 def _checkout(path: Path, revision: str) -> None:
-    """Put the toolkit (deploy/, tasks.py) of ``revision`` into the clone and commit it."""
+    """Put the toolkit (droplet_deploy/, tasks.py) of ``revision`` into the clone and commit it."""
     archive = subprocess.run(["git", "archive", revision, "deploy", "tasks.py"], cwd=REPO,  # noqa: S603
                              capture_output=True, check=True).stdout
     shutil.rmtree(path / "deploy")

@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from deploy.commands import docker as docker_cmd  # noqa: E402
+from droplet_deploy.commands import docker as docker_cmd  # noqa: E402
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE, free_port, make_project, remove_project_resources  # noqa: E402
 from tests.support import releases  # noqa: E402
 from tests.support.load import Load, Report  # noqa: E402

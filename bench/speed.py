@@ -177,7 +177,7 @@ def make_reference(where: Path) -> Project:
 
 
 def make_small(where: Path) -> Project:
-    toolkit = [f for f in repo_files() if f.startswith(("deploy/", "proxy/")) or f in ("tasks.py", ".gitignore")]
+    toolkit = [f for f in repo_files() if f.startswith(("droplet_deploy/", "proxy/")) or f in ("tasks.py", ".gitignore")]
     project = make_project(where, files=toolkit)
     for relative, text in SMALL_FILES.items():
         project.write(relative, text)
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each flow; medians are shown (default 3)")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second during our deploys (default 20)")
-    parser.add_argument("--before", help="also deploy with the toolkit at this git revision (deploy/ and tasks.py)")
+    parser.add_argument("--before", help="also deploy with the toolkit at this git revision (droplet_deploy/ and tasks.py)")
     parser.add_argument("--apps", default="reference,small", help="comma-separated: reference, small")
     parser.add_argument("--where", default="local,ssh", help="comma-separated: local, ssh")
     args = parser.parse_args(argv)

@@ -38,10 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from deploy.commands import swarm as swarm_cmd  # noqa: E402
-from deploy.errors import RolloutFailed  # noqa: E402
-from deploy.swarm.rollout import SwarmRelease, convergence, rollout  # noqa: E402
-from deploy.swarm.state import read_stack  # noqa: E402
+from droplet_deploy.commands import swarm as swarm_cmd  # noqa: E402
+from droplet_deploy.core.errors import RolloutFailed  # noqa: E402
+from droplet_deploy.engines.swarm.rollout import SwarmRelease, convergence, rollout  # noqa: E402
+from droplet_deploy.engines.swarm.state import read_stack  # noqa: E402
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE, free_port, make_project, remove_project_resources  # noqa: E402
 from tests.support import releases  # noqa: E402
 from tests.support.load import Load, Report  # noqa: E402

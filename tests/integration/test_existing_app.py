@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy import config
-from deploy.adopt import compose_file, override
+from droplet_deploy.core import config
+from droplet_deploy.engines.compose import compose_file, override
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
 from tests.integration.test_remote import configure_prod
 from tests.support.load import Load

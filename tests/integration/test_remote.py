@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
-from deploy import config, lock
-from deploy.errors import ConnectError
-from deploy.remote.connect import connect
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import ConnectError
+from droplet_deploy.host.connect import connect
+from droplet_deploy.transaction import lock
 from tests.conftest import VENV_BIN, Project, free_port, wait_for
 from tests.support.secrets import image_members_holding
 from tests.support.sshd import SshdHandle, ensure_sshd_available, running_sshd

@@ -1,4 +1,4 @@
-"""Commands over SSH share one shell on the task's connection (deploy/target.py, ``_Shell``): each command's
+"""Commands over SSH share one shell on the task's connection (droplet_deploy/transport/target.py, ``_Shell``): each command's
 output, errors and exit status come back whole and apart, a command cannot read or change what follows it, one
 that overruns its timeout is stopped without taking the next ones down, and a whole series costs one session.
 A real sshd on loopback (tests/support/sshd.py); no Docker needed."""
@@ -11,8 +11,8 @@ import threading
 import fabric
 import pytest
 
-from deploy.errors import CommandFailed
-from deploy.target import SshTarget
+from droplet_deploy.core.errors import CommandFailed
+from droplet_deploy.transport.target import SshTarget
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ import textwrap
 import pytest
 import requests
 
-from deploy.errors import RolloutFailed
-from deploy.swarm.rollout import rollback, rollout, status
+from droplet_deploy.core.errors import RolloutFailed
+from droplet_deploy.engines.swarm.rollout import rollback, rollout, status
 from tests.conftest import BASE_IMAGE, PROXY_IMAGE
 from tests.integration.test_hooks import FAILING
 from tests.integration.test_remote import SECRET, configure_prod
@@ -339,7 +339,7 @@ def test_a_bad_release_stays_out_and_the_previous_one_serves_every_task(app, bad
 
 
 def test_a_stack_that_is_not_deployed_cannot_be_rolled_back(app):
-    from deploy.errors import RollbackImpossible
+    from droplet_deploy.core.errors import RollbackImpossible
 
     release = app.release(app.project.head())
     with pytest.raises(RollbackImpossible, match="not deployed"):

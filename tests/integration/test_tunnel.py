@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import paramiko
 import pytest
 
-from deploy.tunnel import forward
+from droplet_deploy.transport.tunnel import forward
 from tests.conftest import free_port
 from tests.support.sshd import ensure_sshd_available, running_sshd
 

@@ -2,7 +2,7 @@
 command the docs show exists, and every link lands.
 
 Tasks and errors are discovered from the code itself (the task collection, the DeployError family, the raise
-statements under deploy/), so a new task or error without docs fails here.
+statements under droplet_deploy/), so a new task or error without docs fails here.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def name_pattern(name: str) -> re.Pattern[str]:
 
 
 def collection():
-    from deploy.tasks import ns
+    from droplet_deploy.tasks import ns
 
     return ns
 
@@ -240,7 +240,7 @@ def test_every_inv_command_in_the_docs_exists(doc):
 
 
 def error_classes() -> list[type]:
-    from deploy.errors import DeployError
+    from droplet_deploy.core.errors import DeployError
 
     found, todo = [], [DeployError]
     while todo:
@@ -301,11 +301,11 @@ def _fragment(node: ast.expr) -> str | None:
 
 
 def raised_messages() -> list[Raised]:
-    """Every `SomeDeployError("message ...")` under deploy/ (raised, or built and returned to be raised): its class
+    """Every `SomeDeployError("message ...")` under droplet_deploy/ (raised, or built and returned to be raised): its class
     and the message's fixed text."""
     names = set(ERRORS)
     found = []
-    for path in sorted((REPO / "deploy").rglob("*.py")):
+    for path in sorted((REPO / "droplet_deploy").rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
@@ -338,10 +338,10 @@ def test_every_message_the_tool_raises_is_explained_under_its_error(raised):
 
 def reported_details() -> list[Raised]:
     """What checks report when they fail: verify.build checks (``Check(name, ok, detail)``), backup checks (the
-    same, under deploy/backup/), preflight items (``Item(...)``) and health verdicts (``Verdict(False, reason)``),
+    same, under droplet_deploy/backup/), preflight items (``Item(...)``) and health verdicts (``Verdict(False, reason)``),
     each under the error that carries it."""
     found = []
-    for path in sorted((REPO / "deploy").rglob("*.py")):
+    for path in sorted((REPO / "droplet_deploy").rglob("*.py")):
         backup = "backup" in path.relative_to(REPO).parts
         owners = {"Check": "BackupInvalid" if backup else "VerifyFailed", "Item": "PreflightFailed"}
         for node in ast.walk(ast.parse(path.read_text())):
@@ -386,7 +386,7 @@ def test_the_ctrl_c_message_is_explained():
 
 
 def config_fields() -> dict[str, tuple[str, object]]:
-    from deploy.config import FIELDS
+    from droplet_deploy.core.config import FIELDS
 
     return dict(FIELDS)
 

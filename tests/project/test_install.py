@@ -8,8 +8,8 @@ import sys
 
 from invoke import Context
 
-from deploy.revision import current
-from deploy.target import LocalTarget
+from droplet_deploy.steps.revision import current
+from droplet_deploy.transport.target import LocalTarget
 from tests.conftest import make_project
 
 from .helpers import output, run
@@ -22,7 +22,7 @@ def test_building_the_package_in_a_checkout_leaves_it_clean_to_deploy(tmp_path):
     built = run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "egg_info", "build"],
                 cwd=project.path)
     assert built.returncode == 0, output(built)
-    assert (project.path / "build" / "lib" / "deploy" / "revision.py").is_file(), "the build wrote build/"
+    assert (project.path / "build" / "lib" / "droplet_deploy" / "steps" / "revision.py").is_file(), "the build wrote build/"
     assert list(project.path.glob("*.egg-info")), "the build wrote its egg-info"
 
     revision = current(LocalTarget(Context(), str(project.path)))  # raises GitError on a dirty tree

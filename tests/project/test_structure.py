@@ -1,24 +1,53 @@
-"""The shape of deploy/: imports flow one way (no cycle, no import tucked into a function to dodge one), and no
-function grows past a cyclomatic complexity of 15 (as radon counts it: `radon cc -n C deploy` lists the largest).
+"""The shape of droplet_deploy/: its packages are layers and imports only run down them (no cycle, no import
+tucked into a function to dodge the order), docs/architecture.md names every package, and no function grows past
+a cyclomatic complexity of 15 (as radon counts it: `radon cc -n C droplet_deploy` lists the largest).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from radon.complexity import cc_visit
 
 from .helpers import REPO
 
-PACKAGE = REPO / "deploy"
+PACKAGE = REPO / "droplet_deploy"
+ROOT = "droplet_deploy"
 MAX_COMPLEXITY = 15
+
+# The layers, top first: a module may import its own package's modules and those of the layers below it, never a
+# layer above, nor a sibling package of its own layer. A name is a package (every module under it) or a module.
+LAYERS: list[tuple[str, ...]] = [
+    ("__main__",),  # python -m droplet_deploy
+    ("cli",),  # the droplet-deploy command: init, doctor, notify, --version
+    ("tasks", "notify"),  # the Invoke tasks; the post_deploy notification
+    ("setup", "operations"),  # init and doctor; day two on a deployed environment
+    ("pipeline",),  # the changes that put a release in service: deploy, rollback
+    ("backup",),
+    ("engines",),  # where a stack runs; open_session chooses one (ordered inside: ENGINE_ORDER)
+    ("host",),  # a host over SSH: the connection, its keys, shipping a release
+    ("transaction",),  # the frame of every change: lock, history, hooks, the files kept per release
+    ("steps",),  # build, verify, health, preflight: each on one target
+    ("session",),
+    ("transport",),  # where commands run: this machine, or a host over SSH
+    ("commands",),  # argv builders, pure
+    ("core", ""),  # settings, errors, masking, signals, output; the package root (its version)
+]
+# Inside engines: the chooser first, then Swarm (it reads the compose model through compose), then compose, then
+# what both share.
+ENGINE_ORDER = ["engines", "engines.swarm", "engines.compose", "engines.base", "engines.snapshot", "engines.nginx"]
+
 # Imports inside functions that are there for a reason other than the layer order, with that reason.
 ALLOWED_LOCAL_IMPORTS = {
-    ("deploy/tasks/config_errors.py", "invoke"): "Invoke's Config is only needed once a config file failed",
-    ("deploy/target.py", "deploy.tunnel"): "paramiko's tunnel machinery loads only when a remote tunnel opens",
-    ("deploy/backend/__init__.py", "deploy.backend.swarm"): "fabric and paramiko load only for a remote backend",
-    ("deploy/backend/__init__.py", "deploy.backend.ssh"): "fabric and paramiko load only for a remote backend",
+    ("droplet_deploy/tasks/config_errors.py", "invoke"): "Invoke's Config is only needed once a config file failed",
+    ("droplet_deploy/transport/target.py", "droplet_deploy.transport.tunnel"):
+        "paramiko's tunnel machinery loads only when a remote tunnel opens",
+    ("droplet_deploy/engines/__init__.py", "droplet_deploy.engines.swarm.backend"):
+        "fabric and paramiko load only for a remote backend",
+    ("droplet_deploy/engines/__init__.py", "droplet_deploy.engines.compose.ssh"):
+        "fabric and paramiko load only for a remote backend",
 }
 
 
@@ -89,14 +118,66 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_the_import_graph_of_deploy_has_no_cycle():
+def place(module: str) -> tuple[int, str]:
+    """(layer index, unit) of a module: the unit is the layer entry it belongs to (a package or a module)."""
+    rel = module[len(ROOT) + 1:] if module != ROOT else ""
+    for index, names in enumerate(LAYERS):
+        for name in names:
+            if rel == name or (name and rel.startswith(name + ".")) or (name == "" and rel == ""):
+                return index, name
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it to one")
+
+
+def engine_rank(module: str) -> int:
+    rel = module[len(ROOT) + 1:]
+    return max(i for i, name in enumerate(ENGINE_ORDER) if rel == name or rel.startswith(name + "."))
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """Every import that runs up the layers, or sideways into a sibling package of the same layer."""
+    found = []
+    for source, targets in sorted(edges.items()):
+        (layer, unit) = place(source)
+        for target in sorted(targets):
+            (to_layer, to_unit) = place(target)
+            if to_layer > layer:
+                continue
+            if to_layer < layer or to_unit != unit:
+                found.append(f"{source} -> {target}")
+            elif unit == "engines" and engine_rank(target) < engine_rank(source):
+                found.append(f"{source} -> {target} (engines: {ENGINE_ORDER})")
+    return found
+
+
+def test_the_import_graph_has_no_cycle():
     edges = graph()
-    assert len(edges) > 30 and "deploy.rollout" in edges["deploy.backend.compose"], "the graph is read"
+    assert len(edges) > 30 and f"{ROOT}.engines.compose.rollout" in edges[f"{ROOT}.engines.compose.backend"], \
+        "the graph is read"
     assert cycles(edges) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_imports_only_run_down_the_layers():
+    assert upward(graph()) == []
+
+
+def test_the_layer_check_finds_an_import_that_runs_up():
+    edges = {f"{ROOT}.steps.health": {f"{ROOT}.pipeline.deploy"}, f"{ROOT}.setup.init": {f"{ROOT}.operations.status"},
+             f"{ROOT}.engines.compose.stack": {f"{ROOT}.engines.swarm.state"},
+             f"{ROOT}.engines.swarm.backend": {f"{ROOT}.engines.compose.stack", f"{ROOT}.core.errors"}}
+    assert upward(edges) == [
+        f"{ROOT}.engines.compose.stack -> {ROOT}.engines.swarm.state (engines: {ENGINE_ORDER})",
+        f"{ROOT}.setup.init -> {ROOT}.operations.status",
+        f"{ROOT}.steps.health -> {ROOT}.pipeline.deploy",
+    ]
+
+
+def test_every_module_sits_in_a_layer():
+    for module in MODULES:
+        place(module)
 
 
 def test_no_import_hides_inside_a_function():
@@ -111,7 +192,7 @@ def test_no_import_hides_inside_a_function():
                          else resolve(module_name(path), path.name == "__init__.py", node)[:1])
                 rel = path.relative_to(REPO).as_posix()
                 for name in names:
-                    local = name in MODULES or name.split(".")[0] == "deploy"
+                    local = name in MODULES or name.split(".")[0] == ROOT
                     if (rel, name) not in ALLOWED_LOCAL_IMPORTS and (local or name not in _STDLIB_OK):
                         hidden.append(f"{rel}:{node.lineno} imports {name} inside {func.name}()")
     assert hidden == []
@@ -128,3 +209,28 @@ def test_no_function_is_more_complex_than_the_bound():
             if block.complexity > MAX_COMPLEXITY:
                 too_complex.append(f"{path.relative_to(REPO)}:{block.lineno} {block.name} {block.complexity}")
     assert too_complex == []
+
+
+def documented_layout() -> list[str]:
+    """The paths docs/architecture.md lists in its layout block, one per line (``droplet_deploy/tasks/``)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    block = text.split("<!-- layout -->", 2)[1]
+    return re.findall(r"^(droplet_deploy/\S+)", block, re.MULTILINE)
+
+
+def actual_layout() -> list[str]:
+    """Every package (``droplet_deploy/engines/compose/``) and every module outside a subpackage."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*")):
+        rel = path.relative_to(REPO).as_posix()
+        if path.is_dir() and (path / "__init__.py").is_file():
+            found.append(rel + "/")
+        elif path.suffix == ".py" and path.parent == PACKAGE and path.name != "__init__.py":
+            found.append(rel)
+    return found
+
+
+def test_the_architecture_doc_names_every_package_once_and_nothing_else():
+    documented = documented_layout()
+    assert len(documented) == len(set(documented)), "a package is listed twice"
+    assert sorted(documented) == sorted(actual_layout())

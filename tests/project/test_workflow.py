@@ -159,7 +159,7 @@ def test_two_deploys_never_overlap_and_a_running_deploy_is_never_cancelled(jobs)
 
 
 def test_every_inv_command_names_a_task_that_exists(jobs):
-    from deploy.tasks import ns
+    from droplet_deploy.tasks import ns
 
     known = set(ns.task_names) | {alias for aliases in ns.task_names.values() for alias in aliases}
     called = []
@@ -248,6 +248,6 @@ def test_the_production_deploy_notifies_through_its_post_deploy_hook_with_the_we
     assert step.get("env", {}).get("DEPLOY_WEBHOOK_URL") == "${{ secrets.DEPLOY_WEBHOOK_URL }}"
     assert "DEPLOY_WEBHOOK_URL" not in step["run"], "the URL reaches the hook through the environment only"
     prod = yaml.safe_load((REPO / "invoke.yaml").read_text())["deploy"]["environments"]["prod"]
-    assert prod["hooks"]["post_deploy"] == [["scripts/notify-deploy"]]
-    script = (REPO / "scripts" / "notify-deploy").read_text()
+    assert prod["hooks"]["post_deploy"] == [["droplet-deploy", "notify"]]
+    script = (REPO / "droplet_deploy" / "notify.py").read_text()
     assert 'os.environ.get("DEPLOY_WEBHOOK_URL"' in script and "return 0" in script, "skipped when the secret is empty"

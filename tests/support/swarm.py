@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.commands import swarm as cmd
+from droplet_deploy.commands import swarm as cmd
 
 NODE_IMAGE = os.environ.get("TEST_SWARM_NODE_IMAGE", "local/swarm-node:latest")
 NODE_PACKAGES = "docker.io,iptables,ca-certificates,procps"
@@ -245,7 +245,7 @@ class SwarmApp:
                  port: int | None = None):
         from invoke import Context
 
-        from deploy.target import LocalTarget
+        from droplet_deploy.transport.target import LocalTarget
 
         self.project = project
         self.stack = stack or f"{project.name}-swarm"
@@ -265,7 +265,7 @@ class SwarmApp:
         return f"{self.project.name}:{revision[:12]}"
 
     def build(self, revision: str) -> str:
-        from deploy.commands import docker as docker_cmd
+        from droplet_deploy.commands import docker as docker_cmd
 
         image = self.image(revision)
         argv = docker_cmd.build(image=image, revision=revision, context=".", dockerfile="./Dockerfile",
@@ -284,8 +284,8 @@ class SwarmApp:
     def release(self, revision: str, *, build: bool = True, adjust=None):
         """Build (unless told not to), write the stack file of ``revision`` beside the clone, return the release.
         ``adjust(stack, compose)`` may change the planned stack file first (the benchmark's plain variants)."""
-        from deploy.swarm import stackfile
-        from deploy.swarm.rollout import SwarmRelease
+        from droplet_deploy.engines.swarm import stackfile
+        from droplet_deploy.engines.swarm.rollout import SwarmRelease
 
         image = self.build(revision) if build else self.image(revision)
         plan = stackfile.StackPlan(

@@ -18,11 +18,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from deploy import config
-from deploy.commands import proxy as proxy_cmd
-from deploy.config import Settings
-from deploy.errors import CommandFailed
-from deploy.target import Result
+from droplet_deploy.commands import proxy as proxy_cmd
+from droplet_deploy.core import config
+from droplet_deploy.core.config import Settings
+from droplet_deploy.core.errors import CommandFailed
+from droplet_deploy.transport.target import Result
 from tests.support.http import ScriptedServer
 
 PROJECT = "shop-test"

@@ -1,4 +1,4 @@
-"""Reading a user's compose file and planning the override that lets it deploy as it is (deploy/adopt/)."""
+"""Reading a user's compose file and planning the override that lets it deploy as it is (droplet_deploy/engines/compose/)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy import config
-from deploy.adopt import compose_file, override
-from deploy.adopt import release as adopt
-from deploy.adopt.compose_file import Port, parse_port
-from deploy.errors import ComposeFileError
-from deploy.session import Session
-from deploy.target import Result
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import ComposeFileError
+from droplet_deploy.engines.compose import compose_file, override
+from droplet_deploy.engines.compose import override_file as adopt
+from droplet_deploy.engines.compose.backend import ComposeBackend
+from droplet_deploy.engines.compose.compose_file import Port, parse_port
+from droplet_deploy.engines.compose.stack import Stack
+from droplet_deploy.session import Session
+from droplet_deploy.transport.target import Result
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,25 +208,29 @@ class ScriptedTarget:
 
 
 def session_with(target: ScriptedTarget, settings: config.Settings) -> Session:
-    return Session(settings, target, target)  # type: ignore[arg-type]
+    return ComposeBackend(Session(settings, target, target)).session  # type: ignore[arg-type]
+
+
+def on_stack(session: Session) -> tuple[Session, Stack]:
+    return session, session.backend.stack
 
 
 def test_with_compose_2_24_or_later_the_override_is_written_and_used(tmp_path):
     target = ScriptedTarget(EXISTING, "2.40.3")
     session = session_with(target, settings_for(tmp_path))
-    item = adopt.prepare(session, "shop:abc")
+    item = adopt.prepare(*on_stack(session), "shop:abc")
     path = str(tmp_path / ".deploy" / "test" / "compose.override.yml")
     assert item.ok and path in item.detail and "container_name 'shop' dropped" in item.detail
     assert "services:\n  web:\n    image: ${APP_IMAGE:-shop:abc}\n" in target.written[path]
-    assert session.stack.overrides == (path,)
-    assert session.stack.compose("shop:abc").up()[-5:] == [
+    assert session.backend.stack.overrides == (path,)
+    assert session.backend.stack.compose("shop:abc").up()[-5:] == [
         "--file", "docker-compose.yml", "--file", path, "up", "--detach"][-5:]
 
 
 def test_with_compose_v1_preflight_names_every_edit_and_writes_nothing(tmp_path):
     target = ScriptedTarget(EXISTING, "1.29.2")
     session = session_with(target, settings_for(tmp_path))
-    item = adopt.prepare(session, "shop:abc")
+    item = adopt.prepare(*on_stack(session), "shop:abc")
     assert not item.ok
     assert item.detail.startswith("docker-compose 1.29.2 cannot apply the toolkit's compose override")
     for edit in ("remove `container_name: shop`", "remove `ports:` (8000:8000)", "set `image: ${APP_IMAGE}`",
@@ -239,23 +245,23 @@ def test_a_file_fit_as_written_removes_an_override_left_from_before(tmp_path):
     stale = str(tmp_path / ".deploy" / "test" / "compose.override.yml")
     target = ScriptedTarget(text, "1.29.2", files={stale})
     session = session_with(target, settings)
-    item = adopt.prepare(session, "shop:abc")
+    item = adopt.prepare(*on_stack(session), "shop:abc")
     assert item.ok and item.detail == "docker-compose.yml deploys as written"
     assert target.ran == [["rm", "-f", "--", stale]]
-    assert session.stack.overrides == ()
+    assert session.backend.stack.overrides == ()
 
 
 def test_a_compose_file_problem_is_a_failed_item_not_a_traceback(tmp_path):
     target = ScriptedTarget("services:\n  api: {image: x}\n", "2.40.3")
-    item = adopt.prepare(session_with(target, settings_for(tmp_path)), "shop:abc")
+    item = adopt.prepare(*on_stack(session_with(target, settings_for(tmp_path))), "shop:abc")
     assert not item.ok and "no service 'web' (services: api)" in item.detail
 
 
 def test_session_finds_the_override_a_deploy_left(tmp_path):
     settings = settings_for(tmp_path)
     path = str(tmp_path / ".deploy" / "test" / "compose.override.yml")
-    assert session_with(ScriptedTarget(EXISTING, "2.40.3", files={path}), settings).stack.overrides == (path,)
-    assert session_with(ScriptedTarget(EXISTING, "2.40.3"), settings).stack.overrides == ()
+    assert session_with(ScriptedTarget(EXISTING, "2.40.3", files={path}), settings).backend.stack.overrides == (path,)
+    assert session_with(ScriptedTarget(EXISTING, "2.40.3"), settings).backend.stack.overrides == ()
 
 
 def test_rendered_yaml_is_plain_yaml_for_other_readers(tmp_path):

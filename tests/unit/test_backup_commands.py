@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from deploy.commands import backup as cmd
-from deploy.target import command_line
+from droplet_deploy.commands import backup as cmd
+from droplet_deploy.transport.target import command_line
 
 HOSTILE = "x; rm -rf / #$(touch /tmp/pwned) `id` \"'"
 SCRIPTS = (cmd.SNAPSHOT_SCRIPT, cmd.RESTORE_SCRIPT, cmd.INTEGRITY_SCRIPT)

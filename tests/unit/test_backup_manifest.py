@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from deploy.backup import manifest as mf
+from droplet_deploy.backup import manifest as mf
 
 
 def make(**overrides) -> mf.Manifest:

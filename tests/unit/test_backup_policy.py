@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from deploy.backup import manifest as mf
-from deploy.backup.hook import wanted
-from deploy.backup.store import check_id, path_of, root
-from deploy.backup.verify import verify_local
-from deploy.config import DEFAULTS, load
-from deploy.errors import BackupError, BackupInvalid, ConfigError, UsageError
+from droplet_deploy.backup import manifest as mf
+from droplet_deploy.backup.store import check_id, path_of, root
+from droplet_deploy.backup.verify import verify_local
+from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.errors import BackupError, BackupInvalid, ConfigError, UsageError
+from droplet_deploy.pipeline.backup_step import wanted
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_an_id_that_is_not_one_never_becomes_a_path(project):
 
 
 def test_pipeline_backs_up_hosts_by_default_and_the_local_stack_on_request(project):
-    from deploy.backend.compose import ComposeBackend
-    from deploy.backend.ssh import SshComposeBackend
+    from droplet_deploy.engines.compose.backend import ComposeBackend
+    from droplet_deploy.engines.compose.ssh import SshComposeBackend
 
     host, local = SshComposeBackend.backs_up_by_default, ComposeBackend.backs_up_by_default
     assert wanted(settings(project, "prod"), host)
@@ -125,8 +125,8 @@ def test_only_sealed_backups_are_listed_and_unfinished_ones_are_pruned_once_stal
 
     from invoke import Config, Context
 
-    from deploy.backup.store import UNFINISHED_STALE_MINUTES, listing, prune
-    from deploy.target import LocalTarget
+    from droplet_deploy.backup.store import UNFINISHED_STALE_MINUTES, listing, prune
+    from droplet_deploy.transport.target import LocalTarget
 
     s = settings(project)
     base = Path(root(s))
@@ -163,8 +163,8 @@ def test_retention_deletes_only_what_the_toolkit_named_however_old_the_rest(proj
 
     from invoke import Config, Context
 
-    from deploy.backup.store import UNFINISHED_STALE_MINUTES, listing, prune
-    from deploy.target import LocalTarget
+    from droplet_deploy.backup.store import UNFINISHED_STALE_MINUTES, listing, prune
+    from droplet_deploy.transport.target import LocalTarget
 
     s = settings(project)
     base = Path(root(s))

@@ -2,9 +2,9 @@
 
 import shlex
 
-from deploy.commands import compose, docker, files, git
-from deploy.commands.compose import Compose
-from deploy.target import command_line
+from droplet_deploy.commands import compose, docker, files, git
+from droplet_deploy.commands.compose import Compose
+from droplet_deploy.transport.target import command_line
 
 HOSTILE = "nginx; rm -rf / #$(touch /tmp/pwned)"
 

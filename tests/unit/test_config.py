@@ -2,8 +2,8 @@
 
 import pytest
 
-from deploy.config import DEFAULTS, load
-from deploy.errors import ConfigError
+from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.errors import ConfigError
 
 
 def config(**overrides):

@@ -5,8 +5,8 @@ import os
 import pytest
 from invoke import Config
 
-from deploy.config import DEFAULTS
-from deploy.tasks import config_errors
+from droplet_deploy.core.config import DEFAULTS
+from droplet_deploy.tasks import config_errors
 
 
 def failure(tmp_path, text: str | None = None, *, runtime: str | None = None, env: dict | None = None):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from deploy import health
-from deploy.containers import Container
-from deploy.errors import HealthRejected, HealthTimeout
+from droplet_deploy.core.errors import HealthRejected, HealthTimeout
+from droplet_deploy.engines.snapshot import Container
+from droplet_deploy.steps import health
 from tests.conftest import free_port
 from tests.support.http import ScriptedServer
 

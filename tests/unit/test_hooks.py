@@ -2,7 +2,7 @@
 post_deploy command, and the steps that run them.
 
 Real here: processes (the watchdog, post_deploy commands and the deploy lock and history run on this machine
-through a LocalTarget) and HTTP (the notify-deploy script posts to a local server). Modelled: the engine, for the
+through a LocalTarget) and HTTP (`droplet-deploy notify` posts to a local server). Modelled: the engine, for the
 compose commands of pre_switch and deploy.exec (tests/unit/fakes.py), which the integration tests run for real.
 """
 
@@ -22,17 +22,19 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
-from deploy import config, hooks, lock, ops
-from deploy.backend import ComposeBackend
-from deploy.commands import docker
-from deploy.commands import hooks as hooks_cmd
-from deploy.commands.compose import Compose
-from deploy.errors import CommandFailed, ConfigError, HookFailed, NotDeployed, UsageError
-from deploy.session import Session
-from deploy.target import LocalTarget, Result, command_line
-from deploy.tasks.cli import command_flag
-from deploy.transaction import Transaction
-from deploy.ui import Reporter
+from droplet_deploy.commands import docker
+from droplet_deploy.commands import hooks as hooks_cmd
+from droplet_deploy.commands.compose import Compose
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import CommandFailed, ConfigError, HookFailed, NotDeployed, UsageError
+from droplet_deploy.core.ui import Reporter
+from droplet_deploy.engines import ComposeBackend
+from droplet_deploy.operations import one_off as one_off_ops
+from droplet_deploy.session import Session
+from droplet_deploy.tasks.flags import command_flag
+from droplet_deploy.transaction import hooks, lock
+from droplet_deploy.transaction.frame import Transaction
+from droplet_deploy.transport.target import LocalTarget, Result, command_line
 
 from .fakes import PROJECT, Engine, FakeTarget
 
@@ -115,7 +117,7 @@ def test_the_stack_snapshot_leaves_one_off_containers_out():
 def test_a_post_deploy_command_gets_the_facts_in_its_environment_and_a_watchdog():
     argv = hooks_cmd.post_deploy("/venv/bin/python", 30.0, {"DEPLOY_RESULT": "ok", "DEPLOY_REASON": HOSTILE},
                                  ["notify", HOSTILE])
-    assert argv == ["/venv/bin/python", "-I", "-m", "deploy.watchdog", "30", "env", f"DEPLOY_REASON={HOSTILE}",
+    assert argv == ["/venv/bin/python", "-I", "-m", "droplet_deploy.transaction.watchdog", "30", "env", f"DEPLOY_REASON={HOSTILE}",
                     "DEPLOY_RESULT=ok", "notify", HOSTILE]
     assert shlex.split(command_line(argv))[-1] == HOSTILE
 
@@ -349,7 +351,7 @@ def test_other_changes_notify_nobody_and_a_dry_run_only_prints_the_notification(
     with Transaction(dry, "deploy", REV, "shop:ccc") as txn, txn.recorded():
         pass
     assert not facts.exists()
-    planned = [line for line in dry.echoed.getvalue().splitlines() if "deploy.watchdog" in line]
+    planned = [line for line in dry.echoed.getvalue().splitlines() if "droplet_deploy.transaction.watchdog" in line]
     assert len(planned) == 1 and planned[0].startswith("[dry-run] [local] ") and "DEPLOY_RESULT=ok" in planned[0]
 
 
@@ -389,8 +391,8 @@ def test_exec_runs_in_the_serving_image_and_returns_the_exit_status(root):
     engine.upstream = old.name  # the newer container was left by a failed deploy: the proxy still names the old
     session, target = exec_session(root, engine, status=7)
     try:
-        assert ops.exec_command(session, ["sh", "-c", HOSTILE], interactive=False) == 7
-        assert ops.exec_command(session, ["sh"], interactive=True) == 7
+        assert one_off_ops.exec_command(session, ["sh", "-c", HOSTILE], interactive=False) == 7
+        assert one_off_ops.exec_command(session, ["sh"], interactive=True) == 7
     finally:
         engine.close()
     [batch] = [argv for argv in target.runs if "run" in argv]
@@ -402,7 +404,7 @@ def test_exec_runs_in_the_serving_image_and_returns_the_exit_status(root):
 def test_exec_with_nothing_serving_is_one_line(root):
     session, _ = exec_session(root, Engine())
     with pytest.raises(NotDeployed, match="no app container serves shop-test on fake, so there is no image"):
-        ops.exec_command(session, ["true"], interactive=False)
+        one_off_ops.exec_command(session, ["true"], interactive=False)
 
 
 def test_the_command_flag_is_split_like_a_shell_line():
@@ -448,8 +450,9 @@ def notify(**env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOY_", "GITHUB_"))}
     facts = {"DEPLOY_ACTION": "deploy", "DEPLOY_RESULT": "failed", "DEPLOY_REVISION": REV, "DEPLOY_ENV": "prod",
              "DEPLOY_HOST": "deploy@prod", "DEPLOY_DURATION": "41.7", "DEPLOY_REASON": "hooks.pre_switch exited 3"}
-    return subprocess.run([str(REPO / "scripts" / "notify-deploy")], env={**base, **facts, **env},
-                          capture_output=True, text=True, timeout=60)
+    # As a post_deploy hook runs it: the console script, found on PATH beside the interpreter.
+    return subprocess.run([str(Path(sys.executable).parent / "droplet-deploy"), "notify"],
+                          env={**base, **facts, **env}, capture_output=True, text=True, timeout=60)
 
 
 def test_the_notification_script_sends_nothing_without_a_webhook():
@@ -487,5 +490,4 @@ def test_production_notifies_through_the_hook_with_the_url_from_the_environment(
     import yaml
 
     project = yaml.safe_load((REPO / "invoke.yaml").read_text())["deploy"]
-    assert project["environments"]["prod"]["hooks"]["post_deploy"] == [["scripts/notify-deploy"]]
-    assert os.access(REPO / "scripts" / "notify-deploy", os.X_OK)
+    assert project["environments"]["prod"]["hooks"]["post_deploy"] == [["droplet-deploy", "notify"]]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy import config
-from deploy.adopt import init
-from deploy.errors import InitError
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import InitError
+from droplet_deploy.setup import init
 
 DOCKERFILE = """\
 FROM python:3.12-slim AS base
@@ -85,7 +85,7 @@ def test_the_written_config_is_one_the_toolkit_accepts(tmp_path):
     root = repo(tmp_path)
     outcome, written, said = run(root)
     assert set(written) == {"invoke.yaml", "tasks.py", ".gitignore"}
-    assert "from deploy.tasks import ns" in written["tasks.py"] and written[".gitignore"] == ".deploy/\n"
+    assert "from droplet_deploy.tasks import ns" in written["tasks.py"] and written[".gitignore"] == ".deploy/\n"
     section = yaml.safe_load(written["invoke.yaml"])["deploy"]
     assert section["environments"]["prod"]["public_port"] == 8000, "the port the app published"
     assert section["app_dir"] == "/app"

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context
 
-from deploy import config, lock, ops
-from deploy.commands import files
-from deploy.errors import LockHeld
-from deploy.session import Session
-from deploy.target import LocalTarget
-from deploy.ui import Reporter
+from droplet_deploy.commands import files
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import LockHeld
+from droplet_deploy.core.ui import Reporter
+from droplet_deploy.operations import unlock as unlock_ops
+from droplet_deploy.session import Session
+from droplet_deploy.transaction import lock
+from droplet_deploy.transport.target import LocalTarget
 from tests.conftest import wait_for
 
 BOUND = 120.0
@@ -226,11 +228,11 @@ def test_unlock_refuses_a_live_holder_unless_forced(session):
     state = Path(session.state_dir)
     plant(state, pid=os.getpid(), machine=socket.gethostname())
     with pytest.raises(LockHeld) as info:
-        ops.unlock(session)
+        unlock_ops.unlock(session)
     assert f"not clearing the deploy lock of alice@{socket.gethostname()} (pid {os.getpid()}" in str(info.value)
     assert str(info.value).endswith("(wait for it to finish; if you are sure it is gone: inv deploy.unlock --force)")
     assert (state / "lock").exists()
-    forced = ops.unlock(session, force=True)
+    forced = unlock_ops.unlock(session, force=True)
     assert forced.startswith(f"cleared the deploy lock held by alice@{socket.gethostname()}")
     assert forced.endswith(f"(forced; whose process (pid {os.getpid()}) still runs on this machine: stop it first)")
     assert not (state / "lock").exists()
@@ -240,13 +242,13 @@ def test_unlock_refuses_a_fresh_heartbeat_and_clears_a_stale_one_with_a_note(ses
     state = Path(session.state_dir)
     plant(state, pid=1, machine="ci-runner-7", age=5)
     with pytest.raises(LockHeld):
-        ops.unlock(session)
+        unlock_ops.unlock(session)
     old = time.time() - 600
     os.utime(state / "lock" / "holder.json", (old, old))
-    cleared = ops.unlock(session)
+    cleared = unlock_ops.unlock(session)
     assert cleared.startswith("cleared the deploy lock held by alice@ci-runner-7 (pid 1")
     assert "(whose heartbeat stopped " in cleared and 595 < stopped_ago(cleared) < 610
-    assert ops.unlock(session) == "no deploy lock on local"
+    assert unlock_ops.unlock(session) == "no deploy lock on local"
 
 
 def test_parse_state_reads_the_probe_and_survives_garbage():

@@ -4,16 +4,19 @@ import re
 
 import pytest
 
-from deploy import history, lock, ops, status
-from deploy.commands.compose import Compose
-from deploy.containers import Container
-from deploy.errors import UsageError
-from deploy.health import Verdict
+from droplet_deploy.commands.compose import Compose
+from droplet_deploy.core.errors import UsageError
+from droplet_deploy.engines.snapshot import Container
+from droplet_deploy.operations import logs as logs_ops
+from droplet_deploy.operations import services as services_ops
+from droplet_deploy.operations import status
+from droplet_deploy.steps.health import Verdict
+from droplet_deploy.transaction import history, lock
 
 
 def test_line_filter_matches_whole_lines_across_chunk_boundaries():
     out = []
-    keep = ops.LineFilter(re.compile("error", re.IGNORECASE), out.append)
+    keep = logs_ops.LineFilter(re.compile("error", re.IGNORECASE), out.append)
     for chunk in ["app-1 | ok\napp-1 | ER", "ROR boom\napp-1 | fine\napp", "-1 | last error"]:
         keep(chunk)
     assert out == ["app-1 | ERROR boom\n"]
@@ -22,17 +25,17 @@ def test_line_filter_matches_whole_lines_across_chunk_boundaries():
 
 
 def test_grep_is_a_case_insensitive_regex_and_a_bad_one_is_one_line():
-    assert ops.grep_pattern("level.*error").search('"level": "ERROR"')
+    assert logs_ops.grep_pattern("level.*error").search('"level": "ERROR"')
     with pytest.raises(UsageError) as info:
-        ops.grep_pattern("(unclosed")
+        logs_ops.grep_pattern("(unclosed")
     assert "--grep '(unclosed' is not a regular expression" in str(info.value)
 
 
 def test_services_are_checked_against_the_stack():
-    assert ops.parse_services(None, ["app", "proxy"]) == []
-    assert ops.parse_services("app, proxy", ["app", "proxy"]) == ["app", "proxy"]
+    assert services_ops.parse_services(None, ["app", "proxy"]) == []
+    assert services_ops.parse_services("app, proxy", ["app", "proxy"]) == ["app", "proxy"]
     with pytest.raises(UsageError) as info:
-        ops.parse_services("db", ["app", "proxy"])
+        services_ops.parse_services("db", ["app", "proxy"])
     assert "use one of: app, proxy" in str(info.value)
 
 

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from deploy import history, images, lock, preflight, verify
-from deploy.containers import parse_ids, parse_inspect
-from deploy.errors import RollbackImpossible
-from deploy.state import parse_upstream
+from droplet_deploy.core.errors import RollbackImpossible
+from droplet_deploy.engines.compose.state import parse_ids, parse_inspect, parse_upstream
+from droplet_deploy.steps import images, preflight, verify
+from droplet_deploy.transaction import history, lock
 
 REV = "c" * 40
 
@@ -118,7 +118,8 @@ def test_history_counts_lines_without_a_revision_and_result_as_unreadable(line):
     {"started_at": 1e300, "skipped_backup": "yes", "action": 1},
 ])
 def test_history_fills_missing_or_mistyped_fields_so_status_and_rollback_still_work(extra):
-    from deploy import rollback, status
+    from droplet_deploy.operations import status
+    from droplet_deploy.pipeline import rollback
 
     line = json.dumps({"revision": REV, "result": "ok", **extra})
     found = history.read(line + "\n")
@@ -139,7 +140,7 @@ def test_history_fills_missing_or_mistyped_fields_so_status_and_rollback_still_w
 
 
 def test_status_says_how_many_history_lines_it_skipped():
-    from deploy import status
+    from droplet_deploy.operations import status
 
     lines = status.render(status.Status(
         env="prod", where="local", release_dir=None, containers=[], upstream=None, serving=None,
@@ -152,7 +153,7 @@ def test_the_env_file_search_also_finds_the_configured_env_files_own_name(tmp_pa
     import dataclasses
     import subprocess
 
-    from deploy.config import DEFAULTS, load
+    from droplet_deploy.core.config import DEFAULTS, load
 
     for rel in ("a/.env", "b/prod.vars", "c/.env.example", "d/.env.local", "e/notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from deploy import preflight
-from deploy.errors import PreflightFailed
-from deploy.preflight import Item
+from droplet_deploy.core.errors import PreflightFailed
+from droplet_deploy.steps import preflight
+from droplet_deploy.steps.preflight import Item
 
 
 def passing(name: str):

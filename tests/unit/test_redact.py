@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from invoke import Config, Context
 
-from deploy import config, history
-from deploy.commands import backup as backup_cmd
-from deploy.errors import CommandFailed, ConfigError
-from deploy.redact import MASK, clean, display, redact, secret_name, secrets_in
-from deploy.target import LocalTarget
+from droplet_deploy.commands import backup as backup_cmd
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import CommandFailed, ConfigError
+from droplet_deploy.core.redact import MASK, clean, display, redact, secret_name, secrets_in
+from droplet_deploy.transaction import history
+from droplet_deploy.transport.target import LocalTarget
 
 MARKER = "MARKERSECRET123"
 

@@ -5,9 +5,9 @@ import subprocess
 import paramiko
 import pytest
 
-from deploy.errors import HostKeyChanged, HostKeyRevoked, HostKeyUnknown, UsageError
-from deploy.remote import hosts
-from deploy.remote.hosts import HostSpec, parse_host_spec
+from droplet_deploy.core.errors import HostKeyChanged, HostKeyRevoked, HostKeyUnknown, UsageError
+from droplet_deploy.host import known_hosts as hosts
+from droplet_deploy.host.known_hosts import HostSpec, parse_host_spec
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -171,7 +171,7 @@ def test_a_revoked_key_is_never_trusted_even_where_a_line_lists_it_or_accept_new
 
 
 def test_a_revoked_key_offered_in_place_of_the_recorded_one_is_named_revoked_not_changed(tmp_path, host_key):
-    from deploy.remote.connect import explain
+    from droplet_deploy.host.connect import explain
 
     key, path = host_key
     public = path.with_name("host_key.pub").read_text().split()

@@ -5,37 +5,37 @@ from pathlib import Path
 
 import pytest
 
-from deploy import config
-from deploy.commands import files
-from deploy.commands import release as cmd
-from deploy.remote import release
-from deploy.remote.release import Usage
-from deploy.revision import Revision
+from droplet_deploy.commands import files
+from droplet_deploy.commands import release_dirs as cmd
+from droplet_deploy.core import config, release_ids
+from droplet_deploy.host import ship as release
+from droplet_deploy.host.ship import Usage
+from droplet_deploy.steps.revision import Revision
 
 REPO = Path(__file__).resolve().parents[2]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_release_names_sort_by_time_and_carry_the_revision():
-    first = release.release_name(Revision(SHA), 1_700_000_000)
-    later = release.release_name(Revision(SHA, dirty=True), 1_700_000_061)
+    first = release_ids.release_name(Revision(SHA).tag, 1_700_000_000)
+    later = release_ids.release_name(Revision(SHA, dirty=True).tag, 1_700_000_061)
     assert first == "20231114T221320Z-0123456789ab"
     assert later == "20231114T221421Z-0123456789ab-dirty"
     assert sorted([later, first]) == [first, later]
-    assert release.RELEASE_RE.match(first) and release.RELEASE_RE.match(later)
+    assert release_ids.RELEASE_RE.match(first) and release_ids.RELEASE_RE.match(later)
 
 
 def test_listing_keeps_release_directories_only():
     listing = ("20240101T000000Z-aaaaaaaaaaaa\nnotes.txt\n.upload.tar.gz\n20230101T000000Z-bbbbbbbbbbbb-dirty\n"
                "current\n.incoming-20250101T000000Z-cccccccccccc\n")
-    assert release.parse_release_names(listing) == ["20230101T000000Z-bbbbbbbbbbbb-dirty",
+    assert release_ids.parse_release_names(listing) == ["20230101T000000Z-bbbbbbbbbbbb-dirty",
                                                     "20240101T000000Z-aaaaaaaaaaaa"]
 
 
 def test_only_temporary_release_names_are_leftovers():
     listing = (".incoming-20250101T000000Z-cccccccccccc\n20240101T000000Z-aaaaaaaaaaaa\n.incoming-notes\n"
                ".incoming-20250102T000000Z-dddddddddddd-dirty\n.upload.tar.gz\n")
-    assert release.parse_leftovers(listing) == [".incoming-20250101T000000Z-cccccccccccc",
+    assert release_ids.parse_leftovers(listing) == [".incoming-20250101T000000Z-cccccccccccc",
                                                 ".incoming-20250102T000000Z-dddddddddddd-dirty"]
 
 
@@ -43,14 +43,14 @@ NAMES = [f"2024010{i}T000000Z-{str(i) * 12}" for i in range(1, 7)]
 
 
 def test_prune_keeps_the_newest_and_every_release_in_use():
-    assert release.to_prune(NAMES, 3, in_use=set()) == NAMES[:3]
-    assert release.to_prune(NAMES, 3, in_use={NAMES[0]}) == NAMES[1:3]
-    assert release.to_prune(NAMES, 10, in_use=set()) == []
+    assert release_ids.to_prune(NAMES, 3, in_use=set()) == NAMES[:3]
+    assert release_ids.to_prune(NAMES, 3, in_use={NAMES[0]}) == NAMES[1:3]
+    assert release_ids.to_prune(NAMES, 10, in_use=set()) == []
 
 
 def test_prune_never_removes_the_release_in_use_even_when_keeping_one():
-    assert release.to_prune(NAMES, 1, in_use={NAMES[2]}) == [n for n in NAMES[:-1] if n != NAMES[2]]
-    assert release.to_prune(NAMES, 0, in_use=set()) == NAMES[:-1], "the newest always stays"
+    assert release_ids.to_prune(NAMES, 1, in_use={NAMES[2]}) == [n for n in NAMES[:-1] if n != NAMES[2]]
+    assert release_ids.to_prune(NAMES, 0, in_use=set()) == NAMES[:-1], "the newest always stays"
 
 
 BASE = "/srv/shop/releases"
@@ -89,7 +89,7 @@ def test_env_file_is_named_by_its_absolute_path_never_placed_in_a_release(settin
 
 
 def test_compose_reads_the_env_file_by_the_path_it_is_given(settings, root):
-    from deploy.stack import NO_ENV_FILE, compose_variables
+    from droplet_deploy.engines.compose.stack import NO_ENV_FILE, compose_variables
 
     with_env = dataclasses.replace(settings, env_file=".env", remote_dir="/srv/a b")
     assert compose_variables(with_env, "shop:abc")["APP_ENV_FILE"] == "/srv/a b/shared/.env"

@@ -10,12 +10,15 @@ import json
 
 import pytest
 
-from deploy import envfile, history, restart, status
-from deploy.commands import files
-from deploy.commands.compose import Compose
-from deploy.containers import parse_inspect
-from deploy.errors import NotDeployed, RolloutFailed, UsageError
-from deploy.state import Snapshot
+from droplet_deploy.commands import files
+from droplet_deploy.commands.compose import Compose
+from droplet_deploy.core.errors import NotDeployed, RolloutFailed, UsageError
+from droplet_deploy.engines.base import RestartPlan
+from droplet_deploy.engines.compose.state import parse_inspect
+from droplet_deploy.engines.snapshot import Snapshot
+from droplet_deploy.operations import restart, status
+from droplet_deploy.transaction import env_file as envfile
+from droplet_deploy.transaction import history
 
 from .fakes import PROJECT, Engine, FakeTarget, engine_settings
 from .test_ops import _status
@@ -87,7 +90,7 @@ def snapshot_of(engine: Engine) -> Snapshot:
 def test_a_plain_restart_rolls_the_app_recreates_the_worker_and_keeps_the_proxy(engine):
     with_worker(engine)
     chosen = restart.plan(snapshot_of(engine))
-    assert (chosen.roll, chosen.one_by_one, chosen.kept, chosen.hard) == (True, ("worker",), ("proxy",), False)
+    assert (chosen.roll, chosen.one_by_one, chosen.left_running, chosen.hard) == (True, ("worker",), ("proxy",), False)
     assert chosen.describe() == "app (rolled, no downtime), worker (one at a time)"
 
 
@@ -99,12 +102,12 @@ def test_a_plain_restart_rolls_the_app_recreates_the_worker_and_keeps_the_proxy(
 def test_named_services_are_the_only_ones_touched(engine, services, roll, one_by_one):
     with_worker(engine)
     chosen = restart.plan(snapshot_of(engine), services)
-    assert (chosen.roll, chosen.one_by_one, chosen.kept) == (roll, one_by_one, ())
+    assert (chosen.roll, chosen.one_by_one, chosen.left_running) == (roll, one_by_one, ())
 
 
 def test_hard_is_one_compose_restart_of_what_was_named(engine):
     with_worker(engine)
-    assert restart.plan(snapshot_of(engine), ["worker"], hard=True) == restart.Plan(hard=True, services=("worker",))
+    assert restart.plan(snapshot_of(engine), ["worker"], hard=True) == RestartPlan(hard=True, services=("worker",))
     assert restart.plan(snapshot_of(engine), hard=True).describe() == "all services at once (--hard)"
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from deploy.errors import RollbackImpossible, UsageError
-from deploy.history import Record
-from deploy.images import Image
-from deploy.rollback import choose, kept_listing
+from droplet_deploy.core.errors import RollbackImpossible, UsageError
+from droplet_deploy.pipeline.rollback import choose, kept_listing
+from droplet_deploy.steps.images import Image
+from droplet_deploy.transaction.history import Record
 
 A, B, C, D = ("a" * 40, "b" * 40, "c" * 40, "d" * 40)
 
@@ -74,9 +74,9 @@ def test_kept_listing_marks_the_serving_tag_dirty_or_not():
 def test_upstream_reset_runs_in_a_one_off_proxy_container_with_values_as_parameters(tmp_path):
     import subprocess
 
-    from deploy.commands.compose import Compose
-    from deploy.commands.proxy import RESET_UPSTREAM as _RESET_SCRIPT
-    from deploy.commands.proxy import reset_script
+    from droplet_deploy.commands.compose import Compose
+    from droplet_deploy.commands.proxy import RESET_UPSTREAM as _RESET_SCRIPT
+    from droplet_deploy.commands.proxy import reset_script
 
     argv = Compose("shop-test", "compose.yml").run("proxy", reset_script("/x", "app", 8000))
     assert argv[:7] == ["docker", "compose", "--project-name", "shop-test", "--file", "compose.yml", "run"]

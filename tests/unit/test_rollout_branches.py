@@ -11,13 +11,13 @@ import json
 
 import pytest
 
-from deploy.backend import ComposeBackend
-from deploy.errors import RollbackImpossible, RolloutFailed
-from deploy.rollback import rollback
-from deploy.rollout import rollout
-from deploy.session import Session
-from deploy.stack import Stack
-from deploy.ui import Reporter
+from droplet_deploy.core.errors import RollbackImpossible, RolloutFailed
+from droplet_deploy.core.ui import Reporter
+from droplet_deploy.engines import ComposeBackend
+from droplet_deploy.engines.compose.rollout import rollout
+from droplet_deploy.engines.compose.stack import Stack
+from droplet_deploy.pipeline.rollback import rollback
+from droplet_deploy.session import Session
 
 from .fakes import PROJECT, Engine, FakeTarget, engine_settings
 

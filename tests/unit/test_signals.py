@@ -13,8 +13,9 @@ import time
 import pytest
 from invoke import Config, Context
 
-from deploy import history, signals
-from deploy.target import LocalTarget
+from droplet_deploy.core import signals
+from droplet_deploy.transaction import history
+from droplet_deploy.transport.target import LocalTarget
 
 
 def local(path) -> LocalTarget:

@@ -8,40 +8,33 @@ import json
 
 import pytest
 
-from deploy.backend.swarm import (
-    env_file_text,
-    node_engine,
-    planned_app,
-    restart_note,
-    restarted,
-    scaling,
-    settled,
-    stopped_containers,
-    task_container,
-)
-from deploy.commands.swarm import STOPPED_LABEL
-from deploy.config import DEFAULTS, load
-from deploy.errors import ConfigError, UsageError
-from deploy.restart import Plan
-from deploy.swarm.stackfile import REVISION_LABEL
-from deploy.swarm.state import Service, StackState, Task, parse_attachable, parse_services
+from droplet_deploy.commands.swarm import STOPPED_LABEL
+from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.errors import ConfigError, UsageError
+from droplet_deploy.engines.base import RestartPlan
+from droplet_deploy.engines.swarm.day_two import restart_note, restarted, scaling, settled
+from droplet_deploy.engines.swarm.distribute import node_engine
+from droplet_deploy.engines.swarm.one_off import env_file_text, planned_app
+from droplet_deploy.engines.swarm.snapshot import stopped_containers, task_container
+from droplet_deploy.engines.swarm.stackfile import REVISION_LABEL
+from droplet_deploy.engines.swarm.state import Service, StackState, Task, parse_attachable, parse_services
 
 SERVICES = ["app", "proxy", "worker"]
 
 
 @pytest.mark.parametrize("plan, expected", [
-    (Plan(roll=True), ["app"]),
-    (Plan(roll=True, one_by_one=("worker",)), ["app", "worker"]),
-    (Plan(hard=True), SERVICES),
-    (Plan(hard=True, services=("proxy",)), ["proxy"]),
-    (Plan(), []),
+    (RestartPlan(roll=True), ["app"]),
+    (RestartPlan(roll=True, one_by_one=("worker",)), ["app", "worker"]),
+    (RestartPlan(hard=True), SERVICES),
+    (RestartPlan(hard=True, services=("proxy",)), ["proxy"]),
+    (RestartPlan(), []),
 ])
 def test_a_restart_updates_the_services_its_plan_names(plan, expected):
     assert restarted(plan, "app", SERVICES) == expected
 
 
 def test_a_restart_announces_each_service_as_swarm_replaces_it():
-    from deploy.containers import Container
+    from droplet_deploy.engines.snapshot import Container
 
     app = Container(id="c1", name="app.1@droplet-1", service="app", image="shop:abc123", revision="abc123" * 7,
                     state="running", health=None, started_at="", number=1, addresses=())

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from deploy.commands import swarm
-from deploy.target import command_line
+from droplet_deploy.commands import swarm
+from droplet_deploy.transport.target import command_line
 from tests.support.http import ScriptedServer
 
 HOSTILE = "-x; rm -rf / #$(touch /tmp/pwned) `id` \"'"

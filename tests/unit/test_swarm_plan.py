@@ -8,10 +8,10 @@ import subprocess
 import pytest
 import yaml
 
-from deploy.errors import PreflightFailed
-from deploy.swarm import stackfile
-from deploy.swarm.rollout import SwarmRelease, convergence, room_for_start_first
-from deploy.swarm.state import (
+from droplet_deploy.core.errors import PreflightFailed
+from droplet_deploy.engines.swarm import stackfile
+from droplet_deploy.engines.swarm.rollout import SwarmRelease, convergence, room_for_start_first
+from droplet_deploy.engines.swarm.state import (
     StackState,
     parse_free_kb,
     parse_nodes,

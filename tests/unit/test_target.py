@@ -5,8 +5,8 @@ import io
 import pytest
 from invoke import Config, Context
 
-from deploy.errors import CommandFailed
-from deploy.target import LocalTarget
+from droplet_deploy.core.errors import CommandFailed
+from droplet_deploy.transport.target import LocalTarget
 
 
 def target(tmp_path, dry=False):

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deploy import validate
-from deploy.config import DEFAULTS, FIELDS, RANGES, load
-from deploy.errors import ConfigError, UsageError
+from droplet_deploy.core import validate
+from droplet_deploy.core.config import DEFAULTS, FIELDS, RANGES, load
+from droplet_deploy.core.errors import ConfigError, UsageError
 
 RULES = [validate.TIMEOUT, validate.INTERVAL, validate.DRAIN, validate.PORT, validate.KEEP, validate.MEGABYTES,
          validate.LINES, validate.RELEASES]

@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from deploy import config, verify
-from deploy.commands import docker
-from deploy.commands import verify as verify_cmd
-from deploy.errors import VerifyFailed
-from deploy.target import Result
+from droplet_deploy.commands import docker
+from droplet_deploy.commands import verify as verify_cmd
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import VerifyFailed
+from droplet_deploy.steps import verify
+from droplet_deploy.transport.target import Result
 
 REV = "c" * 40
 NO_CACHE = "--no-cache"

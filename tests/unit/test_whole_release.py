@@ -12,16 +12,19 @@ import json
 
 import pytest
 
-from deploy import config, kept, pipeline, releases
-from deploy.adopt.release import override_path
-from deploy.backend import ComposeBackend
-from deploy.errors import RollbackImpossible, RolloutFailed
-from deploy.history import Record
-from deploy.remote.release import newest_of
-from deploy.revision import Revision
-from deploy.rollback import rollback
-from deploy.session import Session
-from deploy.ui import Reporter
+from droplet_deploy.core import config
+from droplet_deploy.core.errors import RollbackImpossible, RolloutFailed
+from droplet_deploy.core.ui import Reporter
+from droplet_deploy.engines import ComposeBackend
+from droplet_deploy.engines.compose.override_file import override_path
+from droplet_deploy.host.ship import newest_of
+from droplet_deploy.pipeline import deploy as pipeline
+from droplet_deploy.pipeline.rollback import rollback
+from droplet_deploy.session import Session
+from droplet_deploy.steps.revision import Revision
+from droplet_deploy.transaction import release_files as kept
+from droplet_deploy.transaction import retention as releases
+from droplet_deploy.transaction.history import Record
 
 from .fakes import PROJECT, Engine, FakeTarget
 
@@ -104,9 +107,9 @@ def kept_files(target: FakeTarget, release_id: str) -> dict[str, str]:
 def test_a_deploy_keeps_its_compose_file_override_and_env_file_once_it_serves(engine, root):
     target = FakeTarget(engine)
     session, out = session_on(target, make_settings(root, env_file=".env"))
-    session.stack.overrides = (override_path(STATE),)
+    session.backend.stack.overrides = (override_path(STATE),)
     target.files[override_path(STATE)] = "services: {app: {image: shop:bbbbbbbbbbbb}}\n"
-    with kept.keeping(session, Revision(NEW)) as keeping:
+    with kept.keeping(session, Revision(NEW), session.backend.in_use()) as keeping:
         incoming = [d for d in target.dirs if "/releases/.incoming-" in d]
         assert len(incoming) == 1 and keeping.id == "", "copied aside first, kept only once the release serves"
     assert keeping.id.endswith("-" + NEW[:12])
@@ -123,7 +126,7 @@ def test_a_deploy_keeps_its_compose_file_override_and_env_file_once_it_serves(en
 def test_a_release_that_fails_keeps_nothing(engine, root):
     target = FakeTarget(engine)
     session, _ = session_on(target, make_settings(root))
-    with pytest.raises(RolloutFailed), kept.keeping(session, Revision(NEW)) as keeping:
+    with pytest.raises(RolloutFailed), kept.keeping(session, Revision(NEW), session.backend.in_use()) as keeping:
         raise RolloutFailed("new release never became healthy")
     assert keeping.id == "" and not [p for p in [*target.files, *target.dirs] if "/releases/" in p]
 

@@ -1,0 +1,581 @@
+"""Typed settings for one environment, read from Invoke's config (``deploy:`` in invoke.yaml).
+
+Every key is declared once in ``FIELDS`` with its type; the environment's own section
+(``deploy.environments.<name>``) may override any of them. Anything unknown, mistyped or missing is a
+``ConfigError`` naming the exact key and how to fix it, raised before a single command runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from droplet_deploy.core import validate
+from droplet_deploy.core.errors import ConfigError
+from droplet_deploy.core.redact import redact
+
+# (type, default). ``None`` as a default means "optional, no value".
+_STR, _INT, _FLOAT, _BOOL, _LIST, _DICT = "string", "integer", "number", "true/false", "list of strings", "mapping"
+_HOOKS = "mapping of hooks"
+
+FIELDS: dict[str, tuple[str, Any]] = {
+    "app_name": (_STR, None),
+    "context": (_STR, "."),
+    "dockerfile": (_STR, "Dockerfile"),
+    "build_target": (_STR, None),
+    "build_args": (_DICT, {}),
+    "compose_file": (_STR, "docker-compose.test.yml"),
+    "project": (_STR, None),
+    "host": (_STR, None),
+    "public_port": (_INT, 8001),
+    "app_service": (_STR, "app"),
+    "app_port": (_INT, 8000),
+    "proxy_service": (_STR, "proxy"),
+    "proxy_image": (_STR, "nginx:1.27-alpine"),
+    "upstream_file": (_STR, "/etc/nginx/upstream/app.conf"),
+    "app_dir": (_STR, "/srv/app"),
+    "check_command": (_LIST, ["python3", "-m", "app", "--check"]),
+    "health_path": (_STR, "/api/health"),
+    "health_timeout": (_FLOAT, 60.0),
+    "health_interval": (_FLOAT, 0.5),
+    # How the revision is proven: the health body (body), the answering container's image label (label), or the
+    # body when it reports one and the label otherwise (auto).
+    "health_revision": (_STR, "auto"),
+    "check_endpoints": (_LIST, ["/api/health"]),
+    "drain_seconds": (_INT, 15),
+    "keep_images": (_INT, 5),
+    "keep_releases": (_INT, 5),
+    "compose_command": (_STR, "auto"),
+    "state_dir": (_STR, None),
+    "remote_dir": (_STR, None),
+    "env_file": (_STR, None),
+    "min_free_mb": (_INT, 1024),
+    "lock_stale_seconds": (_FLOAT, 120.0),
+    "ssh_config": (_STR, None),
+    "known_hosts": (_STR, None),
+    "accept_new_host_key": (_BOOL, False),
+    "connect_timeout": (_FLOAT, 15.0),
+    "backup_command": (_LIST, None),
+    "backup_dir": (_STR, None),
+    "keep_backups": (_INT, 7),
+    # null: the app has no database (backups then hold only logs and config, and a deploy takes none).
+    "db_path": (_STR, "/data/app.db"),
+    "restore_command": (_LIST, None),
+    # Unset: on for environments with a host (production data), off for the local test stack.
+    "backup_before_deploy": (_BOOL, None),
+    # Commands run around a release: pre_switch in the new image before traffic moves, post_deploy where inv runs.
+    "hooks": (_HOOKS, {}),
+    # Where the stack runs: compose (one engine) or swarm (a Swarm cluster, through its manager: docs/swarm.md).
+    "engine": (_STR, "compose"),
+    # Swarm only: how many app tasks the cluster runs, and how the manager reaches each other node's engine
+    # (a DOCKER_HOST such as ssh://deploy@worker-1) to send it the image.
+    "replicas": (_INT, 2),
+    "swarm_nodes": (_LIST, []),
+}
+
+# Keys that only make sense at the top of ``deploy:`` rather than per environment.
+_TOP_ONLY = {"environments", "default_env"}
+
+# Keys with a default that may still be set to null, and what null means there.
+_NULL_MEANS = {"db_path": "no database"}
+
+# What each numeric key measures; the ranges are the ones the task flags use too (deploy.validate).
+RANGES: dict[str, validate.Range] = {
+    "public_port": validate.PORT,
+    "app_port": validate.PORT,
+    "health_timeout": validate.TIMEOUT,
+    "health_interval": validate.INTERVAL,
+    "connect_timeout": validate.TIMEOUT,
+    "drain_seconds": validate.DRAIN,
+    "keep_images": validate.KEEP,
+    "keep_releases": validate.KEEP,
+    "keep_backups": validate.KEEP,
+    "min_free_mb": validate.MEGABYTES,
+    "lock_stale_seconds": validate.LOCK_STALE,
+    "replicas": validate.REPLICAS,
+}
+# Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
+# would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
+_FLAG_ONLY = {"accept_new_host_key": "--accept-new-host-key"}
+
+DEFAULTS: dict[str, Any] = {
+    **{key: default for key, (_, default) in FIELDS.items()},
+    "default_env": "test",
+    "environments": {
+        "test": {
+            "compose_file": "docker-compose.test.yml",
+            "public_port": 8001,
+        },
+        "prod": {
+            "compose_file": "docker-compose.beta.yml",
+            "public_port": 8000,
+            "host": "prod",
+            "env_file": ".env",
+        },
+    },
+}
+
+# How deploy.health may prove the revision (the setting health_revision).
+HEALTH_REVISION_MODES = ("auto", "body", "label")
+
+# Where a stack can run (the setting engine); deploy.backend.open_session picks the backend from it.
+ENGINES = ("compose", "swarm")
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# Compose's own rule for service names. They are written into the proxy's upstream file (`server <name>:<port>;`),
+# so nothing else may pass.
+_SERVICE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# nginx includes the upstream file by this path and shell scripts in the proxy write it: plain path characters only.
+_PLAIN_PATH_RE = re.compile(r"^(/[A-Za-z0-9_.+@-]+)+$")
+_BUILD_ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_URL_UNSAFE_RE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """``deploy.hooks``: commands (argv lists) run around a release (deploy.hooks runs them)."""
+
+    #: In a one-off container of the new image, after verify.build and before any traffic moves (migrations).
+    pre_switch: tuple[tuple[str, ...], ...] = ()
+    #: Where ``inv`` runs, after every deploy and rollback, whatever its result (notifications).
+    post_deploy: tuple[tuple[str, ...], ...] = ()
+    #: Seconds each post_deploy command may take before it is stopped.
+    post_deploy_timeout: float = 30.0
+
+
+# Each hook key and what it holds, for the error on an unknown one.
+HOOK_KEYS = ("pre_switch", "post_deploy", "post_deploy_timeout")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one environment. Paths are absolute on the machine running ``inv``."""
+
+    env: str
+    root: Path
+    app_name: str
+    context: str
+    dockerfile: str
+    build_target: str | None
+    build_args: dict[str, str]
+    compose_file: str
+    project: str
+    host: str | None
+    public_port: int
+    app_service: str
+    app_port: int
+    proxy_service: str
+    proxy_image: str
+    upstream_file: str
+    app_dir: str
+    check_command: list[str]
+    health_path: str
+    health_timeout: float
+    health_interval: float
+    health_revision: str
+    check_endpoints: list[str]
+    drain_seconds: int
+    keep_images: int
+    keep_releases: int
+    compose_command: str
+    state_dir: str | None
+    remote_dir: str | None
+    env_file: str | None
+    min_free_mb: int
+    lock_stale_seconds: float
+    ssh_config: str | None
+    known_hosts: str | None
+    accept_new_host_key: bool
+    connect_timeout: float
+    backup_command: list[str] | None
+    backup_dir: str | None
+    keep_backups: int
+    db_path: str | None
+    restore_command: list[str] | None
+    backup_before_deploy: bool | None
+    hooks: Hooks = field(default_factory=Hooks)
+    engine: str = "compose"
+    replicas: int = 2
+    swarm_nodes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.host is not None
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
+    def health_url(self) -> str:
+        return self.public_url + self.health_path
+
+    def image(self, tag: str) -> str:
+        return f"{self.app_name}:{tag}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def host_dir(self) -> str:
+        """The base directory on the host (``remote_dir``, default ``/srv/<app_name>``)."""
+        return self.remote_dir or f"/srv/{self.app_name}"
+
+    @property
+    def state_path(self) -> str:
+        """Where the lock, the history and the release's kept files live: on the host, or in the project root."""
+        if self.state_dir:
+            base = self.host_dir if self.is_remote else str(self.root)
+            return posixpath.join(base, self.state_dir)
+        if self.is_remote:
+            return posixpath.join(self.host_dir, "state")
+        return str(self.root / ".deploy" / self.env)
+
+    @property
+    def env_file_path(self) -> str | None:
+        """The absolute path of the env file where the stack runs, if it reads one.
+
+        Compose reads it from there: it is never copied or linked into a release, i.e. into the build context.
+        A relative name lives in ``<remote_dir>/shared/`` on a host and in the project root locally.
+        """
+        name = self.env_file
+        if not name:
+            return None
+        if name.startswith("/"):
+            return name
+        if self.is_remote:
+            return f"{self.host_dir.rstrip('/')}/shared/{name}"
+        return str(self.root / name)
+
+
+def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | None = None,
+         host: str | None = None) -> Settings:
+    """Validate ``raw`` (the ``deploy`` config section) and resolve environment ``env``.
+
+    ``host`` (the ``--host`` flag) wins over the environment's configured host.
+    """
+    raw = _deploy_section(raw)
+    root = (root or Path.cwd()).resolve()
+    _refuse_unknown_keys(raw)
+    env, section = _environment(raw, env)
+    _refuse_flag_only(raw, section, env)
+    values, origins = _resolve(raw, section, env)
+    if host is not None:
+        values["host"] = host or None
+    _check_semantics(values, origins, root)
+    if not values["project"]:
+        values["project"] = f"{values['app_name']}-{env}"
+    return Settings(env=env, root=root, **values)
+
+
+def _deploy_section(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    raw = _plain(raw or {})
+    if not isinstance(raw, dict):
+        raise ConfigError("deploy", f"must be a mapping, got {kind_of(raw)}", "write `deploy:` followed by indented keys in invoke.yaml")
+    return raw
+
+
+def _refuse_unknown_keys(raw: dict[str, Any]) -> None:
+    unknown = sorted(set(raw) - set(FIELDS) - _TOP_ONLY)
+    if unknown:
+        raise ConfigError(f"deploy.{unknown[0]}", "unknown key", _did_you_mean(unknown[0], set(FIELDS) | _TOP_ONLY))
+
+
+def _environment(raw: dict[str, Any], env: str | None) -> tuple[str, dict[str, Any]]:
+    """The chosen environment's name (``env``, else ``default_env``, else ``test``) and its own section."""
+    environments = raw.get("environments") or {}
+    if not isinstance(environments, dict):
+        raise ConfigError("deploy.environments", f"must be a mapping of names to settings, got {kind_of(environments)}",
+                          "write e.g. `environments: {test: {public_port: 8001}}`")
+    env = env or _check("deploy.default_env", raw.get("default_env"), _STR) or "test"
+    if env not in environments:
+        names = ", ".join(sorted(environments)) or "none"
+        raise ConfigError(f"deploy.environments.{env}", "no such environment",
+                          f"use one of: {names}, or add it under deploy.environments in invoke.yaml")
+    section = environments[env] or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"deploy.environments.{env}", f"must be a mapping, got {kind_of(section)}",
+                          "give the environment's keys indented under its name")
+    unknown = sorted(set(section) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"deploy.environments.{env}.{unknown[0]}", "unknown key", _did_you_mean(unknown[0], set(FIELDS)))
+    return env, section
+
+
+def _refuse_flag_only(raw: dict[str, Any], section: dict[str, Any], env: str) -> None:
+    for key, flag in _FLAG_ONLY.items():
+        for where, holder in ((f"deploy.environments.{env}.{key}", section), (f"deploy.{key}", raw)):
+            if holder.get(key) not in (None, False):
+                raise ConfigError(where, "cannot be set in a config file (it would accept a new host key on "
+                                  "every fresh machine)", f"remove it and pass {flag} on the command line for the "
+                                  "one run that should record the key")
+
+
+def _resolve(raw: dict[str, Any], section: dict[str, Any], env: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every key's checked value and the config key it came from (its origin, named in later errors)."""
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for key, (kind, default) in FIELDS.items():
+        where, value = _given(raw, section, env, key, default)
+        if key == "hooks":
+            values[key], origins[key] = _hooks(raw, section, env), where
+            continue
+        if key == "build_args":
+            value = _merged_build_args(raw, section, where, kind, default)
+        values[key] = _typed(where, value, key, kind, default)
+        origins[key] = where
+    return values, origins
+
+
+def _given(raw: dict[str, Any], section: dict[str, Any], env: str, key: str, default: Any) -> tuple[str, Any]:
+    """The environment's own value if it sets ``key``, else the shared one, else the default."""
+    if key in section:
+        return f"deploy.environments.{env}.{key}", section[key]
+    return f"deploy.{key}", raw.get(key, default)
+
+
+def _merged_build_args(raw: dict[str, Any], section: dict[str, Any], where: str, kind: str,
+                       default: Any) -> dict[str, str]:
+    # Environment build args add to (and override) the shared ones.
+    base = _check("deploy.build_args", raw.get("build_args", default), kind) or {}
+    return {**base, **(_check(where, section.get("build_args", {}), kind) or {})}
+
+
+def _hooks(raw: dict[str, Any], section: dict[str, Any], env: str) -> Hooks:
+    """The shared hooks, each one the environment sets replacing the shared one of that name."""
+    given = {**_hook_entries("deploy.hooks", raw.get("hooks", {})),
+             **_hook_entries(f"deploy.environments.{env}.hooks", section.get("hooks", {}))}
+    hooks = Hooks()
+    if "pre_switch" in given:
+        hooks = dataclasses.replace(hooks, pre_switch=_hook_commands(*given["pre_switch"]))
+    if "post_deploy" in given:
+        hooks = dataclasses.replace(hooks, post_deploy=_hook_commands(*given["post_deploy"]))
+    if "post_deploy_timeout" in given:
+        where, value = given["post_deploy_timeout"]
+        hooks = dataclasses.replace(hooks, post_deploy_timeout=float(validate.setting(where, value, validate.TIMEOUT)))
+    return hooks
+
+
+def _hook_entries(where: str, value: Any) -> dict[str, tuple[str, Any]]:
+    """Each hook of one ``hooks:`` mapping, with the key it was given under."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"must be a mapping of hooks, got {describe(value)}",
+                          'write e.g. `hooks: {pre_switch: [["python3", "-m", "app", "migrate"]]}`')
+    unknown = sorted(set(value) - set(HOOK_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown hook", f"use one of: {', '.join(HOOK_KEYS)}")
+    return {key: (f"{where}.{key}", item) for key, item in value.items()}
+
+
+def _hook_commands(where: str, value: Any) -> tuple[tuple[str, ...], ...]:
+    """A hook's commands: a list of argv lists, each naming a program."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(where, f"must be a list of commands, got {describe(value)}",
+                          'write a list of argv lists, e.g. [["python3", "-m", "app", "migrate"]]')
+    commands = []
+    for index, command in enumerate(value):
+        at = f"{where}[{index}]"
+        if not (isinstance(command, list) and all(isinstance(word, str) for word in command)):
+            raise ConfigError(at, f"must be a list of strings (the program and its arguments), got {describe(command)}",
+                              'write it as an argv list, e.g. ["python3", "-m", "app", "migrate"]')
+        if not command or not command[0].strip():
+            raise ConfigError(at, "names no program to run", 'write the program and its arguments, e.g. '
+                              '["python3", "-m", "app", "migrate"]')
+        commands.append(tuple(command))
+    return tuple(commands)
+
+
+def _typed(where: str, value: Any, key: str, kind: str, default: Any) -> Any:
+    if value is None and default is not None and key not in _NULL_MEANS:
+        raise ConfigError(where, f"must be {_article(kind)} {kind}, got null",
+                          f"remove {where} to use the default {_show(default)}")
+    checked = _check(where, value, kind)
+    if key in RANGES:
+        return validate.setting(where, checked, RANGES[key])
+    return checked
+
+
+# Booleans are ints to Python; a config value `true` is never a number here.
+_IS_KIND: dict[str, Callable[[Any], bool]] = {
+    _STR: lambda value: isinstance(value, str),
+    _INT: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    _FLOAT: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    _BOOL: lambda value: isinstance(value, bool),
+    _LIST: lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
+    _DICT: lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value),
+}
+
+
+def _check(where: str, value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if not _IS_KIND[kind](value):
+        article = _article(kind)
+        raise ConfigError(where, f"must be {article} {kind}, got {kind_of(value)} {_show(value)}",
+                          f"set {where} to {article} {kind}")
+    return _normalised(where, value, kind)
+
+
+def _normalised(where: str, value: Any, kind: str) -> Any:
+    if kind == _FLOAT:
+        return float(value)
+    if kind == _DICT:
+        return _string_values(where, value)
+    if kind == _LIST:
+        return list(value)
+    return value
+
+
+def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
+    bad = [k for k, v in mapping.items() if not isinstance(v, (str, int, float)) or isinstance(v, bool)]
+    if bad:
+        raise ConfigError(f"{where}.{bad[0]}", "must be a string or number", f"quote the value of {where}.{bad[0]}")
+    return {k: str(v) for k, v in mapping.items()}
+
+
+def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
+    """Values of the right type that still cannot work; each topic is one small check."""
+    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices):
+        check(values, origins)
+    _check_files(values, origins, root)
+    if values["host"] is not None and not values["host"].strip():
+        values["host"] = None
+
+
+def _check_names(values: dict[str, Any], origins: dict[str, str]) -> None:
+    name = values["app_name"]
+    if not name:
+        raise ConfigError(origins["app_name"], "missing", "set deploy.app_name in invoke.yaml, e.g. `app_name: myapp` (it names the image)")
+    if not _NAME_RE.match(name):
+        raise ConfigError(origins["app_name"], f"{name!r} is not a valid image name",
+                          "use lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+    if values["project"] and not _NAME_RE.match(values["project"]):
+        raise ConfigError(origins["project"], f"{values['project']!r} is not a valid compose project name",
+                          "use lowercase letters, digits, '_' or '-'")
+    for key in ("app_service", "proxy_service"):
+        if not _SERVICE_RE.match(values[key]):
+            raise ConfigError(origins[key], f"{values[key]!r} is not a compose service name",
+                              "use the service's name from the compose file: letters, digits, '.', '_' or '-'")
+    if values["app_service"] == values["proxy_service"]:
+        raise ConfigError(origins["proxy_service"], f"is the same service as app_service ({values['app_service']!r})",
+                          "the proxy and the app are two services of the compose file; name each")
+    bad = [arg for arg in values["build_args"] if not _BUILD_ARG_RE.match(arg)]
+    if bad:
+        raise ConfigError(f"{origins['build_args']}.{bad[0]}", "is not a build argument name",
+                          "use letters, digits and '_', as in the Dockerfile's ARG line")
+
+
+def _check_commands(values: dict[str, Any], origins: dict[str, str]) -> None:
+    for key in ("check_command", "backup_command", "restore_command"):
+        command = values[key]
+        if command is not None and (not command or not command[0].strip()):
+            fix = ('write the program and its arguments, e.g. ["python3", "-m", "app", "--check"]'
+                   if key == "check_command" else f"remove {key} to use the built-in SQLite copy, or name a program")
+            raise ConfigError(origins[key], "names no program to run", fix)
+
+
+def _check_urls(values: dict[str, Any], origins: dict[str, str]) -> None:
+    for key, paths in (("health_path", [values["health_path"]]), ("check_endpoints", values["check_endpoints"])):
+        for path in paths:
+            if not path.startswith("/"):
+                raise ConfigError(origins[key], f"{path!r} must start with '/'",
+                                  "write e.g. health_path: /api/health" if key == "health_path" else "list paths like /login")
+            if _URL_UNSAFE_RE.search(path):
+                raise ConfigError(origins[key], f"{path!r} holds a space or control character",
+                                  "percent-encode it, e.g. %20 for a space")
+
+
+def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:
+    """Paths inside containers and on the host. They travel as single arguments, never as shell text, so only
+    what would be misread is refused: a relative path where the toolkit cannot know the directory, control
+    characters anywhere, and anything but plain characters in the file nginx includes."""
+    for key in ("remote_dir", "db_path", "app_dir", "upstream_file"):
+        path = values[key]
+        if path is not None and not path.startswith("/"):
+            raise ConfigError(origins[key], f"{path!r} is not an absolute path",
+                              f"write the full path from /, e.g. {_show(FIELDS[key][1] or '/srv/myapp')}")
+    for key in ("remote_dir", "db_path", "app_dir", "upstream_file", "state_dir", "backup_dir", "env_file",
+                "compose_file", "context", "dockerfile"):
+        if values[key] is not None and _CONTROL_RE.search(values[key]):
+            raise ConfigError(origins[key], f"{_show(values[key])} holds a control character (a newline?)",
+                              "write the path on one line")
+    if values["remote_dir"] is not None and values["remote_dir"].rstrip("/") == "":
+        raise ConfigError(origins["remote_dir"], "is the root directory",
+                          "give the app a directory of its own, e.g. /srv/myapp")
+    if not _PLAIN_PATH_RE.match(values["upstream_file"]):
+        raise ConfigError(origins["upstream_file"], f"{values['upstream_file']!r} holds characters nginx would misread",
+                          "use letters, digits and . _ - + @ between the slashes, e.g. /etc/nginx/upstream/app.conf")
+
+
+def _check_choices(values: dict[str, Any], origins: dict[str, str]) -> None:
+    if values["engine"] not in ENGINES:
+        raise ConfigError(origins["engine"], f"{_show(values['engine'])} is not an engine",
+                          "use compose (one Docker engine) or swarm (a Swarm cluster through its manager)")
+    if values["compose_command"] not in ("auto", "docker compose", "docker-compose"):
+        raise ConfigError(origins["compose_command"], f"{values['compose_command']!r} is not supported",
+                          "use auto, 'docker compose' (v2) or docker-compose (v1)")
+    if values["health_revision"] not in HEALTH_REVISION_MODES:
+        raise ConfigError(origins["health_revision"], f"{_show(values['health_revision'])} is not a way to prove "
+                          "the revision", "use auto (the health body if it reports one, else the image label), "
+                          "body (insist on the health body) or label (the image label of the answering container)")
+    if not values["proxy_image"].strip() or any(ch.isspace() for ch in values["proxy_image"]):
+        raise ConfigError(origins["proxy_image"], f"{values['proxy_image']!r} is not an image name",
+                          "name an image like nginx:1.27-alpine")
+
+
+def _check_files(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
+    for key in ("compose_file", "dockerfile"):
+        rel = values[key] if key == "compose_file" else os.path.join(values["context"], values[key])
+        if not (root / rel).is_file():
+            raise ConfigError(origins[key],
+                              f"file {rel!r} not found in {root}", f"create it or point {key} at the right file")
+
+
+def _did_you_mean(key: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"did you mean {close[0]!r}?" if close else "remove it; known keys are listed in docs/configuration.md"
+
+
+def _plain(value: Any) -> Any:
+    """Invoke hands out DataProxy objects; turn them into plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def describe(value: Any) -> str:
+    """A value as error messages show it: its YAML kind, then the value (cut short)."""
+    return "null" if value is None else f"{kind_of(value)} {_show(value)}"
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
+def kind_of(value: Any) -> str:
+    """The YAML name of a value's type: mapping, list, string, true/false, integer, number, null."""
+    return {dict: "mapping", list: "list", str: "string", bool: "true/false", int: "integer", float: "number",
+            type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _show(value: Any) -> str:
+    text = redact(repr(value))  # a mistyped backup_command may hold a password
+    return text if len(text) <= 40 else text[:37] + "..."

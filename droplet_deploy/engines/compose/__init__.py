@@ -1,0 +1,1 @@
+"""Compose on one Docker engine, here or on a host over SSH: the stack's state, the override that lets a user's compose file deploy as written, the zero-downtime rollout, and the engine (backend.py, ssh.py)."""

@@ -1,0 +1,146 @@
+"""Compose on this machine: the stack runs where ``inv`` runs, built straight from the work tree."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from invoke import Context
+
+from droplet_deploy.core.config import Settings
+from droplet_deploy.core.errors import NotDeployed
+from droplet_deploy.engines.base import Backend, Check, RestartPlan
+from droplet_deploy.engines.compose import checks, override_file
+from droplet_deploy.engines.compose.rollout import rollout
+from droplet_deploy.engines.compose.stack import Stack
+from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
+from droplet_deploy.session import Session
+from droplet_deploy.steps import images, preflight
+from droplet_deploy.steps.preflight import Item
+from droplet_deploy.transaction.release_files import InUse, Rollback
+from droplet_deploy.transport.target import LocalTarget, Result
+
+
+class ComposeBackend(Backend):
+    name = "compose"
+
+    @classmethod
+    def open(cls, c: Context, settings: Settings, local: LocalTarget) -> Session:
+        return cls(Session(settings, local, local)).session
+
+    @functools.cached_property
+    def stack(self) -> Stack:
+        """One per task: the compose binary is detected once and every step shares it. It carries the compose
+        override the last deploy wrote, if any; a deploy replaces it with its own (``override_file.prepare``)."""
+        session = self.session
+        return Stack(session.target, session.settings,
+                     overrides=override_file.existing_overrides(session.target, session.state_dir))
+
+    def stack_for(self, back_to: Rollback | None) -> Stack:
+        """The stack a step runs: this release's, or for a rollback the one with the files that release ran with."""
+        if back_to is None:
+            return self.stack
+        return self.stack.returning_to(back_to.files, self.release_directory(back_to))
+
+    def release_directory(self, back_to: Rollback) -> str:
+        """Where the compose file of the release a rollback returns to was read from: the project, here."""
+        return self.session.target.cwd
+
+    def preflight(self, image: str, *, back_to: Rollback | None = None) -> list[list[Check]]:
+        stack = self.stack_for(back_to)
+        return [
+            [lambda: preflight.engine(stack.target), lambda: checks.compose(stack)],
+            [
+                preflight.in_order(self.compose_shape(stack, image, back_to),
+                                   lambda: checks.compose_file(stack, image)),
+                *self.host_checks(),
+            ],
+        ]
+
+    def compose_shape(self, stack: Stack, image: str, back_to: Rollback | None) -> Check:
+        found = back_to.files if back_to is not None else None
+        if found is not None:
+            # A rollback to a release whose files were kept: its own override, as it ran.
+            return lambda: Item("compose shape", True, found.describe())
+        # Writes this release's compose override (or removes a stale one): the checks below see the stack with it.
+        return lambda: override_file.prepare(self.session, stack, image)
+
+    def host_checks(self) -> list[Check]:
+        # Only checkable from here for a local stack; a host's port is its own business.
+        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False))]
+
+    def snapshot(self, *, upstream: bool = True) -> Snapshot:
+        return self.stack.snapshot(upstream=upstream)
+
+    def in_use(self) -> InUse:
+        return self.stack.in_use()
+
+    def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
+                back_to: Rollback | None = None) -> Outcome:
+        session = self.session
+        outcome = rollout(self.stack_for(back_to), image, revision, say=session.ui.note, health_timeout=timeout,
+                          defer=session.defer if drain_beside else None)
+        if back_to is not None and back_to.files is not None:
+            override_file.install(session.target, session.state_dir, back_to.files)
+        return outcome
+
+    def restart(self, plan: RestartPlan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
+        target, compose = self.session.target, self.stack.compose(image)
+        if plan.hard:
+            target.run(compose.restart(list(plan.services)), stream=True)
+            return None
+        # The rollout's `up --no-recreate --scale` creates the new app container from the compose file and env
+        # file as they are now (the old one, left alone, keeps what it was created with).
+        outcome = self.rollout(image, revision, timeout=timeout) if plan.roll else None
+        for service in plan.one_by_one:
+            self.session.ui.note(f"recreating {service}")
+            target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)
+        return outcome
+
+    def restart_notes(self, plan: RestartPlan, app: Container | None) -> list[str]:
+        settings, notes = self.session.settings, []
+        if plan.roll and app is not None:
+            notes.append(f"{settings.app_service}: a new container from {app.image} (revision "
+                         f"{(app.revision or '?')[:12]}) beside the old one, created with the env file and compose "
+                         "settings as they are now")
+        for service in plan.one_by_one:
+            why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
+                else "not behind the proxy, so it cannot be rolled"
+            notes.append(f"{service}: recreated on its own ({why})")
+        for service in plan.left_running:
+            notes.append(f"{service}: kept running, the switch reloads its configuration (--service {service} "
+                         "restarts it, with a moment of downtime)")
+        return notes
+
+    def prune_images(self, keep: set[str]) -> list[str]:
+        session = self.session
+        return images.prune(session.target, session.settings, keep) if not session.target.dry else []
+
+    def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
+                     follow: bool) -> list[list[str]]:
+        app = self.snapshot().newest_app
+        return [self.stack.compose(app.image if app else None).logs(services, since=since, tail=tail,
+                                                                    follow=follow)]
+
+    def exec(self, command: Sequence[str], *, interactive: bool) -> int:
+        """``compose run`` of the app service in the serving image: its environment, volumes and networks."""
+        session, settings = self.session, self.session.settings
+        serving = self.snapshot().serving
+        if serving is None:
+            raise NotDeployed(f"no app container serves {settings.project} on {session.where}, so there is no "
+                              "image to run the command in", hint=f"deploy first: {session.deploy_command()}")
+        if not interactive:
+            return self.one_off(serving.image, command).exit_status
+        return session.target.interact(self.stack.compose(serving.image).run(settings.app_service, command,
+                                                                             tty=True))
+
+    def one_off(self, image: str, command: Sequence[str]) -> Result:
+        """``compose run --rm --no-deps -T`` of the app service in ``image``: its environment, volumes, networks."""
+        argv = self.stack.compose(image).run(self.session.settings.app_service, command)
+        return self.session.target.run(argv, check=False, watched=True)
+
+    def lifecycle(self, action: str, services: Sequence[str], image: str | None) -> None:
+        """``compose start|stop``: the containers as they are (stop: SIGTERM, then the stop grace period)."""
+        compose = self.stack.compose(image)
+        command = {"start": compose.start, "stop": compose.stop}[action]
+        self.session.target.run(command(list(services)), stream=True)

@@ -1,0 +1,147 @@
+"""One environment's compose stack on one target: its compose command, containers and proxy upstream."""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+from collections.abc import Sequence
+
+from droplet_deploy.commands import compose as compose_cmd
+from droplet_deploy.commands import docker
+from droplet_deploy.commands import proxy as proxy_cmd
+from droplet_deploy.commands.compose import Compose
+from droplet_deploy.core.config import Settings
+from droplet_deploy.core.errors import PreflightFailed
+from droplet_deploy.engines.compose import state
+from droplet_deploy.engines.snapshot import Container
+from droplet_deploy.transaction.release_files import InUse, Kept
+from droplet_deploy.transport.target import Target
+
+# What APP_ENV_FILE names when no env_file is configured: an env file that exists everywhere and sets nothing.
+NO_ENV_FILE = "/dev/null"
+
+
+def detect_compose(target: Target, preference: str = "auto") -> tuple[tuple[str, ...], str]:
+    """The compose binary on the target and what its ``version --short`` says: the v2 plugin first, v1
+    ``docker-compose`` where users still have it."""
+    candidates = {
+        "auto": [("docker", "compose"), ("docker-compose",)],
+        "docker compose": [("docker", "compose")],
+        "docker-compose": [("docker-compose",)],
+    }[preference]
+    for binary in candidates:
+        found = target.probe(compose_cmd.version(binary))
+        if found.ok:
+            return binary, found.stdout.strip()
+    raise PreflightFailed(
+        f"[{target.name}] no docker compose found (tried {', '.join(' '.join(b) for b in candidates)})",
+        hint="install the Compose v2 plugin (see docs/DEPLOYMENT-RUNBOOK.md) or set deploy.compose_command",
+    )
+
+
+def compose_variables(settings: Settings, image: str | None = None, *, env_file: str | None = None) -> dict[str, str]:
+    """What the compose file's ${...} interpolation gets.
+
+    APP_ENV_FILE: the compose file names the env file by this absolute path (``env_file: ${APP_ENV_FILE:-.env}``),
+    so secrets never sit in the release directory, which is the build context. ``env_file`` replaces the configured
+    one: a rollback passes the copy kept with the release it returns to.
+    """
+    variables = {"PROXY_IMAGE": settings.proxy_image, "PUBLIC_PORT": str(settings.public_port),
+                 "APP_ENV_FILE": env_file or settings.env_file_path or NO_ENV_FILE}
+    if image:
+        variables["APP_IMAGE"] = image
+    return variables
+
+
+class Stack:
+    """Compose on one target for one environment: the command line, the state snapshot and the changes a
+    rollout makes (start, switch the proxy, retire containers)."""
+
+    def __init__(self, target: Target, settings: Settings, *, overrides: Sequence[str] = ()):
+        self.target = target
+        self.settings = settings
+        self.compose_file = settings.compose_file
+        # Merged over compose_file: the toolkit's per-release override (deploy/adopt), set when a deploy writes it.
+        self.overrides = tuple(overrides)
+        # A rollback's stack (``returning_to``) runs the kept compose file: its relative paths still resolve where
+        # the original's did.
+        self.project_directory: str | None = None
+        self.env_file: str | None = None  # None: the configured env file
+        self._detected: tuple[tuple[str, ...], str] | None = None
+        self._detecting = threading.Lock()  # preflight's checks run at once, and several need the binary
+
+    @property
+    def binary(self) -> tuple[str, ...]:
+        """Detected once per task: every compose command of a deploy uses the same binary."""
+        return self._detect()[0]
+
+    @property
+    def compose_version(self) -> str:
+        """What the binary's ``version --short`` said when it was detected ("" if nothing)."""
+        return self._detect()[1]
+
+    def _detect(self) -> tuple[tuple[str, ...], str]:
+        with self._detecting:
+            if self._detected is None:
+                self._detected = detect_compose(self.target, self.settings.compose_command)
+            return self._detected
+
+    def returning_to(self, kept: Kept | None, directory: str) -> Stack:
+        """This stack run with the files a release ran with (``kept``), compose resolving the compose file's
+        relative paths in ``directory``, where the original was; without kept files, the compose file in
+        ``directory`` as it is now (the override is then written for the release again)."""
+        back = Stack(self.target, self.settings, overrides=self.overrides)
+        back._detected = self._detected
+        here = directory == self.target.cwd
+        original = self.settings.compose_file if here else posixpath.join(directory, self.settings.compose_file)
+        if kept is None:
+            back.compose_file = original
+            return back
+        back.project_directory = posixpath.dirname(posixpath.join(directory, self.settings.compose_file)) or "."
+        back.compose_file = kept.compose_file
+        back.overrides = (kept.override_file,) if kept.override_file else ()
+        back.env_file = kept.env_file or NO_ENV_FILE
+        return back
+
+    def in_use(self) -> InUse:
+        """The files this stack runs with, as a release keeps them."""
+        env = self.env_file or self.settings.env_file_path
+        return InUse(self.compose_file, self.overrides[0] if self.overrides else None,
+                     env if env and env != NO_ENV_FILE else None)
+
+    def compose(self, image: str | None = None) -> Compose:
+        variables = compose_variables(self.settings, image, env_file=self.env_file)
+        return Compose(self.settings.project, self.compose_file, self.binary, variables, self.overrides,
+                       self.project_directory)
+
+    def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
+        """What runs now; ``upstream=False`` leaves out the read of the proxy's upstream file, for a caller that
+        only looks for containers."""
+        return state.read(self.target, self.settings, upstream=upstream)
+
+    # -- changes -----------------------------------------------------------------------------------------
+    def switch(self, proxy: Container, container: Container) -> str | None:
+        """Point the proxy at ``container``; returns what its upstream file names afterwards."""
+        result = self.target.run(proxy_cmd.switch(proxy.id, self.settings.upstream_file, container.name,
+                                                  self.settings.app_port))
+        return state.parse_upstream(result.stdout)
+
+    def reset_upstream(self, compose: Compose) -> None:
+        """Rewrite the upstream through a one-off proxy container, for when no proxy runs to exec into."""
+        settings = self.settings
+        self.target.run(compose.run(settings.proxy_service,
+                                    proxy_cmd.reset_script(settings.upstream_file, settings.app_service,
+                                                           settings.app_port)))
+
+    def retire(self, containers: Sequence[Container], *, drain: int) -> None:
+        """Graceful stop (SIGTERM, then ``drain`` seconds to finish in-flight requests), then remove."""
+        if not containers:
+            return
+        ids = [c.id for c in containers]
+        self.target.run(docker.stop(ids, timeout=drain))
+        self.target.run(docker.remove(ids, force=True))
+
+    def remove(self, containers: Sequence[Container]) -> None:
+        """At once, for containers that take no traffic (stopped leftovers, a new one that never proved itself)."""
+        if containers:
+            self.target.run(docker.remove([c.id for c in containers], force=True))

@@ -1,0 +1,34 @@
+"""Build the image for one revision: tagged ``<app>:<sha12>``, labelled with the full revision.
+
+The layer cache is used (fast); freshness is proven afterwards by ``verify.build`` and by the running app
+reporting the revision, not by throwing the cache away. ``--no-cache`` remains for when you want it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from droplet_deploy.commands import docker
+from droplet_deploy.core.config import Settings
+from droplet_deploy.steps.revision import Revision
+from droplet_deploy.transport.target import Target
+
+
+def build_image(target: Target, settings: Settings, revision: Revision, *, no_cache: bool = False,
+                context_dir: str | None = None) -> str:
+    """Build on ``target`` from ``context_dir`` (default: the configured context under the target's cwd)."""
+    image = settings.image(revision.tag)
+    context = context_dir or settings.context
+    target.run(
+        docker.build(
+            image=image,
+            revision=revision.full,
+            context=context,
+            dockerfile=posixpath.join(context, settings.dockerfile),
+            build_args=settings.build_args,
+            target=settings.build_target,
+            no_cache=no_cache,
+        ),
+        stream=True,
+    )
+    return image

@@ -1,0 +1,27 @@
+"""`inv build`: the image for HEAD, tagged <app>:<sha12> and labelled with the full revision."""
+
+from invoke import task
+
+from droplet_deploy.steps.build import build_image
+from droplet_deploy.steps.revision import current
+from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, VERBOSE_HELP, clean_errors, session_for
+
+
+@task(help={
+    "env": ENV_HELP,
+    "host": HOST_HELP,
+    "no-cache": "build every layer from scratch (the layer cache is safe: verify.build proves freshness)",
+    "allow-dirty": "build uncommitted changes; the revision then ends in -dirty",
+    "verbose": VERBOSE_HELP,
+})
+@clean_errors
+def build(c, env=None, host=None, no_cache=False, allow_dirty=False, verbose=False):
+    """Build the app image for the current git revision."""
+    with session_for(c, env, host, verbose=verbose) as session:
+        revision = current(session.local, allow_dirty=allow_dirty)
+        if session.backend.ships_release:
+            with session.ui.step("release"):
+                session.backend.prepare_release(revision)
+        with session.ui.step("build", session.settings.image(revision.tag)):
+            image = build_image(session.target, session.settings, revision, no_cache=no_cache)
+        session.ui.line(f"built {image} (revision {revision.full})")

@@ -1,0 +1,140 @@
+"""`inv deploy.status|logs|exec|start|stop|restart|unlock`: the day-two tasks, locally (--env) or on a host
+(--host)."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import Collection, Exit, task
+
+from droplet_deploy.core import validate
+from droplet_deploy.operations import lifecycle as lifecycle_ops
+from droplet_deploy.operations import logs as logs_ops
+from droplet_deploy.operations import one_off as one_off_ops
+from droplet_deploy.operations import restart as restart_mod
+from droplet_deploy.operations import services as services_ops
+from droplet_deploy.operations import status as status_mod
+from droplet_deploy.operations import unlock as unlock_ops
+from droplet_deploy.tasks.flags import (
+    ACCEPT_NEW_HELP,
+    ENV_HELP,
+    HOST_HELP,
+    clean_errors,
+    command_flag,
+    number_flag,
+    session_for,
+)
+
+WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
+SERVICE_HELP = "only these services, comma-separated (default: all)"
+
+
+@task(help={**WHERE, "releases": "how many releases from the history to list (default 5)"})
+@clean_errors
+def status(c, env=None, host=None, releases=None, accept_new_host_key=False):
+    """Running revision, health, containers and uptime, proxy upstream, lock holder and the last releases."""
+    count = number_flag("releases", releases, validate.RELEASES, default=5)
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        found = status_mod.gather(session, releases=count)
+        for line in status_mod.render(found, session.unlock_hint(), session.command("deploy.restart")):
+            session.ui.line(line)
+
+
+@task(help={
+    **WHERE,
+    "follow": "keep printing new lines until Ctrl-C",
+    "since": "only lines newer than this: 10m, 2h, or a timestamp like 2025-01-02T13:23:37Z",
+    "grep": "only lines matching this regular expression (case-insensitive)",
+    "service": SERVICE_HELP,
+    "tail": "the last N lines of each container (default: all)",
+})
+@clean_errors
+def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=None, host=None,
+         accept_new_host_key=False):
+    """The stack's logs: all services, or --service app; --follow, --since 10m, --grep error, --tail N."""
+    lines = number_flag("tail", tail, validate.LINES)
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        settings = session.settings
+        services = services_ops.parse_services(service, [settings.app_service, settings.proxy_service])
+        try:
+            logs_ops.logs(session, services=services, since=since, tail=lines, follow=follow,
+                     grep=grep, write=_stdout)
+        except KeyboardInterrupt:
+            pass  # the way to stop --follow, not a failure
+
+
+@task(name="exec", help={
+    **WHERE,
+    "cmd": "the command to run, split like a shell line: --cmd \"python3 -m app --check\"",
+})
+@clean_errors
+def exec_(c, cmd=None, env=None, host=None, accept_new_host_key=False):
+    """Run a command in a fresh container of the serving image (its env, volumes, networks); its exit code is ours."""
+    command = command_flag("cmd", cmd)
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        status = one_off_ops.exec_command(session, command, interactive=_at_a_terminal())
+    if status != 0:
+        raise Exit(code=status if status > 0 else 1)
+
+
+def _at_a_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _lifecycle(c, action, service, env, host, accept_new_host_key):
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        settings = session.settings
+        services = services_ops.parse_services(service, [settings.app_service, settings.proxy_service])
+        session.ui.line(lifecycle_ops.lifecycle(session, action, services))
+
+
+@task(help={**WHERE, "service": SERVICE_HELP})
+@clean_errors
+def start(c, service=None, env=None, host=None, accept_new_host_key=False):
+    """Start the stack's stopped containers, then wait until it answers healthy at its revision."""
+    _lifecycle(c, "start", service, env, host, accept_new_host_key)
+
+
+@task(help={**WHERE, "service": SERVICE_HELP})
+@clean_errors
+def stop(c, service=None, env=None, host=None, accept_new_host_key=False):
+    """Stop the stack's containers (graceful: SIGTERM, then each service's stop grace period)."""
+    _lifecycle(c, "stop", service, env, host, accept_new_host_key)
+
+
+@task(help={
+    **WHERE,
+    "service": "only these services, comma-separated (default: the app, rolled, and every other running service "
+               "but the proxy, one at a time)",
+    "hard": "`compose restart` of everything at once, as before: costs downtime, and a changed env file is not applied",
+    "health-timeout": "seconds the new app container gets to report healthy (default: deploy.health_timeout)",
+})
+@clean_errors
+def restart(c, service=None, hard=False, health_timeout=None, env=None, host=None, accept_new_host_key=False):
+    """Replace the containers without downtime (the app through a rollout), picking up the env file and compose
+    settings; --hard restarts everything at once."""
+    timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        restart_mod.restart(session, service, hard=hard, health_timeout=timeout)
+
+
+@task(help={**WHERE, "force": "clear it even though its holder still looks alive (a running pid, a fresh heartbeat)"})
+@clean_errors
+def unlock(c, env=None, host=None, force=False, accept_new_host_key=False):
+    """Clear a deploy lock whose holder is gone, saying whose it was; a live holder's only with --force."""
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        session.ui.line(unlock_ops.unlock(session, force=force))
+
+
+def _stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+TASKS = (status, logs, exec_, start, stop, restart, unlock)
+
+
+def register(collection: Collection) -> None:
+    """Add these tasks to the ``deploy`` collection, beside the pipeline tasks."""
+    for t in TASKS:
+        collection.add_task(t)

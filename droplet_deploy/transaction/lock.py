@@ -1,0 +1,235 @@
+"""One deploy at a time per target: a lock directory that names its holder and carries a heartbeat.
+
+    acquire   holder.json is written into a fresh directory that is then renamed to ``<state_dir>/lock``: the
+              lock and its holder appear in one atomic step, and a second deploy's rename fails
+    held      a background thread refreshes the heartbeat (holder.json's mtime) while the block runs
+    release   the lock naming our token is renamed away and removed; the heartbeat stops first
+
+A lock is abandoned (stale) when its holder ran on this machine and that process is gone, or ran elsewhere (a CI
+runner that vanished) and its heartbeat is older than ``deploy.lock_stale_seconds``, or it has no readable holder
+and is older than that. Ages are measured on the target's clock, never this machine's against the target's. The
+next deploy takes a stale lock over with a note; a live one is refused with its holder's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+from droplet_deploy.commands import files
+from droplet_deploy.core import signals
+from droplet_deploy.core.errors import CommandFailed, LockHeld
+from droplet_deploy.transport.target import Target
+
+STALE_SETTING = "deploy.lock_stale_seconds"
+
+
+@dataclass(frozen=True)
+class Holder:
+    holder: str
+    pid: int
+    revision: str
+    started_at: float
+    machine: str
+    token: str = ""  # unique per deploy: the heartbeat and the release touch only the lock that names it
+
+    def describe(self) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
+        return f"{self.holder} (pid {self.pid}, revision {self.revision[:12]}, since {started})"
+
+
+@dataclass(frozen=True)
+class LockState:
+    """The lock as one probe saw it. ``age``: seconds since its heartbeat (else its creation), target's clock."""
+
+    present: bool
+    age: float = 0.0
+    text: str = ""
+    holder: Holder | None = None
+
+
+@dataclass(frozen=True)
+class Staleness:
+    stale: bool
+    why: str  # completes "the lock of <holder>, ..." either way
+
+
+def me(revision: str) -> Holder:
+    machine = socket.gethostname()
+    return Holder(f"{getpass.getuser()}@{machine}", os.getpid(), revision, time.time(), machine, uuid.uuid4().hex)
+
+
+def parse_holder(text: str | None) -> Holder | None:
+    try:
+        data = json.loads(text or "")
+        return Holder(str(data["holder"]), int(data["pid"]), str(data["revision"]), float(data["started_at"]),
+                      str(data.get("machine", "")), str(data.get("token", "")))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def parse_state(stdout: str) -> LockState:
+    """The output of ``files.lock_state``: now, the lock's mtime, holder.json's mtime ("-": none), holder.json."""
+    now, made, beat, *rest = (stdout.split("\n", 3) + ["", "", ""])[:4]
+    if made.strip() in ("-", ""):
+        return LockState(False)
+    text = rest[0] if rest else ""
+    latest = beat.strip() if beat.strip() != "-" else made.strip()
+    try:
+        age = max(0.0, float(now) - float(latest))
+    except ValueError:
+        age = 0.0  # no readable clock: count it as fresh rather than take over a lock that may be live
+    return LockState(True, age, text, parse_holder(text))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def judge(state: LockState, stale_after: float, *, here: str | None = None,
+          alive: Callable[[int], bool] = pid_alive) -> Staleness:
+    """Whether a present lock is abandoned. Pure but for ``alive`` (is that pid running on this machine)."""
+    holder = state.holder
+    age = f"{state.age:.0f}s"
+    if holder is None:
+        return Staleness(state.age > stale_after, f"which has no readable holder and is {age} old")
+    if holder.machine == (here if here is not None else socket.gethostname()):
+        if alive(holder.pid):
+            return Staleness(False, f"whose process (pid {holder.pid}) still runs on this machine")
+        return Staleness(True, "whose process is gone")
+    if state.age > stale_after:
+        return Staleness(True, f"whose heartbeat stopped {age} ago ({STALE_SETTING}: {stale_after:g})")
+    return Staleness(False, f"whose last heartbeat was {age} ago")
+
+
+def heartbeat_every(stale_after: float) -> float:
+    """Several beats fit in the bound, so a missed one or two never make a live deploy look abandoned."""
+    return max(1.0, min(stale_after / 4, 15.0))
+
+
+def lock_dir(state_dir: str) -> str:
+    return f"{state_dir.rstrip('/')}/lock"
+
+
+def read_state(target: Target, state_dir: str) -> LockState:
+    return parse_state(target.probe(files.lock_state(lock_dir(state_dir)), check=True).stdout)
+
+
+def whose(state: LockState, path: str) -> str:
+    return f"of {state.holder.describe()}" if state.holder else f"at {path}"
+
+
+def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *, stale_after: float,
+            say: Callable[[str], None]) -> None:
+    """Take the lock, or take over an abandoned one (with a note), or raise ``LockHeld`` naming the live holder.
+
+    Under ``--dry`` nothing is taken, but a live lock still refuses, as the real run would.
+    """
+    path = lock_dir(state_dir)
+    text = json.dumps(asdict(holder))
+    target.run(files.mkdir_p(state_dir))
+    if target.dry:
+        state = read_state(target, state_dir)
+        if state.present:
+            verdict = judge(state, stale_after)
+            if not verdict.stale:
+                raise refusal(target, path, state, verdict, unlock_hint, stale_after)
+            say(f"would take over the lock {whose(state, path)}, {verdict.why}")
+        target.run(files.lock_acquire(path, text))
+        return
+    for attempt in range(3):
+        result = target.run(files.lock_acquire(path, text), check=False)
+        if result.ok:
+            return
+        if result.exit_status != files.LOCK_HELD:
+            raise CommandFailed(result.argv, result.exit_status, result.stderr, where=target.name)
+        state = read_state(target, state_dir)
+        if not state.present:
+            continue  # released between our attempt and the look: try again
+        verdict = judge(state, stale_after)
+        if not verdict.stale or attempt == 2:
+            raise refusal(target, path, state, verdict, unlock_hint, stale_after)
+        # Removed only if unchanged since we judged it, so a deploy that took it over first keeps it.
+        if target.run(files.lock_remove_if(path, state.text), check=False).ok:
+            say(f"took over the lock {whose(state, path)}, {verdict.why}")
+    raise LockHeld(f"[{target.name}] the deploy lock at {path} kept changing while this deploy tried to take it",
+                   hint="another deploy is starting at the same moment; try again")
+
+
+def refusal(target: Target, path: str, state: LockState, verdict: Staleness, unlock_hint: str,
+            stale_after: float) -> LockHeld:
+    """Why a live lock cannot be had: who holds it, and when it would count as abandoned."""
+    if state.holder is None:
+        return LockHeld(f"[{target.name}] a deploy lock exists at {path} with no readable holder, "
+                        f"{state.age:.0f}s old",
+                        hint=f"it counts as abandoned after {stale_after:g}s ({STALE_SETTING}); "
+                             f"if no deploy is running: {unlock_hint} --force")
+    elsewhere = state.holder.machine != socket.gethostname()
+    beat = f", last heartbeat {state.age:.0f}s ago" if elsewhere else ""
+    later = (f"; it counts as abandoned once its heartbeat is older than {stale_after:g}s ({STALE_SETTING})"
+             if elsewhere else "")
+    return LockHeld(f"[{target.name}] another deploy is running: {state.holder.describe()}{beat}",
+                    hint=f"wait for it to finish{later}; if you are sure it is gone: {unlock_hint} --force")
+
+
+class Heartbeat:
+    """Refreshes the lock's heartbeat from a background thread until stopped.
+
+    Over SSH the beats share the deploy's connection (paramiko multiplexes channels). Each beat only touches a
+    lock that still names our token, and ``stop`` waits for the beat in flight, so nothing is written after the
+    lock is released.
+    """
+
+    def __init__(self, target: Target, path: str, token: str, every: float):
+        self.target, self.path, self.token, self.every = target, path, token, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="deploy-lock-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.target.probe(files.lock_heartbeat(self.path, self.token), timeout=self.every)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the bound allows several
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def release(target: Target, state_dir: str, holder: Holder) -> None:
+    target.run(files.lock_release(lock_dir(state_dir), holder.token), check=False)
+
+
+@contextlib.contextmanager
+def held(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *, stale_after: float,
+         say: Callable[[str], None]) -> Iterator[Holder]:
+    """Hold the lock for the block; released on success, failure, Ctrl-C, SIGTERM and SIGHUP alike."""
+    acquire(target, state_dir, holder, unlock_hint, stale_after=stale_after, say=say)
+    beat = None if target.dry else Heartbeat(target, lock_dir(state_dir), holder.token,
+                                             heartbeat_every(stale_after)).start()
+    try:
+        yield holder
+    finally:
+        with signals.shielded():
+            if beat is not None:
+                beat.stop()
+            release(target, state_dir, holder)
