@@ -16,6 +16,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -39,7 +40,7 @@ class Interrupted(KeyboardInterrupt):
 class _State:
     def __init__(self) -> None:
         self.raised = 0  # how many interrupts the handler raised: lets a caller see one it never received
-        self.last = signal.SIGINT
+        self.last: int = signal.SIGINT
         self.shield_depth = 0
         self.held_back: int | None = None
 
@@ -57,7 +58,7 @@ def exit_code(exc: BaseException) -> int:
     return 128 + getattr(exc, "signum", signal.SIGINT)
 
 
-def _handler(signum: int, frame) -> None:
+def _handler(signum: int, frame: FrameType | None) -> None:
     if _state.shield_depth:
         _state.held_back = signum
         return

@@ -6,10 +6,11 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from typing import TextIO
 
 
 class Reporter:
-    def __init__(self, out=None):
+    def __init__(self, out: TextIO | None = None):
         self.out = out or sys.stdout
         self.timings: dict[str, float] = {}
 

@@ -121,18 +121,16 @@ def current_release_dir(target: Target, settings: Settings) -> str:
     return root if target.probe(files.is_dir(root)).ok else "/"
 
 
-def env_file_check(target: Target, settings: Settings) -> Item | None:
-    source = settings.env_file_path
-    if source is None:
-        return None
-    result = target.probe(files.file_mode(source))
-    return judge_env_file(source, result.ok, result.stdout)
+def env_file_check(target: Target, path: str) -> Item:
+    """The env file at ``path`` on the host: there, and readable by its owner only (its values never read)."""
+    result = target.probe(files.file_mode(path))
+    return judge_env_file(path, result.ok, result.stdout)
 
 
 def prepare_release(session: Session, revision: Revision) -> None:
     """Upload ``revision`` into a new release directory and make it the target's working directory."""
     settings, target, ui = session.settings, session.target, session.ui
-    env = env_file_check(target, settings)
+    env = env_file_check(target, settings.env_file_path) if settings.env_file_path else None
     if env is not None and not env.ok:
         raise PreflightFailed(f"preflight: env file: {env.detail}", hint="nothing was uploaded or changed")
 

@@ -153,9 +153,8 @@ def where_it_runs(session: Session) -> list[Finding]:
     found.append(_item(compose_checks.compose(stack)))
     if settings.is_remote:
         found.append(_item(host_checks.disk(session)))
-        env = ship.env_file_check(target, settings)
-        if env is not None:
-            found.append(_item(env))
+        if settings.env_file_path:
+            found.append(_item(ship.env_file_check(target, settings.env_file_path)))
     return found
 
 

@@ -111,15 +111,16 @@ def final_stage(dockerfile: str) -> str:
     stages = list(_STAGE.finditer(dockerfile))
     if not stages:
         return dockerfile
-    texts = {}
+    texts: dict[int, tuple[str, str, str]] = {}
     for index, match in enumerate(stages):
         end = stages[index + 1].start() if index + 1 < len(stages) else len(dockerfile)
         texts[index] = (match.group(1).lower(), (match.group(2) or "").lower(), dockerfile[match.start():end])
-    chain, index = [], len(stages) - 1
-    while index is not None and index not in {i for i, _ in chain}:
-        base, _, text = texts[index]
-        chain.append((index, text))
-        index = next((i for i in range(index - 1, -1, -1) if texts[i][1] == base), None)
+    chain: list[tuple[int, str]] = []
+    at: int | None = len(stages) - 1
+    while at is not None and at not in {i for i, _ in chain}:
+        base, _, text = texts[at]
+        chain.append((at, text))
+        at = next((i for i in range(at - 1, -1, -1) if texts[i][1] == base), None)
     return "".join(text for _, text in reversed(chain))
 
 

@@ -41,8 +41,9 @@ def choose_prunable(images: list[Image], keep: int, in_use: set[str]) -> list[Im
     return [i for i in images[keep:] if i.ref not in in_use]
 
 
-def prune(target: Target, settings: Settings, in_use: set[str]) -> list[Image]:
-    doomed = choose_prunable(kept_images(target, settings), settings.keep_images, in_use)
+def prune(target: Target, settings: Settings, in_use: set[str]) -> list[str]:
+    """Remove the app's images past ``keep_images`` that no container uses; the references removed."""
+    doomed = [i.ref for i in choose_prunable(kept_images(target, settings), settings.keep_images, in_use)]
     if doomed:
-        target.run(docker.remove_images([i.ref for i in doomed]), check=False)
+        target.run(docker.remove_images(doomed), check=False)
     return doomed

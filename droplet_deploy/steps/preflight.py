@@ -37,12 +37,18 @@ def engine(target: Target) -> Item:
     return Item("docker engine", True, f"server {result.stdout.strip()}")
 
 
-def in_order(*checks: Callable[[], Item]) -> Callable[[], list[Item]]:
-    """Checks that must run one after the other (one writes what the next reads), as one check of a stage."""
-    return lambda: [check() for check in checks]
-
-
 Check = Callable[[], "Item | list[Item]"]
+
+
+def in_order(*checks: Check) -> Callable[[], list[Item]]:
+    """Checks that must run one after the other (one writes what the next reads), as one check of a stage."""
+    def run_all() -> list[Item]:
+        found: list[Item] = []
+        for check in checks:
+            item = check()
+            found += item if isinstance(item, list) else [item]
+        return found
+    return run_all
 
 
 def run(stages: list[list[Check]], report: Callable[[Item], None]) -> list[Item]:

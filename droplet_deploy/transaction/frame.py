@@ -35,8 +35,8 @@ class Transaction:
         self.summary = ""
         self.suffix = ""  # after the timings: how the revision was proven
         self.timed: list[str] = []
-        self.holder = None
-        self._lock: contextlib.AbstractContextManager | None = None
+        self.holder: lock.Holder | None = None
+        self._lock: contextlib.AbstractContextManager[lock.Holder] | None = None
         self._started = 0.0
 
     def __enter__(self) -> Transaction:
@@ -100,6 +100,7 @@ class Transaction:
         may be two lines (a rollback, then the restore of its data)."""
         session = self.session
         line = {"action": self.action, **self.fields, **fields}
+        assert self.holder is not None, "recorded() runs inside the transaction's with block"
         with history.recorded(session.target, session.state_dir, revision=self.revision, image=self.image,
                               env=session.settings.env, who=self.holder.holder, **line) as entry:
             yield entry

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -64,8 +64,11 @@ class Result:
 class Target(Protocol):
     name: str
     cwd: str
-    dry: bool
     echo: bool  # echo each command, and show streamed output as it arrives (verbose)
+
+    @property
+    def dry(self) -> bool:
+        """Invoke's ``--dry``: changes are printed, not made; probes still run."""
 
     def say(self, text: str) -> None: ...
 
@@ -76,6 +79,9 @@ class Target(Protocol):
         echoed (a constant script by name) where not its full text."""
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result: ...
+
+    def follow(self, argv: Sequence[str], write: Callable[[str], None], *, timeout: float | None = None) -> Result:
+        """A read-only command whose output goes to ``write`` as it arrives (``logs --follow``)."""
 
     def interact(self, argv: Sequence[str]) -> int:
         """Run a command with the user's terminal attached (a pty, stdin passed on); returns its exit status."""

@@ -27,6 +27,7 @@ def _tagged(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         return loader.construct_mapping(node)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node)
+    assert isinstance(node, yaml.ScalarNode)
     return loader.construct_scalar(node)
 
 

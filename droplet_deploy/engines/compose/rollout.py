@@ -36,6 +36,12 @@ class Progress:
     upstream: str | None = None  # what the proxy's upstream file names after the switch
     proof: str = ""
 
+    @property
+    def started(self) -> Container:
+        """The new container: every phase after ``start_beside`` has one."""
+        assert self.new is not None, "start_beside sets it or fails"
+        return self.new
+
 
 def rollout(stack: Stack, image: str, revision: str, *, say: Callable[[str], None],
             health_timeout: float | None = None, defer: Defer | None = None) -> Outcome:
@@ -103,7 +109,7 @@ class Rollout:
 
     def prove(self, p: Progress) -> None:
         """Poll the new container on its own address, before any traffic reaches it."""
-        new = p.new
+        new = p.started
         if self.target.dry:
             self._plan(f"wait up to {self.timeout:g}s for {new.name} to report revision {self.revision[:12]}")
             return
@@ -121,15 +127,16 @@ class Rollout:
 
     def switch(self, p: Progress) -> None:
         if self.target.dry:
-            self._plan(f"switch {self.settings.proxy_service} to {p.new.name} (graceful nginx reload)")
+            self._plan(f"switch {self.settings.proxy_service} to {p.started.name} (graceful nginx reload)")
             return
         if p.proxy is None:
             raise RolloutFailed(f"proxy service {self.settings.proxy_service!r} is not running",
                                 hint="see `inv deploy.logs --service proxy`")
-        self.say(f"switching traffic to {p.new.name}")
-        p.switching = p.new
+        new = p.started
+        self.say(f"switching traffic to {new.name}")
+        p.switching = new
         try:
-            p.upstream = self.stack.switch(p.proxy, p.new)
+            p.upstream = self.stack.switch(p.proxy, new)
         except DeployError as exc:
             # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.
             p.switching = None

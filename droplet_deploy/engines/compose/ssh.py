@@ -37,7 +37,9 @@ class SshComposeBackend(ComposeBackend):
         return ship.shipped_directory(self.session, back_to.record.revision)
 
     def host_checks(self) -> list[Check]:
-        found: list[Check] = [lambda: checks.disk(self.session)]
-        if self.session.settings.env_file:
-            found.append(lambda: ship.env_file_check(self.session.target, self.session.settings))
+        session = self.session
+        found: list[Check] = [lambda: checks.disk(session)]
+        path = session.settings.env_file_path
+        if path:
+            found.append(lambda: ship.env_file_check(session.target, path))
         return found

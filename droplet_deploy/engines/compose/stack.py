@@ -21,14 +21,17 @@ from droplet_deploy.transport.target import Target
 NO_ENV_FILE = "/dev/null"
 
 
+# The binaries each ``compose_command`` setting tries, in order: the v2 plugin first, v1 where users still have it.
+COMPOSE_BINARIES: dict[str, list[tuple[str, ...]]] = {
+    "auto": [("docker", "compose"), ("docker-compose",)],
+    "docker compose": [("docker", "compose")],
+    "docker-compose": [("docker-compose",)],
+}
+
+
 def detect_compose(target: Target, preference: str = "auto") -> tuple[tuple[str, ...], str]:
-    """The compose binary on the target and what its ``version --short`` says: the v2 plugin first, v1
-    ``docker-compose`` where users still have it."""
-    candidates = {
-        "auto": [("docker", "compose"), ("docker-compose",)],
-        "docker compose": [("docker", "compose")],
-        "docker-compose": [("docker-compose",)],
-    }[preference]
+    """The compose binary on the target and what its ``version --short`` says."""
+    candidates = COMPOSE_BINARIES[preference]
     for binary in candidates:
         found = target.probe(compose_cmd.version(binary))
         if found.ok:

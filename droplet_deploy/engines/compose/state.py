@@ -27,8 +27,8 @@ def read(target: Target, settings: Settings, *, upstream: bool = True) -> Snapsh
     proxy = snapshot.proxy
     if proxy is None or not upstream:
         return snapshot
-    upstream = read_upstream(target, settings, proxy)
-    return Snapshot(settings.app_service, settings.proxy_service, tuple(containers), upstream)
+    return Snapshot(settings.app_service, settings.proxy_service, tuple(containers),
+                    read_upstream(target, settings, proxy))
 
 
 def read_upstream(target: Target, settings: Settings, proxy: Container) -> str | None:

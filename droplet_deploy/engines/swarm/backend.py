@@ -11,6 +11,7 @@ rollback redeploys every service of the stack exactly as that release ran, from 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import posixpath
@@ -80,8 +81,20 @@ class SwarmBackend(Backend):
     # --- the pieces every step needs -------------------------------------------------------------------------
 
     @property
-    def stack(self) -> str:
+    def stack_name(self) -> str:
         return self.session.settings.project
+
+    @functools.cached_property
+    def compose(self) -> Stack:
+        """The compose file as compose reads it: a stack file is planned from its model (``compose config``)."""
+        return Stack(self.session.target, self.session.settings)
+
+    def compose_for(self, back_to: Rollback | None) -> Stack:
+        """The compose file a rollout plans from: this release's, or on a host the one shipped with the release a
+        rollback returns to (while its directory is kept)."""
+        if back_to is None or not self.session.settings.is_remote:
+            return self.compose
+        return self.compose.returning_to(None, release.shipped_directory(self.session, back_to.record.revision))
 
     @property
     def nodes(self) -> list[NodeEngine]:

@@ -77,9 +77,12 @@ def missing_on(target: Target, image: str, nodes: Sequence[NodeEngine]) -> list[
 def free_disk_kb(target: Target, node: NodeEngine | None = None, path: str = "/var/lib/docker") -> int | None:
     """Free kilobytes where the engine keeps images, on the manager (``node=None``) or on ``node``; None when
     the manager has no way to run a command on the node."""
-    if node is not None and node.on_node is None:
+    if node is None:
+        argv = cmd.disk_free(path)
+    elif node.on_node is None:
         return None
-    argv = cmd.disk_free(path) if node is None else [*node.on_node, *cmd.disk_free(path)]
+    else:
+        argv = [*node.on_node, *cmd.disk_free(path)]
     result = target.probe(argv)
     return parse_free_kb(result.stdout) if result.ok else None
 

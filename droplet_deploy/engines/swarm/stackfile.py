@@ -23,6 +23,7 @@ import hashlib
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -267,13 +268,13 @@ def _own_check(healthcheck: Mapping | None) -> str | None:
     return shlex.join(str(t) for t in test)
 
 
-def _volume(volume) -> dict | str:
+def _volume(volume: Mapping[str, Any] | str) -> dict[str, Any] | str:
     if isinstance(volume, str):
         return volume
     return {key: volume[key] for key in _VOLUME_KEYS if volume.get(key) is not None}
 
 
-def _port(port) -> dict | str:
+def _port(port: Mapping[str, Any] | str | int) -> dict[str, Any] | str | int:
     if isinstance(port, (str, int)):
         return port
     out = {key: port[key] for key in ("target", "published", "protocol", "mode") if port.get(key) is not None}
