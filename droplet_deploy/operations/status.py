@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from droplet_deploy.commands import files
 from droplet_deploy.core.redact import redact
@@ -77,6 +78,40 @@ def render(status: Status, unlock_hint: str = "inv deploy.unlock",
         *_container_lines(status),
         *_release_lines(status),
     ]
+
+
+def as_json(status: Status) -> dict[str, Any]:
+    """The same facts as ``render``, as data (``deploy.status --json``, for CI): masked as the text is."""
+    serving = status.serving
+    return {
+        "env": status.env,
+        "where": status.where,
+        "release_dir": status.release_dir,
+        "revision": serving.revision if serving else None,
+        "image": serving.image if serving else None,
+        "health": None if status.health is None else {
+            "ok": status.health.ok, "reason": status.health.reason, "proof": status.health.proof,
+            "url": status.health_url},
+        "upstream": status.upstream,
+        "lock": {"held": status.lock_present, "stale": status.holder_gone, "note": status.lock_note,
+                 "holder": None if status.holder is None else {
+                     "who": status.holder.holder, "pid": status.holder.pid, "revision": status.holder.revision,
+                     "since": status.holder.started_at, "machine": status.holder.machine}},
+        "env_file": None if status.env_file is None else {
+            "path": status.env_file.path, "sha256": status.env_file.now, "applied_sha256": status.env_file.before,
+            "changed": status.env_file.changed},
+        "containers": [{
+            "service": c.service, "name": c.name, "state": c.state, "health": c.health, "image": c.image,
+            "revision": c.revision, "serving": serving is not None and c.id == serving.id,
+            "uptime": uptime(c.started_at, status.now) if c.running else None,
+        } for c in status.containers],
+        "releases": [{
+            "started_at": r.started_at, "revision": r.revision, "image": r.image, "action": r.action,
+            "result": r.result, "duration_s": r.duration_s, "who": r.who, "reason": redact(r.reason),
+            "proof": r.proof, "backup": r.backup, "release": r.release,
+        } for r in reversed(status.releases)],
+        "unreadable_history_lines": status.unreadable,
+    }
 
 
 def _revision_line(serving: Container | None) -> str:

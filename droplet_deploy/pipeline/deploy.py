@@ -89,8 +89,8 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     else:
         with ui.step("backup"):
             entry["backup"] = backup_hook(session, revision) or ""
-    with ui.step("build", image):
-        build_image(target, settings, revision, no_cache=options.no_cache)
+    with ui.step("build", image), ui.live("building") as live:
+        build_image(target, settings, revision, no_cache=options.no_cache, progress=live.feed)
     with ui.step("verify.build", image):
         verify_step(session, image, revision)
     if settings.hooks.pre_switch:

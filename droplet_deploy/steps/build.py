@@ -7,6 +7,7 @@ reporting the revision, not by throwing the cache away. ``--no-cache`` remains f
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 
 from droplet_deploy.commands import docker
 from droplet_deploy.core.config import Settings
@@ -15,8 +16,9 @@ from droplet_deploy.transport.target import Target
 
 
 def build_image(target: Target, settings: Settings, revision: Revision, *, no_cache: bool = False,
-                context_dir: str | None = None) -> str:
-    """Build on ``target`` from ``context_dir`` (default: the configured context under the target's cwd)."""
+                context_dir: str | None = None, progress: Callable[[str], None] | None = None) -> str:
+    """Build on ``target`` from ``context_dir`` (default: the configured context under the target's cwd);
+    ``progress`` gets each line of the build's output while it is not shown (a terminal's live line)."""
     image = settings.image(revision.tag)
     context = context_dir or settings.context
     target.run(
@@ -30,5 +32,6 @@ def build_image(target: Target, settings: Settings, revision: Revision, *, no_ca
             no_cache=no_cache,
         ),
         stream=True,
+        progress=progress,
     )
     return image

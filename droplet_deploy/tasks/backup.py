@@ -13,7 +13,14 @@ from droplet_deploy.backup.store import download_dir, root
 from droplet_deploy.core import validate
 from droplet_deploy.core.errors import UsageError
 from droplet_deploy.core.ui import Reporter
-from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
+from droplet_deploy.tasks.flags import (
+    ENV_HELP,
+    HOST_HELP,
+    CountedTask,
+    clean_errors,
+    number_flag,
+    session_for,
+)
 from droplet_deploy.transaction import retention as releases
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP}
@@ -79,7 +86,7 @@ def verify(c, backup_id, env=None, host=None):
         session.ui.line(f"backup {found.id} is intact ({len(found.files)} files, {mf.human_size(found.size)})")
 
 
-@task(help={**WHERE, "keep": "how many of the newest backups to keep (default: deploy.keep_backups)"})
+@task(klass=CountedTask, help={**WHERE, "keep": "how many of the newest backups to keep (default: deploy.keep_backups)"})
 @clean_errors
 def prune(c, keep=None, env=None, host=None):
     """Delete all but the newest N backups (N: --keep or deploy.keep_backups)."""

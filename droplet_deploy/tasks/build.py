@@ -22,6 +22,6 @@ def build(c, env=None, host=None, no_cache=False, allow_dirty=False, verbose=Fal
         if session.backend.ships_release:
             with session.ui.step("release"):
                 session.backend.prepare_release(revision)
-        with session.ui.step("build", session.settings.image(revision.tag)):
-            image = build_image(session.target, session.settings, revision, no_cache=no_cache)
+        with session.ui.step("build", session.settings.image(revision.tag)), session.ui.live("building") as live:
+            image = build_image(session.target, session.settings, revision, no_cache=no_cache, progress=live.feed)
         session.ui.line(f"built {image} (revision {revision.full})")

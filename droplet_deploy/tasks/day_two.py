@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json as json_mod
 import sys
 
 from invoke import Collection, Exit, task
@@ -19,6 +20,7 @@ from droplet_deploy.tasks.flags import (
     ACCEPT_NEW_HELP,
     ENV_HELP,
     HOST_HELP,
+    CountedTask,
     clean_errors,
     command_flag,
     number_flag,
@@ -29,18 +31,22 @@ WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_H
 SERVICE_HELP = "only these services, comma-separated (default: all)"
 
 
-@task(help={**WHERE, "releases": "how many releases from the history to list (default 5)"})
+@task(klass=CountedTask, help={**WHERE, "releases": "how many releases from the history to list (default 5)",
+                                "json": "print the status as one JSON object (for CI and scripts)"})
 @clean_errors
-def status(c, env=None, host=None, releases=None, accept_new_host_key=False):
+def status(c, env=None, host=None, releases=None, json=False, accept_new_host_key=False):
     """Running revision, health, containers and uptime, proxy upstream, lock holder and the last releases."""
     count = number_flag("releases", releases, validate.RELEASES, default=5)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         found = status_mod.gather(session, releases=count)
+        if json:
+            _stdout(json_mod.dumps(status_mod.as_json(found), indent=2, sort_keys=True) + "\n")
+            return
         for line in status_mod.render(found, session.unlock_hint(), session.command("deploy.restart")):
             session.ui.line(line)
 
 
-@task(help={
+@task(klass=CountedTask, help={
     **WHERE,
     "follow": "keep printing new lines until Ctrl-C",
     "since": "only lines newer than this: 10m, 2h, or a timestamp like 2025-01-02T13:23:37Z",
@@ -111,8 +117,10 @@ def stop(c, service=None, env=None, host=None, accept_new_host_key=False):
 })
 @clean_errors
 def restart(c, service=None, hard=False, health_timeout=None, env=None, host=None, accept_new_host_key=False):
-    """Replace the containers without downtime (the app through a rollout), picking up the env file and compose
-    settings; --hard restarts everything at once."""
+    """Replace the containers without downtime, picking up the env file and compose settings.
+
+    The app goes through a rollout; the others are recreated one at a time; --hard restarts everything at once.
+    """
     timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         restart_mod.restart(session, service, hard=hard, health_timeout=timeout)

@@ -39,7 +39,7 @@ def _run(c, env, host=None, skip_backup=False, **flags):
 @task(help=PIPELINE_HELP)
 @clean_errors
 def test(c, allow_dirty=False, no_cache=False, health_timeout=None, verbose=False):
-    """Deploy HEAD to the local test stack (port 8001) with the production pipeline."""
+    """Deploy HEAD to the local test environment with the production pipeline."""
     _run(c, "test", allow_dirty=allow_dirty, no_cache=no_cache, health_timeout=health_timeout, verbose=verbose)
 
 
@@ -52,13 +52,13 @@ def prod(c, host=None, allow_dirty=False, no_cache=False, health_timeout=None, s
          health_timeout=health_timeout, accept_new_host_key=accept_new_host_key, verbose=verbose)
 
 
-@task(name="env", help={**PIPELINE_HELP, **REMOTE_HELP, "name": ENV_HELP,
+@task(name="env", help={**PIPELINE_HELP, **REMOTE_HELP, "env": "the environment to deploy, from deploy.environments",
                         "skip-backup": "deploy without the pre-deploy backup (recorded)"})
 @clean_errors
-def to_env(c, name, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False,
+def to_env(c, env, host=None, allow_dirty=False, no_cache=False, health_timeout=None, skip_backup=False,
            accept_new_host_key=False, verbose=False):
     """Deploy HEAD to any configured environment by name."""
-    _run(c, name, host, skip_backup=skip_backup, allow_dirty=allow_dirty, no_cache=no_cache,
+    _run(c, env, host, skip_backup=skip_backup, allow_dirty=allow_dirty, no_cache=no_cache,
          health_timeout=health_timeout, accept_new_host_key=accept_new_host_key, verbose=verbose)
 
 

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Exit
+from invoke import Argument, Exit, Task
 
 from droplet_deploy.core import signals, validate
 from droplet_deploy.core.errors import DeployError, UsageError
@@ -52,6 +52,33 @@ def wants_verbose(c) -> bool:
     build log. A task's ``--verbose`` flag does the same for one run."""
     return os.environ.get("DEPLOY_VERBOSE", "").strip().lower() not in ("", "0", "false", "no") or \
         bool(c.config.run.echo)
+
+
+# Flags that take a whole number: shown as ``=INT`` in ``--help`` (see ``CountedTask``).
+COUNTED_FLAGS = frozenset({"keep", "releases", "tail"})
+
+
+class _Counted(Argument):  # type: ignore[misc]
+    """A whole-number flag. Invoke's help shows ``=INT`` for an int flag, but its own int() would end a typo
+    (``--tail ten``) in a traceback: the text is kept as given, and ``number_flag`` checks it in one line."""
+
+    def set_value(self, value: Any, cast: bool = True) -> None:
+        super().set_value(value, cast=False)
+
+
+class CountedTask(Task):  # type: ignore[misc]
+    """A task whose whole-number flags (``COUNTED_FLAGS``) say so in ``--help``: ``--tail=INT``, not
+    ``--tail=STRING`` (Invoke only knows a flag's kind from a default, and these default to "not given")."""
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        found = []
+        for argument in super().get_arguments(ignore_unknown_help=ignore_unknown_help):
+            if argument.name.replace("_", "-") in COUNTED_FLAGS or argument.name in COUNTED_FLAGS:
+                argument = _Counted(names=argument.names, kind=int, default=argument.default,
+                                    help=argument.help, positional=argument.positional,
+                                    optional=argument.optional, attr_name=argument.attr_name)
+            found.append(argument)
+        return found
 
 
 def number_flag(name: str, value: Any, rule: validate.Range, default: float | None = None) -> Any:

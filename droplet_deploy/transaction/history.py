@@ -41,7 +41,8 @@ def history_path(state_dir: str) -> str:
 
 
 def record(target: Target, state_dir: str, entry: Record) -> None:
-    target.run(files.append_line(history_path(state_dir), json.dumps(asdict(entry), sort_keys=True)), check=False)
+    target.run(files.append_line(history_path(state_dir), json.dumps(asdict(entry), sort_keys=True)), check=False,
+               does=f"record the {entry.action} in the release history ({entry.result})")
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *,
     """
     path = lock_dir(state_dir)
     text = json.dumps(asdict(holder))
-    target.run(files.mkdir_p(state_dir))
+    target.run(files.mkdir_p(state_dir), does=f"create the state directory {state_dir}")
     if target.dry:
         state = read_state(target, state_dir)
         if state.present:
@@ -149,10 +149,11 @@ def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *,
             if not verdict.stale:
                 raise refusal(target, path, state, verdict, unlock_hint, stale_after)
             say(f"would take over the lock {whose(state, path)}, {verdict.why}")
-        target.run(files.lock_acquire(path, text))
+        target.run(files.lock_acquire(path, text), does=f"take the deploy lock on {target.name}")
         return
     for attempt in range(3):
-        result = target.run(files.lock_acquire(path, text), check=False)
+        result = target.run(files.lock_acquire(path, text), check=False,
+                            does=f"take the deploy lock on {target.name}")
         if result.ok:
             return
         if result.exit_status != files.LOCK_HELD:
@@ -164,7 +165,8 @@ def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *,
         if not verdict.stale or attempt == 2:
             raise refusal(target, path, state, verdict, unlock_hint, stale_after)
         # Removed only if unchanged since we judged it, so a deploy that took it over first keeps it.
-        if target.run(files.lock_remove_if(path, state.text), check=False).ok:
+        if target.run(files.lock_remove_if(path, state.text), check=False,
+                      does="take over the abandoned deploy lock").ok:
             say(f"took over the lock {whose(state, path)}, {verdict.why}")
     raise LockHeld(f"[{target.name}] the deploy lock at {path} kept changing while this deploy tried to take it",
                    hint="another deploy is starting at the same moment; try again")
@@ -216,7 +218,8 @@ class Heartbeat:
 
 
 def release(target: Target, state_dir: str, holder: Holder) -> None:
-    target.run(files.lock_release(lock_dir(state_dir), holder.token), check=False)
+    target.run(files.lock_release(lock_dir(state_dir), holder.token), check=False,
+               does=f"release the deploy lock on {target.name}")
 
 
 @contextlib.contextmanager

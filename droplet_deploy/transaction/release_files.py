@@ -131,10 +131,11 @@ class Keeping:
     def copy(self) -> None:
         target = self.session.target
         try:
-            target.run(files.mkdir_p(root(self.session.state_dir)))
-            target.run(files.make_private_dir(self.incoming))
+            target.run(files.mkdir_p(root(self.session.state_dir)), does="create the directory of kept releases")
+            target.run(files.make_private_dir(self.incoming), does=f"keep this release's files aside ({self.name})")
             for source, name in self.in_use.wanted():
-                target.run(files.copy_private(source, posixpath.join(self.incoming, name)))
+                target.run(files.copy_private(source, posixpath.join(self.incoming, name)),
+                           does=f"keep a copy of {source} (mode 600)")
         except DeployError as exc:
             self.drop()
             raise RolloutFailed(f"could not keep the release's files in {self.incoming}: {exc}",
@@ -143,7 +144,8 @@ class Keeping:
     def seal(self) -> None:
         """The release serves: keep its files under its id. A failure here is said, never fails the deploy."""
         try:
-            self.session.target.run(files.rename(self.incoming, self.path))
+            self.session.target.run(files.rename(self.incoming, self.path),
+                                    does=f"keep this release's files as {self.name}")
         except DeployError as exc:
             self.session.ui.note(f"could not keep this release's files ({exc}); a rollback to it will use the "
                                  "compose and env files of the day")

@@ -73,10 +73,13 @@ class Target(Protocol):
     def say(self, text: str) -> None: ...
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None, shown: str | None = None, watched: bool = False) -> Result:
+            timeout: float | None = None, shown: str | None = None, watched: bool = False,
+            does: str | None = None, progress: Callable[[str], None] | None = None) -> Result:
         """Change something. ``stream``: output worth watching (a build), shown when verbose; ``watched``: output
         that is what the user asked for (``deploy.exec``, hooks), always shown; ``shown``: how the command is
-        echoed (a constant script by name) where not its full text."""
+        echoed (a constant script by name) where not its full text; ``does``: what it does in words, the line a dry
+        run prints for plumbing (``take the deploy lock``); ``progress``: each line of a streamed command's output,
+        while it is not shown (a terminal's live line)."""
 
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result: ...
 
@@ -128,17 +131,19 @@ class _Base:
         print(text, file=self._out, flush=True)
 
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None, shown: str | None = None, watched: bool = False) -> Result:
+            timeout: float | None = None, shown: str | None = None, watched: bool = False,
+            does: str | None = None, progress: Callable[[str], None] | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         stream = stream or watched
         if self.dry:
-            self.say(f"[dry-run] [{self.name}] {display(argv)}")
+            self.say(f"[dry-run] [{self.name}] {does or display(argv)}")
             return Result(argv, 0, "", "")
         line = f"[{self.name}] $ {shown or display(argv)}"
         if self.echo:
             self.say(line)
         # Kept for the failure report, not shown: a quiet run's build log.
-        tail = _Tail() if stream and not (self.echo or watched) else None
+        shown_live = (lambda text: progress(clean(text, argv))) if progress else None
+        tail = _Tail(on_line=shown_live) if stream and not (self.echo or watched) else None
         result = self._exec(argv, check=False, stream=stream, timeout=timeout, tail=tail)
         if check and not result.ok:
             self._report_failure(line, result, streamed=stream and tail is None, tail=tail)
@@ -543,14 +548,18 @@ class _Tail:
     """Where a streamed command's output goes while it is not shown: whole lines of stdout and stderr in arrival
     order (Invoke reads the two pipes in two threads), the last ones kept for the failure report."""
 
-    def __init__(self, lines: int = 200):
+    def __init__(self, lines: int = 200, on_line: Callable[[str], None] | None = None):
         self._lines: collections.deque[str] = collections.deque(maxlen=lines)
         self._lock = threading.Lock()
+        self._on_line = on_line
         self.out, self.err = _TailStream(self), _TailStream(self)
 
     def add(self, lines: list[str]) -> None:
         with self._lock:
             self._lines.extend(lines)
+        if self._on_line is not None:
+            for line in lines:
+                self._on_line(line)
 
     def text(self) -> str:
         for stream in (self.out, self.err):

@@ -1,16 +1,24 @@
 """`inv init` in a copy of an existing app's repository, run as a new user runs it: before the repository has a
-tasks.py, through `python -m deploy init`; then the toolkit's own dry run accepts what it wrote."""
+tasks.py, through `droplet-deploy init`; then the toolkit's own dry run accepts what it wrote."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import uuid
 
 import pytest
 
-from tests.conftest import BASE_IMAGE, PROXY_IMAGE, REPO, Project, free_port, git, remove_project_resources
+from tests.conftest import (
+    BASE_IMAGE,
+    PROXY_IMAGE,
+    REPO,
+    VENV_BIN,
+    Project,
+    free_port,
+    git,
+    remove_project_resources,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +55,7 @@ def app_repo(tmp_path):
 
 
 def init(project: Project, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deploy", "init", *args], cwd=project.path, env=project.env(),
+    return subprocess.run([str(VENV_BIN / "droplet-deploy"), "init", *args], cwd=project.path, env=project.env(),
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 

@@ -109,3 +109,19 @@ def test_status_explains_a_stale_lock_with_the_command_that_clears_it():
 def test_status_of_an_empty_environment():
     text = "\n".join(status.render(_status(containers=[], serving=None, upstream=None, health=None, releases=[])))
     assert "nothing running" in text and "no proxy running" in text and "releases   none recorded" in text
+
+
+def test_status_as_json_holds_the_same_facts_masked_as_the_text():
+    import json
+
+    leaked = history.Record("c" * 40, "shop:cccccccccccc", "prod", "ci@runner", 1735689550, 3.0, "failed",
+                            reason="pg_dump postgresql://app:hunter22@db/app failed")
+    found = status.as_json(_status(releases=[*_status().releases, leaked]))
+    json.dumps(found)  # plain data all the way down
+    assert (found["env"], found["where"], found["revision"]) == ("prod", "root@prod", "a" * 40)
+    assert found["health"]["ok"] is True and found["upstream"] == "shop-prod-app-2"
+    assert [c["name"] for c in found["containers"] if c["serving"]] == ["shop-prod-app-2"]
+    assert found["containers"][0]["uptime"] == "2m05s"
+    assert [r["who"] for r in found["releases"]] == ["ci@runner", "bob@ci", "ann@laptop"], "newest first"
+    assert "hunter22" not in json.dumps(found), "a credential in a history line stays masked"
+    assert found["lock"] == {"held": False, "stale": False, "note": "", "holder": None}
