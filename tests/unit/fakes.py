@@ -132,11 +132,12 @@ class FakeTarget:
 
     # -- the Target interface ------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], *, check: bool = True, stream: bool = False,
-            timeout: float | None = None, shown: str | None = None, watched: bool = False) -> Result:
+            timeout: float | None = None, shown: str | None = None, watched: bool = False,
+            does: str | None = None, progress: object = None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.runs.append(argv)
         if self.dry:
-            self.say(f"[dry-run] [{self.name}] {' '.join(argv)}")
+            self.say(f"[dry-run] [{self.name}] {does or ' '.join(argv)}")
             return Result(argv, 0, "", "")
         return self._answer(argv, check)
 

@@ -196,7 +196,7 @@ class ScriptedTarget:
             return Result(tuple(argv), 0 if argv[2] in self.files else 1, "", "")
         return Result(tuple(argv), 1, "", "not scripted")
 
-    def run(self, argv, *, check=True, stream=False, timeout=None) -> Result:
+    def run(self, argv, *, check=True, stream=False, timeout=None, does=None) -> Result:
         self.ran.append([str(a) for a in argv])
         return Result(tuple(argv), 0, "", "")
 
