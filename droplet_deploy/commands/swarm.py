@@ -19,7 +19,6 @@ JSON_LINES = "{{json .}}"
 STACK_LABEL = "com.docker.stack.namespace"
 # On a service `deploy.stop` scaled to 0: the replica count `deploy.start` gives it back.
 STOPPED_LABEL = "org.droplet-deploy.stopped-replicas"
-SWARM_PORT = 2377
 
 
 # --- the swarm ----------------------------------------------------------------------------------------------------
@@ -29,42 +28,11 @@ def swarm_info(docker: Sequence[str] = DOCKER) -> list[str]:
     return [*docker, "info", "--format", "{{json .Swarm}}"]
 
 
-def swarm_init(advertise_addr: str, docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "swarm", "init", "--advertise-addr", advertise_addr]
-
-
-def swarm_leave(*, force: bool = False, docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "swarm", "leave", *(["--force"] if force else [])]
-
-
-def swarm_join_token(role: str = "worker", docker: Sequence[str] = DOCKER) -> list[str]:
-    if role not in ("worker", "manager"):
-        raise ValueError(f"a join token is for a worker or a manager, not {role!r}")
-    return [*docker, "swarm", "join-token", "--quiet", role]
-
-
-def swarm_join(token: str, manager_addr: str, *, advertise_addr: str | None = None,
-               docker: Sequence[str] = DOCKER) -> list[str]:
-    argv = [*docker, "swarm", "join", "--token", token]
-    if advertise_addr:
-        argv += ["--advertise-addr", advertise_addr]
-    return [*argv, "--", manager_addr]
-
-
 # --- nodes --------------------------------------------------------------------------------------------------------
 
 def node_ls(docker: Sequence[str] = DOCKER) -> list[str]:
     """One JSON object per line: ID, Hostname, Status, Availability, ManagerStatus, EngineVersion, Self."""
     return [*docker, "node", "ls", "--format", JSON_LINES]
-
-
-def node_inspect(node_ids: Sequence[str], docker: Sequence[str] = DOCKER) -> list[str]:
-    """A JSON array: each node's Description (hostname, resources) and Status.Addr."""
-    return [*docker, "node", "inspect", "--", *node_ids]
-
-
-def node_rm(node_ids: Sequence[str], *, force: bool = False, docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "node", "rm", *(["--force"] if force else []), "--", *node_ids]
 
 
 # --- stacks and services ------------------------------------------------------------------------------------------
@@ -83,21 +51,9 @@ def stack_deploy(compose_file: str, stack: str, *, prune: bool = False, with_reg
     return [*argv, "--", stack]
 
 
-def stack_rm(stack: str, docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "stack", "rm", "--", stack]
-
-
 def stack_services(stack: str, docker: Sequence[str] = DOCKER) -> list[str]:
     """The stack's services, one JSON object per line: ID, Name, Mode, Replicas ("2/2"), Image."""
     return [*docker, "service", "ls", "--filter", f"label={STACK_LABEL}={stack}", "--format", JSON_LINES]
-
-
-def stack_networks(stack: str, docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "network", "ls", "--filter", f"label={STACK_LABEL}={stack}", "--format", JSON_LINES]
-
-
-def service_ls(docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "service", "ls", "--format", JSON_LINES]
 
 
 def service_inspect(services: Sequence[str], docker: Sequence[str] = DOCKER) -> list[str]:
@@ -129,10 +85,6 @@ def service_update_image(service: str, image: str, *, force: bool = False, docke
 def service_rollback(service: str, docker: Sequence[str] = DOCKER) -> list[str]:
     """Back to the service's PreviousSpec (Swarm keeps one); returns at once."""
     return [*docker, "service", "rollback", "--detach", "--", service]
-
-
-def service_rm(services: Sequence[str], docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "service", "rm", "--", *services]
 
 
 def service_scale(service: str, replicas: int, *, remember: int | None = None,
@@ -230,10 +182,6 @@ _FETCH = (
 def exec_fetch(container: str, url: str, *, timeout: float = 3.0, docker: Sequence[str] = DOCKER) -> list[str]:
     """GET ``url`` from inside ``container`` (on the stack's overlay network, where task addresses route)."""
     return [*docker, "exec", container, "sh", "-c", _FETCH, "fetch", url, f"{timeout:g}"]
-
-
-def exec_in(container: str, argv: Sequence[str], docker: Sequence[str] = DOCKER) -> list[str]:
-    return [*docker, "exec", container, *argv]
 
 
 # --- the revision gate, a health check inside the app's own container ---------------------------------------------

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from droplet_deploy.commands import swarm as cmd
+from tests.support import swarm_commands as test_cmd
 
 NODE_IMAGE = os.environ.get("TEST_SWARM_NODE_IMAGE", "local/swarm-node:latest")
 NODE_PACKAGES = "docker.io,iptables,ca-certificates,procps"
@@ -106,11 +107,11 @@ def single_node_swarm() -> Iterator[Manager]:
         return
     address = advertise_address()
     had_gwbridge = _network_exists(GWBRIDGE)
-    subprocess.run(cmd.swarm_init(address), check=True, capture_output=True, timeout=120)
+    subprocess.run(test_cmd.swarm_init(address), check=True, capture_output=True, timeout=120)
     try:
         yield Manager(address, initialised_here=True)
     finally:
-        subprocess.run(cmd.swarm_leave(force=True), capture_output=True, timeout=120)
+        subprocess.run(test_cmd.swarm_leave(force=True), capture_output=True, timeout=120)
         # Leaving keeps the bridge `swarm init` created for the tasks' outside traffic; it was not there before.
         if not had_gwbridge:
             subprocess.run(["docker", "network", "rm", GWBRIDGE], capture_output=True, timeout=60)
@@ -122,7 +123,7 @@ def _network_exists(name: str) -> bool:
 
 def remove_stack(stack: str, timeout: float = 60) -> None:
     """``docker stack rm`` and wait until its services, containers and networks are gone."""
-    subprocess.run(cmd.stack_rm(stack), capture_output=True, timeout=120)
+    subprocess.run(test_cmd.stack_rm(stack), capture_output=True, timeout=120)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         left = _docker("service", "ls", "-q", "--filter", f"label={cmd.STACK_LABEL}={stack}", check=False).split()
@@ -211,15 +212,15 @@ def worker_node(manager: Manager) -> Iterator[WorkerNode | str]:
         if not _engine_answers(name):
             yield f"dockerd in {name} never answered: {_docker('logs', '--tail', '5', name, check=False)}"
             return
-        token = _docker(*cmd.swarm_join_token()[1:]).strip()
-        _docker("exec", name, *cmd.swarm_join(token, f"{manager.address}:{cmd.SWARM_PORT}"))
+        token = _docker(*test_cmd.swarm_join_token()[1:]).strip()
+        _docker("exec", name, *test_cmd.swarm_join(token, f"{manager.address}:{test_cmd.SWARM_PORT}"))
         node_id = _docker("exec", name, "docker", "info", "--format", "{{.Swarm.NodeID}}").strip()
         yield WorkerNode(name, node_id, socket_dir)
     finally:
-        subprocess.run(["docker", "exec", name, *cmd.swarm_leave(force=True)], capture_output=True, timeout=60)
+        subprocess.run(["docker", "exec", name, *test_cmd.swarm_leave(force=True)], capture_output=True, timeout=60)
         if node_id:
             _wait_node_down(node_id)
-            subprocess.run(cmd.node_rm([node_id], force=True), capture_output=True, timeout=60)
+            subprocess.run(test_cmd.node_rm([node_id], force=True), capture_output=True, timeout=60)
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, timeout=120)
         shutil.rmtree(socket_dir, ignore_errors=True)
 

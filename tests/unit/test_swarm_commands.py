@@ -10,6 +10,7 @@ import pytest
 
 from droplet_deploy.commands import swarm
 from droplet_deploy.transport.target import command_line
+from tests.support import swarm_commands as test_cmd
 from tests.support.http import ScriptedServer
 
 HOSTILE = "-x; rm -rf / #$(touch /tmp/pwned) `id` \"'"
@@ -18,16 +19,16 @@ NODE = ("docker", "--host", "ssh://deploy@worker 2")
 
 def test_swarm_and_node_builders():
     assert swarm.swarm_info() == ["docker", "info", "--format", "{{json .Swarm}}"]
-    assert swarm.swarm_init("127.0.0.1") == ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"]
-    assert swarm.swarm_leave(force=True) == ["docker", "swarm", "leave", "--force"]
-    assert swarm.swarm_leave(docker=NODE) == [*NODE, "swarm", "leave"]
-    assert swarm.swarm_join_token() == ["docker", "swarm", "join-token", "--quiet", "worker"]
-    assert swarm.swarm_join("SWMTKN-1-abc", "10.0.0.1:2377", docker=NODE) == [
+    assert test_cmd.swarm_init("127.0.0.1") == ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"]
+    assert test_cmd.swarm_leave(force=True) == ["docker", "swarm", "leave", "--force"]
+    assert test_cmd.swarm_leave(docker=NODE) == [*NODE, "swarm", "leave"]
+    assert test_cmd.swarm_join_token() == ["docker", "swarm", "join-token", "--quiet", "worker"]
+    assert test_cmd.swarm_join("SWMTKN-1-abc", "10.0.0.1:2377", docker=NODE) == [
         *NODE, "swarm", "join", "--token", "SWMTKN-1-abc", "--", "10.0.0.1:2377"]
     assert swarm.node_ls() == ["docker", "node", "ls", "--format", "{{json .}}"]
-    assert swarm.node_inspect(["a", "b"]) == ["docker", "node", "inspect", "--", "a", "b"]
+    assert test_cmd.node_inspect(["a", "b"]) == ["docker", "node", "inspect", "--", "a", "b"]
     with pytest.raises(ValueError, match="worker or a manager"):
-        swarm.swarm_join_token("root")
+        test_cmd.swarm_join_token("root")
 
 
 def test_stack_and_service_builders():
@@ -54,10 +55,10 @@ def test_stack_and_service_builders():
 
 
 @pytest.mark.parametrize("argv", [
-    swarm.stack_deploy(HOSTILE, HOSTILE), swarm.stack_rm(HOSTILE), swarm.service_inspect([HOSTILE]),
+    swarm.stack_deploy(HOSTILE, HOSTILE), test_cmd.stack_rm(HOSTILE), swarm.service_inspect([HOSTILE]),
     swarm.service_tasks(HOSTILE), swarm.task_inspect([HOSTILE]), swarm.service_update_image(HOSTILE, HOSTILE),
-    swarm.service_rollback(HOSTILE), swarm.service_rm([HOSTILE]), swarm.node_inspect([HOSTILE]),
-    swarm.image_id(HOSTILE), swarm.save([HOSTILE]), swarm.swarm_join(HOSTILE, HOSTILE), swarm.node_rm([HOSTILE]),
+    swarm.service_rollback(HOSTILE), test_cmd.service_rm([HOSTILE]), test_cmd.node_inspect([HOSTILE]),
+    swarm.image_id(HOSTILE), swarm.save([HOSTILE]), test_cmd.swarm_join(HOSTILE, HOSTILE), test_cmd.node_rm([HOSTILE]),
 ])
 def test_user_values_are_single_words_after_the_end_of_options(argv):
     assert shlex.split(command_line(argv)) == argv, "the shell line splits back into the same argv"
