@@ -121,7 +121,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(project):
     printed = result.stderr
     assert "[dry-run] [local] docker build" in printed
     assert "--scale app=2" in printed, "the plan starts the new container beside the running one"
-    assert "[dry-run] [local] mkdir" in printed, "the lock is part of the plan"
+    assert "[dry-run] [local] take the deploy lock on local" in printed, "the lock is part of the plan, in words"
+    assert "[dry-run] [local] release the deploy lock on local" in printed
+    assert "holder.json" not in printed, "the lock's plumbing is not shown"
     assert f"planned {project.head()[:12]} to test" in result.stdout
     time_sensitive = [line.split(" Up ")[0] for line in before[0]]
     after = _docker_state(project)

@@ -630,6 +630,7 @@ def test_dry_run_prints_the_plan_with_its_host_and_changes_nothing(prod):
     assert "[dry-run] [local] git archive --format=tar.gz" in printed
     planned = [line for line in printed.splitlines() if line.startswith(where)]
     order = [next((i for i, line in enumerate(planned) if step in line), None)
-             for step in ("/state/lock", "mkdir -- ", "upload ", "tar -xzf", "mv -T -- /", "docker build", "--scale app=2")]
+             for step in (f"take the deploy lock on {prod.sshd.user}@prod", "mkdir -- ", "upload ", "tar -xzf", "mv -T -- /",
+                          "docker build", "--scale app=2")]
     assert None not in order and order == sorted(order), planned
     assert _host_state(prod) == before
