@@ -58,7 +58,7 @@ def wants_verbose(c) -> bool:
 COUNTED_FLAGS = frozenset({"keep", "releases", "tail"})
 
 
-class _Counted(Argument):  # type: ignore[misc]
+class _Counted(Argument):
     """A whole-number flag. Invoke's help shows ``=INT`` for an int flag, but its own int() would end a typo
     (``--tail ten``) in a traceback: the text is kept as given, and ``number_flag`` checks it in one line."""
 
@@ -66,14 +66,15 @@ class _Counted(Argument):  # type: ignore[misc]
         super().set_value(value, cast=False)
 
 
-class CountedTask(Task):  # type: ignore[misc]
+class CountedTask(Task):
     """A task whose whole-number flags (``COUNTED_FLAGS``) say so in ``--help``: ``--tail=INT``, not
     ``--tail=STRING`` (Invoke only knows a flag's kind from a default, and these default to "not given")."""
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
         found = []
         for argument in super().get_arguments(ignore_unknown_help=ignore_unknown_help):
-            if argument.name.replace("_", "-") in COUNTED_FLAGS or argument.name in COUNTED_FLAGS:
+            name = argument.name or ""
+            if name.replace("_", "-") in COUNTED_FLAGS or name in COUNTED_FLAGS:
                 argument = _Counted(names=argument.names, kind=int, default=argument.default,
                                     help=argument.help, positional=argument.positional,
                                     optional=argument.optional, attr_name=argument.attr_name)
