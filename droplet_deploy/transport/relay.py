@@ -65,11 +65,16 @@ class ProcessStream:
         return self._stderr.read().decode(errors="replace").strip()
 
     def close(self) -> None:
+        """End of input: the node end exits and its container goes (``--rm``); that is waited for beside the
+        caller, who has nothing more to wait for."""
         with contextlib.suppress(OSError):
             assert self._proc.stdin is not None
             self._proc.stdin.close()
+        threading.Thread(target=self._reap, name="relay-reap", daemon=True).start()
+
+    def _reap(self) -> None:
         try:
-            self._proc.wait(timeout=10)
+            self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()

@@ -72,6 +72,6 @@ def test_the_node_end_stops_when_the_relay_ends(registry):
     stream = _node_end()
     with relayed(stream, local_connect, ("127.0.0.1", registry)) as (port, _relay):
         pass
-    assert stream._proc.returncode == 0
+    assert stream._proc.wait(timeout=10) == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)

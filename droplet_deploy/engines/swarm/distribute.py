@@ -12,11 +12,10 @@ node end from), an image without python3, no registry image, or a relayed pull t
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from droplet_deploy.commands import swarm as cmd
@@ -90,72 +89,78 @@ def _arrived(target: Target, image: str, want: str, node: NodeEngine) -> None:
 
 def _through_registry(target: Target, image: str, want: str, nodes: Sequence[NodeEngine], registry: ImageRegistry,
                       say: Callable[[str], None]) -> dict[str, Delivery]:
-    """Push once, then every node pulls at once; the nodes it could not serve are left out (save | load)."""
-    try:
-        port = started(target, registry)
-    except RegistryUnavailable as why:
-        say(f"[swarm] no image registry on the manager: {why}")
-        return {}
-    ref = f"localhost:{port}/release:{want.split(':')[-1][:24]}"
-    pushed = _push(target, image, ref)
-    if pushed is not None:
-        say(f"[swarm] image registry {registry.name}: {pushed}")
-        return {}
-    say(f"[swarm] {image} into the manager's registry; {', '.join(n.hostname for n in nodes)} pull the layers "
-        "they lack")
-    with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="pull") as pool:
-        outcomes = list(pool.map(lambda node: _pull(target, image, want, node, port, ref), nodes))
-    target.run(cmd.untag(ref), check=False)
+    """Push once while every node's relay starts, then every node pulls at once; the nodes it could not serve
+    are left out (save | load)."""
+    tag = f"release:{want.split(':')[-1][:24]}"
+    with ThreadPoolExecutor(max_workers=len(nodes) + 1, thread_name_prefix="distribute") as pool:
+        pushed = pool.submit(_into_registry, target, image, tag, registry)
+        outcomes = list(pool.map(lambda node: _pull(target, image, want, node, tag, pushed), nodes))
+    port = pushed.result()
+    if isinstance(port, int):
+        target.run(cmd.untag(f"localhost:{port}/{tag}"), check=False)
+    else:
+        say(f"[swarm] no image registry on the manager: {port}")
     delivered = {}
     for node, outcome in zip(nodes, outcomes, strict=True):
         if isinstance(outcome, Delivery):
             carried = outcome.carried or 0
             size = f"{carried / 1e6:.1f} MB" if carried >= 1e5 else f"{carried} bytes"
-            say(f"[swarm] {node.hostname}: pulled {image}, {size} moved (the layers it lacked)")
+            say(f"[swarm] {node.hostname}: pulled {image} from the manager's registry, {size} moved (the layers "
+                "it lacked)")
             delivered[node.hostname] = outcome
-        else:
+        elif isinstance(port, int):
             say(f"[swarm] {node.hostname}: {outcome}; sending the whole image instead")
     return delivered
 
 
-def _push(target: Target, image: str, ref: str) -> str | None:
-    """None once ``ref`` is in the registry, else why not."""
+def _into_registry(target: Target, image: str, tag: str, registry: ImageRegistry) -> int | str:
+    """The registry's port once ``image`` is in it as ``tag``, else why not."""
+    try:
+        port = started(target, registry)
+    except RegistryUnavailable as why:
+        return str(why)
+    ref = f"localhost:{port}/{tag}"
     for argv in (cmd.image_tag(image, ref), cmd.image_push(ref)):
         result = target.run(argv, check=False, timeout=PULL_TIMEOUT)
         if not result.ok:
-            return f"{argv[1:3]} failed: {_last(result.stderr)}"
-    return None
+            return f"`docker {' '.join(argv[1:3])}` failed: {_last(result.stderr)}"
+    return port
 
 
-def _pull(target: Target, image: str, want: str, node: NodeEngine, port: int, ref: str) -> Delivery | str:
-    """The node pulls ``ref`` through a relay of its own; a Delivery, or why it could not."""
+def _pull(target: Target, image: str, want: str, node: NodeEngine, tag: str, pushed: Future) -> Delivery | str:
+    """The node pulls the release through a relay of its own, started while the push runs; a Delivery, or why
+    it could not."""
     runner = _relay_image(target, image, node)
     if runner is None:
         return "no earlier release on it to run the relay from"
     name = f"droplet-relay-{uuid.uuid4().hex[:10]}"
     stream = target.duplex(cmd.relay_node_end(runner, name, node.docker),
                            shown=f"{' '.join(node.docker)} run --rm --network host {runner} (the image relay's node end)")
+    port = pushed.result()
+    if not isinstance(port, int):
+        stream.close()
+        return "the registry is not there"
     # The node end prints its port at once; a node whose engine never starts it must not hold the deploy.
     watchdog = threading.Timer(RELAY_READY, stream.close)
     watchdog.start()
     try:
         with relayed(stream, target.connect, ("127.0.0.1", port)) as (node_port, relay):
             watchdog.cancel()
-            local = ref.replace(f"localhost:{port}/", f"localhost:{node_port}/", 1)
+            local = f"localhost:{node_port}/{tag}"
             pulled = target.run(cmd.image_pull(local, node.docker), check=False, timeout=PULL_TIMEOUT)
             if not pulled.ok:
                 return f"the pull through the relay failed: {_last(pulled.stderr)}"
-            target.run(cmd.image_tag(local, image, node.docker), check=False)
-            target.run(cmd.untag(local, node.docker), check=False)
             carried = relay.carried
+        target.run(cmd.image_tag(local, image, node.docker), check=False)
+        target.run(cmd.untag(local, node.docker), check=False)
     except RelayFailed as why:
+        target.probe(cmd.container_rm(name, node.docker))
         return f"the relay did not start ({why})"
     except CommandFailed as failed:
+        target.probe(cmd.container_rm(name, node.docker))
         return f"the relay failed ({_last(failed.stderr)})"
     finally:
         watchdog.cancel()
-        with contextlib.suppress(CommandFailed):
-            target.probe(cmd.container_rm(name, node.docker))
     if image_on(target, image, node.docker) != want:
         return "the pulled image has another ID"
     return Delivery(node.hostname, want, sent=True, how="registry", carried=carried)
