@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.commands import _checkout, shims  # noqa: E402
+from bench.peer import DockerRollout  # noqa: E402
 from bench.rollout import REFERENCE_RUN_ARGS, SETTLE, build_argv, raw_floor, say  # noqa: E402
 from tests.conftest import VENV_BIN, Project, make_project, remove_project_resources, repo_files  # noqa: E402
 from tests.integration.test_remote import configure_prod  # noqa: E402
@@ -344,11 +345,24 @@ def open_place(app: App, where: str, version: str, tmp: Path, sshd: SshdHandle |
     return Place(label, project, ("deploy.prod", "--host", "prod", "--skip-backup"), sshd)
 
 
+def open_peer(app: App, where: str, tmp: Path, script: str | None) -> DockerRollout | None:
+    """docker-rollout beside ours, locally (it runs compose on this engine; it has no SSH mode)."""
+    if not script or where != "local":
+        return None
+    directory = tmp / f"{app.name}-docker-rollout"
+    directory.mkdir()
+    return DockerRollout(app.make(directory), app.compose_file, Path(script))
+
+
 def bench_app(app: App, where: str, versions: list[str], args, tmp: Path, shim_dir: Path,
-              sshd: SshdHandle | None) -> tuple[list[Floor], dict[str, Place]]:
+              sshd: SshdHandle | None) -> tuple[list[Floor], dict[str, Place], DockerRollout | None]:
     places = {v: open_place(app, where, v, tmp, sshd) for v in versions}
+    peer = open_peer(app, where, tmp, args.docker_rollout)
     floors: list[Floor] = []
     try:
+        if peer:
+            say(f"docker-rollout {app.name}: first deploy (not measured)")
+            peer.first()
         for place in places.values():
             say(f"{place.label}: first deploy (not measured)")
             place.inv()
@@ -364,10 +378,15 @@ def bench_app(app: App, where: str, versions: list[str], args, tmp: Path, shim_d
                           else ssh_floor(floor_project, app, sshd, tmp / f"{app.name}-host"))
             for place in places.values():
                 place.measure(args.rate)
+            if peer:
+                peer.measure(args.rate)
     finally:
+        if peer:
+            peer.remove()
+            remove_project_resources(peer.project.name)
         for place in places.values():
             remove_project_resources(place.project.name)
-    return floors, places
+    return floors, places, peer
 
 
 def list_time(project: Project, runs: int = 10) -> tuple[float, float]:
@@ -396,7 +415,8 @@ def floor_row(floors: list[Floor]) -> tuple[str, float]:
     return parts, median([f.total for f in floors])
 
 
-def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], rate: float) -> list[str]:
+def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], rate: float,
+          peer: DockerRollout | None = None) -> list[str]:
     parts, floor = floor_row(floors)
     command = "inv deploy.test" if where == "local" else "inv deploy.prod --host prod --skip-backup"
     what = ("cached `docker build` + `docker run` + first healthy answer" if where == "local"
@@ -410,15 +430,21 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
                                   f" {'before' if version != 'WORKTREE' else 'after'} ({version if version != 'WORKTREE' else 'work tree'})")
         failed = sum(d.report.failed for d in place.runs)
         sent = sum(d.report.requests for d in place.runs)
+        versus = f"floor {wall - floor:+.2f} s, {wall / floor:.2f}x"
         if where == "local":
-            versus = f"{wall / floor:.2f}x floor"
             commands = ", ".join(f"{n} {k}" for k, n in sorted(place.commands.items()))
         else:
-            versus = f"floor {wall - floor:+.2f} s"
             sessions = median([d.sessions for d in place.runs])
             logins = max(d.logins for d in place.runs)
             commands = f"{sessions:g} over {logins} SSH login(s)"
         lines.append(f"| {name} | {wall:.2f} s ({versus}) | {failed} of {sent} | {commands} |")
+    if peer and peer.walls:
+        wall = median(peer.walls)
+        failed = sum(r.failed for r in peer.reports)
+        sent = sum(r.requests for r in peer.reports)
+        lines.append(f"| docker-rollout v0.13: `docker build` + `docker rollout app` (health check every 1 s, "
+                     f"proxy resolving per request) | {wall:.2f} s (floor {wall - floor:+.2f} s, "
+                     f"{wall / floor:.2f}x) | {failed} of {sent} | |")
     lines.append("")
     for version, place in places.items():
         steps = {s: median([d.steps.get(s, 0.0) for d in place.runs]) for s in STEPS}
@@ -440,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", help="also deploy with the toolkit at this git revision (droplet_deploy/ and tasks.py)")
     parser.add_argument("--apps", default="reference,small", help="comma-separated: reference, small")
     parser.add_argument("--where", default="local,ssh", help="comma-separated: local, ssh")
+    parser.add_argument("--docker-rollout", metavar="SCRIPT",
+                        help="path of wowu/docker-rollout v0.13's `docker-rollout` script: also release each app "
+                             "locally with it, on the same change and load (bench/peer.py)")
     args = parser.parse_args(argv)
     apps = [APPS[name] for name in args.apps.split(",")]
     places = [w for w in args.where.split(",") if w]
@@ -457,9 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         with running_sshd(tmp / "sshd") as sshd:
             for app in apps:
                 for where in places:
-                    floors, done = bench_app(app, where, versions, args, tmp, shim_dir, sshd)
-                    out += table(app, where, floors, done, args.rate)
-    print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else ""))
+                    floors, done, peer = bench_app(app, where, versions, args, tmp, shim_dir, sshd)
+                    out += table(app, where, floors, done, args.rate, peer)
+    print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else "")
+          + (" --docker-rollout SCRIPT" if args.docker_rollout else ""))
     print("\n".join(out))
     return 0
 
