@@ -226,17 +226,26 @@ class Place:
     commands: collections.Counter = field(default_factory=collections.Counter)
     list_time: tuple[float, float] | None = None  # `inv --list`: median wall, median CPU
 
-    def inv(self, **env: str) -> subprocess.CompletedProcess:
-        return self.project.inv(*self.deploy_args, timeout=RUN_LIMIT, **env)
+    failures: list[str] = field(default_factory=list)  # deploys that exited non-zero: their error line
+
+    def inv(self, *, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        return self.project.inv(*self.deploy_args, timeout=RUN_LIMIT, check=check, **env)
 
     def measure(self, rate: float) -> Deploy:
         releases.one_line_change(self.project, f"{self.label} release {len(self.runs) + 1}")
         log_offset = self.sshd.log.stat().st_size if self.sshd else 0
         with Load(f"{self.project.url}/api/health", rate=rate, max_seconds=RUN_LIMIT) as load:
             started = time.monotonic()
-            result = self.inv()
+            result = self.inv(check=False)
             wall = time.monotonic() - started
             load.wait(SETTLE)
+        if result.returncode != 0:
+            # A failed deploy on a busy machine is a result too (it left the release before serving): counted,
+            # kept out of the medians.
+            error = next((line for line in reversed(result.stderr.splitlines()) if line.startswith("error:")), "?")
+            self.failures.append(error[:160])
+            say(f"{self.label}: the deploy failed after {wall:.2f}s: {error[:160]}")
+            return Deploy(wall, load.report(), {})
         deploy = Deploy(wall, load.report(), parse_steps(result.stdout))
         if self.sshd:
             with self.sshd.log.open("rb") as log:
@@ -337,7 +346,7 @@ def open_place(app: App, where: str, version: str, tmp: Path, sshd: SshdHandle |
     project = app.make(directory)
     if version != "WORKTREE":
         _checkout(project.path, version)
-    label = f"{app.name} {where} {'after' if version == 'WORKTREE' else 'before'}"
+    label = f"{app.name} {where} {'after' if version == 'WORKTREE' else f'before ({version})'}"
     if where == "local":
         return Place(label, project, ("deploy.test",))
     configure_prod(project, sshd, directory)
@@ -438,6 +447,8 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
             logins = max(d.logins for d in place.runs)
             commands = f"{sessions:g} over {logins} SSH login(s)"
         lines.append(f"| {name} | {wall:.2f} s ({versus}) | {failed} of {sent} | {commands} |")
+        for error in place.failures:
+            lines.append(f"  ({name}: a deploy failed and is not in the median: {error})")
     if peer and peer.walls:
         wall = median(peer.walls)
         failed = sum(r.failed for r in peer.reports)
@@ -445,6 +456,9 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
         lines.append(f"| docker-rollout v0.13: `docker build` + `docker rollout app` (health check every 1 s, "
                      f"proxy resolving per request) | {wall:.2f} s (floor {wall - floor:+.2f} s, "
                      f"{wall / floor:.2f}x) | {failed} of {sent} | |")
+        if peer.restarted:
+            lines.append(f"  (docker-rollout's app had to be started again {peer.restarted} time(s) before a run: "
+                         "something outside the benchmark had stopped it)")
     lines.append("")
     for version, place in places.items():
         steps = {s: median([d.steps.get(s, 0.0) for d in place.runs]) for s in STEPS}
@@ -452,7 +466,7 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
         wall = median([d.wall for d in place.runs])
         listed = (f"; `inv --list` {place.list_time[0]:.2f} s wall, {place.list_time[1]:.2f} s CPU"
                   if place.list_time else "")
-        lines.append(f"- {'before' if version != 'WORKTREE' else 'after'}: "
+        lines.append(f"- {f'before ({version})' if version != 'WORKTREE' else 'after'}: "
                      + ", ".join(f"{s} {v:.2f}" for s, v in steps.items())
                      + f"; outside the steps (start-up, lock, release, history, exit) {wall - accounted:.2f}"
                      + listed)
@@ -463,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each flow; medians are shown (default 3)")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second during our deploys (default 20)")
-    parser.add_argument("--before", help="also deploy with the toolkit at this git revision (droplet_deploy/ and tasks.py)")
+    parser.add_argument("--before", help="also deploy with the toolkit at this git revision (droplet_deploy/ and "
+                                         "tasks.py); several, comma-separated, each beside the others")
     parser.add_argument("--apps", default="reference,small", help="comma-separated: reference, small")
     parser.add_argument("--where", default="local,ssh", help="comma-separated: local, ssh")
     parser.add_argument("--docker-rollout", metavar="SCRIPT",
@@ -474,12 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     places = [w for w in args.where.split(",") if w]
     if not set(places) <= {"local", "ssh"} or args.runs < 1 or not 1 <= args.rate <= 200:
         parser.error("--where takes local and/or ssh; --runs at least 1; --rate between 1 and 200")
-    versions = ([args.before] if args.before else []) + ["WORKTREE"]
+    versions = (args.before.split(",") if args.before else []) + ["WORKTREE"]
     # Python writes bytecode by default, so a user's second `inv` does not compile the toolkit again; an
     # environment that turns that off (PYTHONDONTWRITEBYTECODE) would add the compile to every measured run.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-    out: list[str] = []
+    print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else "")
+          + (" --docker-rollout SCRIPT" if args.docker_rollout else "") + "\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp_name:
         tmp = Path(tmp_name)
         shim_dir = shims(tmp / "shims")
@@ -487,10 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             for app in apps:
                 for where in places:
                     floors, done, peer = bench_app(app, where, versions, args, tmp, shim_dir, sshd)
-                    out += table(app, where, floors, done, args.rate, peer)
-    print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else "")
-          + (" --docker-rollout SCRIPT" if args.docker_rollout else ""))
-    print("\n".join(out))
+                    # Printed as each part ends: a later part that fails on a busy machine loses only itself.
+                    print("\n".join(table(app, where, floors, done, args.rate, peer)), flush=True)
     return 0
 
 
