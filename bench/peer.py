@@ -99,6 +99,9 @@ class DockerRollout:
             self.restarted += 1
             run(["docker", "compose", *self._files(), "up", "--detach", "--wait"], cwd=self.project.path,
                 env=self._env(self.image))
+        # ... and answer through its proxy: the first run here once met the proxy unable to resolve `app` for a
+        # while before docker-rollout had changed anything, which would count against it.
+        wait_revision(f"http://127.0.0.1:{self.port}/api/health", self.project.head(), interval=0.1, limit=60)
         releases.one_line_change(self.project, f"docker-rollout release {len(self.walls) + 1}")
         with Load(f"http://127.0.0.1:{self.port}/api/health", rate=rate, max_seconds=RUN_LIMIT) as load:
             started = time.monotonic()
