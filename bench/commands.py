@@ -72,9 +72,9 @@ def measure(label: str, revision: str, tmp: Path, shim_dir: Path) -> tuple[float
 
 def _checkout(path: Path, revision: str) -> None:
     """Put the toolkit (droplet_deploy/, tasks.py) of ``revision`` into the clone and commit it."""
-    archive = subprocess.run(["git", "archive", revision, "deploy", "tasks.py"], cwd=REPO,  # noqa: S603
+    archive = subprocess.run(["git", "archive", revision, "droplet_deploy", "tasks.py"], cwd=REPO,  # noqa: S603
                              capture_output=True, check=True).stdout
-    shutil.rmtree(path / "deploy")
+    shutil.rmtree(path / "droplet_deploy")
     subprocess.run(["tar", "-x"], cwd=path, input=archive, check=True)  # noqa: S603 - fixed argv
     for argv in (["git", "add", "-A"], ["git", "commit", "-q", "-m", f"toolkit at {revision}"]):
         subprocess.run(argv, cwd=path, check=True, capture_output=True,  # noqa: S603 - fixed argv

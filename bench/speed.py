@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.commands import _checkout, shims  # noqa: E402
+from bench.peer import DockerRollout  # noqa: E402
 from bench.rollout import REFERENCE_RUN_ARGS, SETTLE, build_argv, raw_floor, say  # noqa: E402
 from tests.conftest import VENV_BIN, Project, make_project, remove_project_resources, repo_files  # noqa: E402
 from tests.integration.test_remote import configure_prod  # noqa: E402
@@ -225,17 +226,26 @@ class Place:
     commands: collections.Counter = field(default_factory=collections.Counter)
     list_time: tuple[float, float] | None = None  # `inv --list`: median wall, median CPU
 
-    def inv(self, **env: str) -> subprocess.CompletedProcess:
-        return self.project.inv(*self.deploy_args, timeout=RUN_LIMIT, **env)
+    failures: list[str] = field(default_factory=list)  # deploys that exited non-zero: their error line
+
+    def inv(self, *, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        return self.project.inv(*self.deploy_args, timeout=RUN_LIMIT, check=check, **env)
 
     def measure(self, rate: float) -> Deploy:
         releases.one_line_change(self.project, f"{self.label} release {len(self.runs) + 1}")
         log_offset = self.sshd.log.stat().st_size if self.sshd else 0
         with Load(f"{self.project.url}/api/health", rate=rate, max_seconds=RUN_LIMIT) as load:
             started = time.monotonic()
-            result = self.inv()
+            result = self.inv(check=False)
             wall = time.monotonic() - started
             load.wait(SETTLE)
+        if result.returncode != 0:
+            # A failed deploy on a busy machine is a result too (it left the release before serving): counted,
+            # kept out of the medians.
+            error = next((line for line in reversed(result.stderr.splitlines()) if line.startswith("error:")), "?")
+            self.failures.append(error[:160])
+            say(f"{self.label}: the deploy failed after {wall:.2f}s: {error[:160]}")
+            return Deploy(wall, load.report(), {})
         deploy = Deploy(wall, load.report(), parse_steps(result.stdout))
         if self.sshd:
             with self.sshd.log.open("rb") as log:
@@ -336,7 +346,7 @@ def open_place(app: App, where: str, version: str, tmp: Path, sshd: SshdHandle |
     project = app.make(directory)
     if version != "WORKTREE":
         _checkout(project.path, version)
-    label = f"{app.name} {where} {'after' if version == 'WORKTREE' else 'before'}"
+    label = f"{app.name} {where} {'after' if version == 'WORKTREE' else f'before ({version})'}"
     if where == "local":
         return Place(label, project, ("deploy.test",))
     configure_prod(project, sshd, directory)
@@ -344,11 +354,24 @@ def open_place(app: App, where: str, version: str, tmp: Path, sshd: SshdHandle |
     return Place(label, project, ("deploy.prod", "--host", "prod", "--skip-backup"), sshd)
 
 
+def open_peer(app: App, where: str, tmp: Path, script: str | None) -> DockerRollout | None:
+    """docker-rollout beside ours, locally (it runs compose on this engine; it has no SSH mode)."""
+    if not script or where != "local":
+        return None
+    directory = tmp / f"{app.name}-docker-rollout"
+    directory.mkdir()
+    return DockerRollout(app.make(directory), app.compose_file, Path(script))
+
+
 def bench_app(app: App, where: str, versions: list[str], args, tmp: Path, shim_dir: Path,
-              sshd: SshdHandle | None) -> tuple[list[Floor], dict[str, Place]]:
+              sshd: SshdHandle | None) -> tuple[list[Floor], dict[str, Place], DockerRollout | None]:
     places = {v: open_place(app, where, v, tmp, sshd) for v in versions}
+    peer = open_peer(app, where, tmp, args.docker_rollout)
     floors: list[Floor] = []
     try:
+        if peer:
+            say(f"docker-rollout {app.name}: first deploy (not measured)")
+            peer.first()
         for place in places.values():
             say(f"{place.label}: first deploy (not measured)")
             place.inv()
@@ -364,10 +387,15 @@ def bench_app(app: App, where: str, versions: list[str], args, tmp: Path, shim_d
                           else ssh_floor(floor_project, app, sshd, tmp / f"{app.name}-host"))
             for place in places.values():
                 place.measure(args.rate)
+            if peer:
+                peer.measure(args.rate)
     finally:
+        if peer:
+            peer.remove()
+            remove_project_resources(peer.project.name)
         for place in places.values():
             remove_project_resources(place.project.name)
-    return floors, places
+    return floors, places, peer
 
 
 def list_time(project: Project, runs: int = 10) -> tuple[float, float]:
@@ -396,7 +424,8 @@ def floor_row(floors: list[Floor]) -> tuple[str, float]:
     return parts, median([f.total for f in floors])
 
 
-def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], rate: float) -> list[str]:
+def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], rate: float,
+          peer: DockerRollout | None = None) -> list[str]:
     parts, floor = floor_row(floors)
     command = "inv deploy.test" if where == "local" else "inv deploy.prod --host prod --skip-backup"
     what = ("cached `docker build` + `docker run` + first healthy answer" if where == "local"
@@ -410,15 +439,26 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
                                   f" {'before' if version != 'WORKTREE' else 'after'} ({version if version != 'WORKTREE' else 'work tree'})")
         failed = sum(d.report.failed for d in place.runs)
         sent = sum(d.report.requests for d in place.runs)
+        versus = f"floor {wall - floor:+.2f} s, {wall / floor:.2f}x"
         if where == "local":
-            versus = f"{wall / floor:.2f}x floor"
             commands = ", ".join(f"{n} {k}" for k, n in sorted(place.commands.items()))
         else:
-            versus = f"floor {wall - floor:+.2f} s"
             sessions = median([d.sessions for d in place.runs])
             logins = max(d.logins for d in place.runs)
             commands = f"{sessions:g} over {logins} SSH login(s)"
         lines.append(f"| {name} | {wall:.2f} s ({versus}) | {failed} of {sent} | {commands} |")
+        for error in place.failures:
+            lines.append(f"  ({name}: a deploy failed and is not in the median: {error})")
+    if peer and peer.walls:
+        wall = median(peer.walls)
+        failed = sum(r.failed for r in peer.reports)
+        sent = sum(r.requests for r in peer.reports)
+        lines.append(f"| docker-rollout v0.13: `docker build` + `docker rollout app` (health check every 1 s, "
+                     f"proxy resolving per request) | {wall:.2f} s (floor {wall - floor:+.2f} s, "
+                     f"{wall / floor:.2f}x) | {failed} of {sent} | |")
+        if peer.restarted:
+            lines.append(f"  (docker-rollout's app had to be started again {peer.restarted} time(s) before a run: "
+                         "something outside the benchmark had stopped it)")
     lines.append("")
     for version, place in places.items():
         steps = {s: median([d.steps.get(s, 0.0) for d in place.runs]) for s in STEPS}
@@ -426,7 +466,7 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
         wall = median([d.wall for d in place.runs])
         listed = (f"; `inv --list` {place.list_time[0]:.2f} s wall, {place.list_time[1]:.2f} s CPU"
                   if place.list_time else "")
-        lines.append(f"- {'before' if version != 'WORKTREE' else 'after'}: "
+        lines.append(f"- {f'before ({version})' if version != 'WORKTREE' else 'after'}: "
                      + ", ".join(f"{s} {v:.2f}" for s, v in steps.items())
                      + f"; outside the steps (start-up, lock, release, history, exit) {wall - accounted:.2f}"
                      + listed)
@@ -437,30 +477,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each flow; medians are shown (default 3)")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second during our deploys (default 20)")
-    parser.add_argument("--before", help="also deploy with the toolkit at this git revision (droplet_deploy/ and tasks.py)")
+    parser.add_argument("--before", help="also deploy with the toolkit at this git revision (droplet_deploy/ and "
+                                         "tasks.py); several, comma-separated, each beside the others")
     parser.add_argument("--apps", default="reference,small", help="comma-separated: reference, small")
     parser.add_argument("--where", default="local,ssh", help="comma-separated: local, ssh")
+    parser.add_argument("--docker-rollout", metavar="SCRIPT",
+                        help="path of wowu/docker-rollout v0.13's `docker-rollout` script: also release each app "
+                             "locally with it, on the same change and load (bench/peer.py)")
     args = parser.parse_args(argv)
     apps = [APPS[name] for name in args.apps.split(",")]
     places = [w for w in args.where.split(",") if w]
     if not set(places) <= {"local", "ssh"} or args.runs < 1 or not 1 <= args.rate <= 200:
         parser.error("--where takes local and/or ssh; --runs at least 1; --rate between 1 and 200")
-    versions = ([args.before] if args.before else []) + ["WORKTREE"]
+    versions = (args.before.split(",") if args.before else []) + ["WORKTREE"]
     # Python writes bytecode by default, so a user's second `inv` does not compile the toolkit again; an
     # environment that turns that off (PYTHONDONTWRITEBYTECODE) would add the compile to every measured run.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-    out: list[str] = []
+    print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else "")
+          + (" --docker-rollout SCRIPT" if args.docker_rollout else "") + "\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp_name:
         tmp = Path(tmp_name)
         shim_dir = shims(tmp / "shims")
         with running_sshd(tmp / "sshd") as sshd:
             for app in apps:
                 for where in places:
-                    floors, done = bench_app(app, where, versions, args, tmp, shim_dir, sshd)
-                    out += table(app, where, floors, done, args.rate)
-    print(f"bench/speed.py --runs {args.runs} --rate {args.rate:g}" + (f" --before {args.before}" if args.before else ""))
-    print("\n".join(out))
+                    floors, done, peer = bench_app(app, where, versions, args, tmp, shim_dir, sshd)
+                    # Printed as each part ends: a later part that fails on a busy machine loses only itself.
+                    print("\n".join(table(app, where, floors, done, args.rate, peer)), flush=True)
     return 0
 
 

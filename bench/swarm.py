@@ -6,6 +6,7 @@ integration tests):
 
     .venv/bin/python bench/swarm.py                  # 20 requests/s, a 2 s app boot, 2 replicas
     .venv/bin/python bench/swarm.py --rate 40 --boot 5
+    .venv/bin/python bench/swarm.py --distribution   # image distribution per release instead (bench/distribution.py)
 
 The engine becomes a single-node swarm manager for the run when it is in no swarm (and leaves it afterwards);
 an existing swarm is used as it is and left alone. Everything runs in a throwaway clone of this repository:
@@ -146,6 +147,11 @@ def table(rows: list[Row], rate: float, boot: float, replicas: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--distribution" in argv:
+        from bench import distribution
+
+        return distribution.main([word for word in argv if word != "--distribution"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
     parser.add_argument("--boot", type=float, default=2.0, help="seconds the app sleeps before listening (default 2)")

@@ -205,3 +205,126 @@ def revision_gate(url: str, revision: str, before: str | None = None) -> list[st
     assign = f"url={shlex.quote(url)}; want={shlex.quote(revision)}; "
     first = f"( {before} ) && " if before else ""
     return ["CMD-SHELL", f"{assign}{first}{{ {_REVISION_GATE}; }}"]
+
+
+# --- image transfer through a registry on the manager -------------------------------------------------------------
+
+REGISTRY_LABEL = "org.droplet-deploy.image-registry"  # on the registry container: the stack it carries images for
+RELAY_LABEL = "org.droplet-deploy.image-relay"
+
+
+def registry_state(name: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    """``running``/``exited``/... of the registry container; non-zero exit when there is none."""
+    return [*docker, "container", "inspect", "--format", "{{.State.Status}}", "--", name]
+
+
+def registry_run(name: str, volume: str, image: str, stack: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    """The manager's image registry: port 5000 published on 127.0.0.1 only (a port the engine picks), its blobs on
+    a volume so a release pushes only the layers the one before lacked."""
+    return [*docker, "run", "--detach", "--name", name, "--label", f"{REGISTRY_LABEL}={stack}",
+            "--publish", "127.0.0.1::5000", "--volume", f"{volume}:/var/lib/registry", "--", image]
+
+
+def container_start(name: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    return [*docker, "container", "start", "--", name]
+
+
+def published_port(name: str, port: str = "5000/tcp", docker: Sequence[str] = DOCKER) -> list[str]:
+    """``127.0.0.1:49153``: where the container's port is published."""
+    return [*docker, "container", "port", "--", name, port]
+
+
+def image_tag(image: str, ref: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    return [*docker, "image", "tag", "--", image, ref]
+
+
+def image_push(ref: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    return [*docker, "image", "push", "--quiet", "--", ref]
+
+
+def image_pull(ref: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    return [*docker, "image", "pull", "--quiet", "--", ref]
+
+
+def untag(ref: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    """Drop the tag only: the layers stay while another tag (the release's own) names the image."""
+    return [*docker, "image", "rm", "--no-prune", "--", ref]
+
+
+def python_images(repository: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    """The images of ``repository`` that engine holds (``repo:tag`` per line): what the node end of the relay
+    can run from without anything new on the node."""
+    return [*docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "dangling=false", "--",
+            repository]
+
+
+def container_rm(name: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    return [*docker, "container", "rm", "--force", "--", name]
+
+
+# The node end of the image relay, run in a container on the node's own network (``--network host``): it listens
+# on the node's 127.0.0.1, prints ``PORT <n>``, and carries every connection the node's engine opens to it (the
+# pull) over its stdin/stdout as frames (connection id, kind, length); the toolkit's end opens each one to the
+# registry on the manager's 127.0.0.1. The node needs nothing but an image with python3, which it already has
+# from the release before.
+RELAY_FRAME = ">IBI"  # connection id, kind (0 open, 1 data, 2 close), length; the data follows
+RELAY_NODE_END = r'''
+import os, socket, struct, sys, threading
+out, inp, lock, conns = sys.stdout.buffer, sys.stdin.buffer, threading.Lock(), {}
+HEAD = struct.Struct(FRAME)
+def send(cid, kind, data=b""):
+    with lock:
+        out.write(HEAD.pack(cid, kind, len(data)) + data)
+        out.flush()
+def pump(cid, sock):
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            send(cid, 1, data)
+    except OSError:
+        pass
+    send(cid, 2)
+def accept(listener):
+    cid = 0
+    while True:
+        sock, _ = listener.accept()
+        cid += 1
+        conns[cid] = sock
+        send(cid, 0)
+        threading.Thread(target=pump, args=(cid, sock), daemon=True).start()
+def exactly(n):
+    data = inp.read(n)
+    if len(data) < n:
+        os._exit(0)
+    return data
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(32)
+out.write(b"PORT %d\n" % listener.getsockname()[1])
+out.flush()
+threading.Thread(target=accept, args=(listener,), daemon=True).start()
+while True:
+    cid, kind, size = HEAD.unpack(exactly(HEAD.size))
+    data = exactly(size) if size else b""
+    sock = conns.get(cid)
+    if sock is None:
+        continue
+    try:
+        if kind == 1:
+            sock.sendall(data)
+        else:
+            conns.pop(cid, None)
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+    except OSError:
+        pass
+'''.replace("FRAME", repr(RELAY_FRAME))
+
+
+def relay_node_end(image: str, name: str, docker: Sequence[str] = DOCKER) -> list[str]:
+    """The relay's node end (``RELAY_NODE_END``) in a container of ``image`` on the node reached by ``docker``;
+    it ends when its stdin closes (``--rm``: nothing is left on the node)."""
+    return [*docker, "run", "--interactive", "--rm", "--network", "host", "--name", name, "--label",
+            f"{RELAY_LABEL}=1", "--entrypoint", "python3", "--", image, "-c", RELAY_NODE_END]

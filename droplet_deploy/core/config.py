@@ -77,13 +77,16 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # (a DOCKER_HOST such as ssh://deploy@worker-1) to send it the image.
     "replicas": (_INT, 2),
     "swarm_nodes": (_LIST, []),
+    # Swarm only: the registry image the manager runs on its 127.0.0.1 to hand each node only the layers it lacks;
+    # null: every node gets the whole image by docker save | docker load.
+    "swarm_registry_image": (_STR, "registry:2"),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
 _TOP_ONLY = {"environments", "default_env"}
 
 # Keys with a default that may still be set to null, and what null means there.
-_NULL_MEANS = {"db_path": "no database"}
+_NULL_MEANS = {"db_path": "no database", "swarm_registry_image": "whole images by docker save | docker load"}
 
 # What each numeric key measures; the ranges are the ones the task flags use too (deploy.validate).
 RANGES: dict[str, validate.Range] = {
@@ -204,6 +207,7 @@ class Settings:
     engine: str = "compose"
     replicas: int = 2
     swarm_nodes: list[str] = field(default_factory=list)
+    swarm_registry_image: str | None = "registry:2"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -93,6 +93,9 @@ class Backend:
         """The files a release runs with (compose file, override, env file): kept once it serves."""
         raise NotImplementedError
 
+    def read_ahead(self) -> None:
+        """Start what the rollout will read first beside the next step, where that is free (nothing by default)."""
+
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
                 back_to: Rollback | None = None) -> Outcome:
         """Replace the serving release with ``image``, zero downtime. ``drain_beside``: return once traffic has

@@ -91,6 +91,8 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
             entry["backup"] = backup_hook(session, revision) or ""
     with ui.step("build", image), ui.live("building") as live:
         build_image(target, settings, revision, no_cache=options.no_cache, progress=live.feed)
+    # The rollout's first read of what runs goes on beside verify.build (reads only: nothing starts before it).
+    session.backend.read_ahead()
     with ui.step("verify.build", image):
         verify_step(session, image, revision)
     if settings.hooks.pre_switch:

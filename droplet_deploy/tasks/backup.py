@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 
-from droplet_deploy import backup as backups
-from droplet_deploy.backup import manifest as mf
-from droplet_deploy.backup.store import download_dir, root
 from droplet_deploy.core import validate
 from droplet_deploy.core.errors import UsageError
 from droplet_deploy.core.ui import Reporter
@@ -21,7 +19,9 @@ from droplet_deploy.tasks.flags import (
     number_flag,
     session_for,
 )
-from droplet_deploy.transaction import retention as releases
+
+if TYPE_CHECKING:  # annotations only: the task bodies import what they run
+    from droplet_deploy.backup import manifest as mf
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP}
 
@@ -34,6 +34,8 @@ def _report(ui: Reporter):
 @clean_errors
 def create(c, env=None, host=None, download=None):
     """Back up the running stack on its host: database, logs, compose file, .env, revision and image."""
+    from droplet_deploy import backup as backups
+    from droplet_deploy.backup.store import download_dir
     into = download_dir(download) if download else None
     with session_for(c, env, host) as session:
         summary = backups.create(session)
@@ -52,6 +54,9 @@ def create(c, env=None, host=None, download=None):
 @clean_errors
 def list_(c, env=None, host=None):
     """The backups kept on the host, oldest first."""
+    from droplet_deploy import backup as backups
+    from droplet_deploy.backup import manifest as mf
+    from droplet_deploy.backup.store import root
     with session_for(c, env, host) as session:
         found = backups.listing(session.target, session.settings)
         where = f"{root(session.settings)} on {session.where}"
@@ -76,6 +81,8 @@ def list_(c, env=None, host=None):
 @clean_errors
 def verify(c, backup_id, env=None, host=None):
     """Check a backup: every file's sha256, and the database copy opens and passes its integrity check."""
+    from droplet_deploy import backup as backups
+    from droplet_deploy.backup import manifest as mf
     if _is_local_path(backup_id):
         ui = Reporter()
         found = backups.verify_local(backup_id, _report(ui))
@@ -90,6 +97,8 @@ def verify(c, backup_id, env=None, host=None):
 @clean_errors
 def prune(c, keep=None, env=None, host=None):
     """Delete all but the newest N backups (N: --keep or deploy.keep_backups)."""
+    from droplet_deploy import backup as backups
+    from droplet_deploy.transaction import retention as releases
     keep = number_flag("keep", keep, validate.KEEP)
     with session_for(c, env, host) as session:
         count = session.settings.keep_backups if keep is None else keep
@@ -105,6 +114,7 @@ def prune(c, keep=None, env=None, host=None):
 @clean_errors
 def restore(c, backup_id, yes=False, env=None, host=None):
     """Restore a backup's database into the running stack, after backing up the current state."""
+    from droplet_deploy import backup as backups
     if not yes and not sys.stdin.isatty():
         raise UsageError("backup.restore replaces the live database and there is no terminal to confirm on",
                          hint="pass --yes to restore without asking")

@@ -2,8 +2,6 @@
 
 from invoke import task
 
-from droplet_deploy.steps.build import build_image
-from droplet_deploy.steps.revision import current
 from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, VERBOSE_HELP, clean_errors, session_for
 
 
@@ -17,6 +15,8 @@ from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, VERBOSE_HELP, clean_
 @clean_errors
 def build(c, env=None, host=None, no_cache=False, allow_dirty=False, verbose=False):
     """Build the app image for the current git revision."""
+    from droplet_deploy.steps.build import build_image
+    from droplet_deploy.steps.revision import current
     with session_for(c, env, host, verbose=verbose) as session:
         revision = current(session.local, allow_dirty=allow_dirty)
         if session.backend.ships_release:

@@ -9,13 +9,6 @@ import sys
 from invoke import Collection, Exit, task
 
 from droplet_deploy.core import validate
-from droplet_deploy.operations import lifecycle as lifecycle_ops
-from droplet_deploy.operations import logs as logs_ops
-from droplet_deploy.operations import one_off as one_off_ops
-from droplet_deploy.operations import restart as restart_mod
-from droplet_deploy.operations import services as services_ops
-from droplet_deploy.operations import status as status_mod
-from droplet_deploy.operations import unlock as unlock_ops
 from droplet_deploy.tasks.flags import (
     ACCEPT_NEW_HELP,
     ENV_HELP,
@@ -36,6 +29,7 @@ SERVICE_HELP = "only these services, comma-separated (default: all)"
 @clean_errors
 def status(c, env=None, host=None, releases=None, json=False, accept_new_host_key=False):
     """Running revision, health, containers and uptime, proxy upstream, lock holder and the last releases."""
+    from droplet_deploy.operations import status as status_mod
     count = number_flag("releases", releases, validate.RELEASES, default=5)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         found = status_mod.gather(session, releases=count)
@@ -58,6 +52,8 @@ def status(c, env=None, host=None, releases=None, json=False, accept_new_host_ke
 def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=None, host=None,
          accept_new_host_key=False):
     """The stack's logs: all services, or --service app; --follow, --since 10m, --grep error, --tail N."""
+    from droplet_deploy.operations import logs as logs_ops
+    from droplet_deploy.operations import services as services_ops
     lines = number_flag("tail", tail, validate.LINES)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         settings = session.settings
@@ -76,6 +72,7 @@ def logs(c, follow=False, since=None, grep=None, service=None, tail=None, env=No
 @clean_errors
 def exec_(c, cmd=None, env=None, host=None, accept_new_host_key=False):
     """Run a command in a fresh container of the serving image (its env, volumes, networks); its exit code is ours."""
+    from droplet_deploy.operations import one_off as one_off_ops
     command = command_flag("cmd", cmd)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         status = one_off_ops.exec_command(session, command, interactive=_at_a_terminal())
@@ -88,6 +85,8 @@ def _at_a_terminal() -> bool:
 
 
 def _lifecycle(c, action, service, env, host, accept_new_host_key):
+    from droplet_deploy.operations import lifecycle as lifecycle_ops
+    from droplet_deploy.operations import services as services_ops
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         settings = session.settings
         services = services_ops.parse_services(service, [settings.app_service, settings.proxy_service])
@@ -121,6 +120,7 @@ def restart(c, service=None, hard=False, health_timeout=None, env=None, host=Non
 
     The app goes through a rollout; the others are recreated one at a time; --hard restarts everything at once.
     """
+    from droplet_deploy.operations import restart as restart_mod
     timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         restart_mod.restart(session, service, hard=hard, health_timeout=timeout)
@@ -130,6 +130,7 @@ def restart(c, service=None, hard=False, health_timeout=None, env=None, host=Non
 @clean_errors
 def unlock(c, env=None, host=None, force=False, accept_new_host_key=False):
     """Clear a deploy lock whose holder is gone, saying whose it was; a live holder's only with --force."""
+    from droplet_deploy.operations import unlock as unlock_ops
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         session.ui.line(unlock_ops.unlock(session, force=force))
 

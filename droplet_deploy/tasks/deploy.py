@@ -3,8 +3,6 @@
 from invoke import Collection, task
 
 from droplet_deploy.core import validate
-from droplet_deploy.pipeline import deploy as pipeline
-from droplet_deploy.pipeline import rollback as rollback_mod
 from droplet_deploy.tasks.flags import (
     ACCEPT_NEW_HELP,
     ENV_HELP,
@@ -25,6 +23,7 @@ REMOTE_HELP = {"host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 
 
 def _run(c, env, host=None, skip_backup=False, **flags):
+    from droplet_deploy.pipeline import deploy as pipeline
     options = pipeline.Options(
         allow_dirty=flags.get("allow_dirty", False),
         no_cache=flags.get("no_cache", False),
@@ -75,6 +74,7 @@ def to_env(c, env, host=None, allow_dirty=False, no_cache=False, health_timeout=
 def rollback(c, to=None, with_data=False, env=None, host=None, health_timeout=None, accept_new_host_key=False,
              verbose=False):
     """Go back to the previous release (or --to REV): its kept image, compose file, override and env file."""
+    from droplet_deploy.pipeline import rollback as rollback_mod
     timeout = number_flag("health-timeout", health_timeout, validate.TIMEOUT)
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key, verbose=verbose) as session:
         rollback_mod.rollback(session, to=to, health_timeout=timeout, with_data=with_data)

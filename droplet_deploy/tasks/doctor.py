@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from invoke import Exit, task
 
-from droplet_deploy.engines import open_session
-from droplet_deploy.session import load_settings
-from droplet_deploy.setup import doctor as doctor_mod
 from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors
 
 
@@ -14,6 +11,9 @@ from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors
 @clean_errors
 def doctor(c, env=None, host=None):
     """Check the config, compose file, Dockerfile, .dockerignore, health route and target; change nothing."""
+    from droplet_deploy.engines import open_session
+    from droplet_deploy.session import load_settings
+    from droplet_deploy.setup import doctor as doctor_mod
     settings = load_settings(c, env or None, host or None)
     print(f"doctor: {settings.env}" + (f" on {settings.host}" if settings.is_remote else " on this machine"))
 

@@ -6,14 +6,15 @@ import functools
 import os
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Argument, Exit, Task
 
 from droplet_deploy.core import signals, validate
 from droplet_deploy.core.errors import DeployError, UsageError
-from droplet_deploy.engines import open_session
-from droplet_deploy.session import Session
+
+if TYPE_CHECKING:  # annotations only: the task bodies import what they run
+    from droplet_deploy.session import Session
 
 
 def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,6 +44,7 @@ def interrupted_line(exc: BaseException) -> str:
 
 def session_for(c, env: str | None = None, host: str | None = None, *, accept_new_host_key: bool = False,
                 verbose: bool = False) -> Session:
+    from droplet_deploy.engines import open_session
     return open_session(c, env or None, host or None, accept_new_host_key=accept_new_host_key,
                         verbose=verbose or wants_verbose(c))
 

@@ -9,9 +9,6 @@ and fails within seconds unless ``--revision any`` asks for none.
 from invoke import Collection, task
 
 from droplet_deploy.core import validate
-from droplet_deploy.steps import health as health_mod
-from droplet_deploy.steps import public_route
-from droplet_deploy.steps.revision import current
 from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors, number_flag, session_for
 
 
@@ -27,6 +24,9 @@ from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors, number
 @clean_errors
 def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host=None, allow_dirty=False):
     """Wait until the service answers healthy and is proven to run the expected revision."""
+    from droplet_deploy.steps import health as health_mod
+    from droplet_deploy.steps import public_route
+    from droplet_deploy.steps.revision import current
     timeout = number_flag("timeout", timeout, validate.TIMEOUT)
     interval = number_flag("interval", interval, validate.INTERVAL)
     with session_for(c, env, host) as session:

@@ -9,9 +9,7 @@ from invoke import task
 
 from droplet_deploy.commands import git
 from droplet_deploy.core.errors import InitError
-from droplet_deploy.setup import init as init_mod
 from droplet_deploy.tasks.flags import clean_errors
-from droplet_deploy.transport.target import LocalTarget
 
 
 @task(help={
@@ -21,6 +19,8 @@ from droplet_deploy.transport.target import LocalTarget
 @clean_errors
 def init(c, service=None, force=False):
     """Detect the Dockerfile, compose file, app service, port and health route; write invoke.yaml and tasks.py."""
+    from droplet_deploy.setup import init as init_mod
+    from droplet_deploy.transport.target import LocalTarget
     root = Path(os.getcwd())
     local = LocalTarget(c, str(root))
     if not local.probe(git.toplevel()).ok:

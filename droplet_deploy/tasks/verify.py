@@ -2,8 +2,6 @@
 
 from invoke import Collection, task
 
-from droplet_deploy.pipeline.deploy import verify_step
-from droplet_deploy.steps.revision import Revision, current
 from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors, session_for
 
 
@@ -16,6 +14,8 @@ from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, clean_errors, sessio
 @clean_errors
 def build_(c, env=None, host=None, image=None, allow_dirty=False):
     """Check the built image: revision label, no bytecode, app imports, non-root, no .env inside."""
+    from droplet_deploy.pipeline.deploy import verify_step
+    from droplet_deploy.steps.revision import Revision, current
     with session_for(c, env, host) as session:
         revision: Revision = current(session.local, allow_dirty=allow_dirty)
         image = image or session.settings.image(revision.tag)

@@ -43,6 +43,7 @@ from droplet_deploy.commands import files
 from droplet_deploy.core import signals
 from droplet_deploy.core.errors import CommandFailed
 from droplet_deploy.core.redact import clean, display, scrub, secrets_in
+from droplet_deploy.transport.relay import ChannelStream, Conn, ProcessStream, Stream, local_connect
 
 CHUNK = 1 << 16
 # Lines of a failed command's output shown when its output was not shown as it ran.
@@ -101,6 +102,13 @@ class Target(Protocol):
         ``local_path`` is never overwritten (FileExistsError). Reads only, so it runs under ``--dry`` too."""
 
     def tunnel(self, host: str, port: int) -> contextlib.AbstractContextManager[tuple[str, int]]: ...
+
+    def duplex(self, argv: Sequence[str], *, shown: str | None = None) -> Stream:
+        """Start a command on the target with its stdin and stdout as one byte stream (the image relay's node end,
+        reached from there); the caller closes it."""
+
+    def connect(self, host: str, port: int) -> Conn:
+        """A TCP connection to an address the target reaches (its own 127.0.0.1), carried from here."""
 
     def close(self) -> None: ...
 
@@ -278,6 +286,14 @@ class LocalTarget(_Base):
     def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
         yield host, port
 
+    def duplex(self, argv: Sequence[str], *, shown: str | None = None) -> Stream:
+        if self.echo:
+            self.say(f"[{self.name}] $ {shown or command_line(argv)}")
+        return ProcessStream(argv, cwd=self.cwd)
+
+    def connect(self, host: str, port: int) -> Conn:
+        return local_connect(host, port)
+
 
 class SshTarget(_Base):
     """Runs on a host through one reused Fabric connection (commands, uploads and tunnels share it).
@@ -399,6 +415,15 @@ class SshTarget(_Base):
         self.connection.open()
         with forward(self.connection.transport, host, port) as local_port:
             yield "127.0.0.1", local_port
+
+    def duplex(self, argv: Sequence[str], *, shown: str | None = None) -> Stream:
+        if self.echo:
+            self.say(f"[{self.name}] $ {shown or command_line(argv)}")
+        return ChannelStream(self._channel(argv))
+
+    def connect(self, host: str, port: int) -> Conn:
+        self.connection.open()
+        return self.connection.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=10)
 
     def close(self) -> None:
         self._drop_shell()

@@ -30,6 +30,7 @@ from tests.integration.test_hooks import FAILING
 from tests.integration.test_remote import SECRET, configure_prod
 from tests.support import releases
 from tests.support.load import Load, Report
+from tests.support.registry import IMAGE as REGISTRY_IMAGE
 from tests.support.swarm import SwarmApp, remove_stack, single_node_swarm, worker_node
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,8 @@ def _assert_only(report: Report, revision: str, *, allowed: set[str]) -> None:
 @pytest.fixture
 def swarm_env(project, manager):
     """The project's test environment with ``engine: swarm``: every step below is an ``inv`` task."""
-    project.configure(health_timeout=120, environments={"test": {"engine": "swarm", "replicas": 2}})
+    project.configure(health_timeout=120, swarm_registry_image=REGISTRY_IMAGE,
+                      environments={"test": {"engine": "swarm", "replicas": 2}})
     yield project
     remove_stack(project.compose_project())
 
@@ -378,6 +380,23 @@ def test_two_engines_get_the_image_and_every_replica_reports_the_new_revision(sw
             # A start-first update may place both new tasks on one node (each slot's new task ties between two
             # nodes that run one task each): where they run is Swarm's choice, what they serve is ours.
             _assert_tasks_on(project, nodes, second, spread=False)
+            # The next releases go through the manager's registry, relayed to the worker's own loopback. The
+            # first such pull also moves the layers the worker got by `docker load` (its engine knows a layer by
+            # its registry digest only once it has pulled it); from then on a one-line release moves only the
+            # layers the worker lacks, as the relay counts what it carried.
+            assert "docker save | docker load" not in redeployed.stderr, redeployed.stderr
+            assert _moved(redeployed.stderr, worker.container) > 0
+            third = releases.one_line_change(project, "third")
+            again = project.inv("deploy.test")
+            assert "docker save | docker load" not in again.stderr, again.stderr
+            image = f"{project.name}:{third[:12]}"
+            assert _image_id(image, worker.docker_host) == _image_id(image), "the manager's image, by ID"
+            carried = _moved(again.stderr, worker.container)
+            assert 0 < carried < _image_size(image) / 20, (carried, again.stderr)
+            _assert_tasks_on(project, nodes, third, spread=False)
+            registry = f"{project.compose_project()}-image-registry"
+            assert _published(registry) == ["127.0.0.1"], "the registry listens on the manager's loopback only"
+            assert not _relays_left(worker.docker_host), "the relay's node end is gone once the pull is done"
         finally:
             remove_stack(project.compose_project())
 
@@ -389,6 +408,32 @@ def _assert_tasks_on(project, nodes: set[str], revision: str, *, spread: bool = 
     assert [rev for _, rev in rows] == [revision[:12]] * 2, status
     placed = {name.split("@", 1)[1] for name, _ in rows}
     assert placed == nodes if spread else placed <= nodes, f"replicas on {'both' if spread else 'known'} engines: {status}"
+
+
+def _moved(stderr: str, hostname: str) -> int:
+    """Bytes the deploy said it moved to ``hostname`` through the registry ("..., 12345 bytes moved")."""
+    for line in stderr.splitlines():
+        if hostname in line and ": pulled" in line and "moved" in line:
+            amount, unit = line.split(", ")[-1].split()[:2]
+            return int(float(amount) * 1e6) if unit == "MB" else int(amount)
+    raise AssertionError(f"no pull through the registry to {hostname}: {stderr}")
+
+
+def _image_size(image: str) -> int:
+    return int(subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True,
+                              text=True, check=True).stdout)
+
+
+def _published(container: str) -> list[str]:
+    out = subprocess.run(["docker", "container", "port", container, "5000/tcp"], capture_output=True, text=True,
+                         check=True).stdout
+    return sorted({line.rsplit(":", 1)[0] for line in out.split()})
+
+
+def _relays_left(docker_host: str) -> list[str]:
+    return subprocess.run(["docker", "--host", docker_host, "ps", "-aq", "--filter",
+                           "label=org.droplet-deploy.image-relay"], capture_output=True, text=True,
+                          check=True).stdout.split()
 
 
 def _engine_name() -> str:

@@ -75,6 +75,9 @@ class ComposeBackend(Backend):
     def in_use(self) -> InUse:
         return self.stack.in_use()
 
+    def read_ahead(self) -> None:
+        self.stack.read_ahead()
+
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
                 back_to: Rollback | None = None) -> Outcome:
         session = self.session

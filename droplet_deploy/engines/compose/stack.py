@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from droplet_deploy.commands import compose as compose_cmd
 from droplet_deploy.commands import docker
@@ -72,6 +73,7 @@ class Stack:
         self.env_file: str | None = None  # None: the configured env file
         self._detected: tuple[tuple[str, ...], str] | None = None
         self._detecting = threading.Lock()  # preflight's checks run at once, and several need the binary
+        self._ahead: Future[state.Snapshot] | None = None  # read_ahead's read, until a snapshot takes it
 
     @property
     def binary(self) -> tuple[str, ...]:
@@ -119,8 +121,26 @@ class Stack:
 
     def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
         """What runs now; ``upstream=False`` leaves out the read of the proxy's upstream file, for a caller that
-        only looks for containers."""
+        only looks for containers. The first full read after ``read_ahead`` is the one it started."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and upstream:
+            try:
+                return ahead.result()
+            except Exception:  # whatever went wrong there, a read of its own says it properly
+                pass
         return state.read(self.target, self.settings, upstream=upstream)
+
+    # -- reading ahead -------------------------------------------------------------------------------------
+    def read_ahead(self) -> None:
+        """Start the rollout's first read of what runs (containers, the proxy's upstream) beside the caller's
+        next step (verify.build): it changes nothing, and under the deploy lock nothing else starts or stops the
+        stack's containers meanwhile. Only on this machine, where commands run side by side; over SSH they share
+        one shell."""
+        if self.target.dry or self.settings.is_remote or self._ahead is not None:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        self._ahead = pool.submit(state.read, self.target, self.settings)
+        pool.shutdown(wait=False)
 
     # -- changes -----------------------------------------------------------------------------------------
     def switch(self, proxy: Container, container: Container) -> str | None:

@@ -33,6 +33,7 @@ from droplet_deploy.engines.swarm import stackfile
 from droplet_deploy.engines.swarm.day_two import restart_note, restarted, scaling, settled
 from droplet_deploy.engines.swarm.distribute import NodeEngine, missing_on, node_engine
 from droplet_deploy.engines.swarm.one_off import env_file_text, planned_app
+from droplet_deploy.engines.swarm.registry import ImageRegistry
 from droplet_deploy.engines.swarm.snapshot import service_container, stopped_containers, task_container
 from droplet_deploy.engines.swarm.stackfile import REVISION_LABEL
 from droplet_deploy.engines.swarm.state import (
@@ -95,6 +96,11 @@ class SwarmBackend(Backend):
         if back_to is None or not self.session.settings.is_remote:
             return self.compose
         return self.compose.returning_to(None, release.shipped_directory(self.session, back_to.record.revision))
+
+    @property
+    def image_registry(self) -> ImageRegistry | None:
+        image = self.session.settings.swarm_registry_image
+        return ImageRegistry(self.stack_name, image) if image and self.nodes else None
 
     @property
     def nodes(self) -> list[NodeEngine]:
@@ -252,8 +258,11 @@ class SwarmBackend(Backend):
         before = read_stack(session.target, self.stack_name).service(session.settings.app_service)
         kept = self.release_of(image, revision)
         # The health timeout bounds the whole wait: convergence of every task and the proof of each.
-        run = swarm_rollout.rollback if back_to is not None else swarm_rollout.rollout
-        report = run(session.target, kept, nodes=self.nodes, timeout=seconds)
+        if back_to is not None:
+            report = swarm_rollout.rollback(session.target, kept, nodes=self.nodes, timeout=seconds)
+        else:
+            report = swarm_rollout.rollout(session.target, kept, nodes=self.nodes, timeout=seconds,
+                                           registry=self.image_registry)
         proofs = report.proofs
         first = proofs[0] if proofs else None
         served = None if first is None else service_container(session.settings.app_service, first.task_id,

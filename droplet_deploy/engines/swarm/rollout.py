@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from droplet_deploy.commands import swarm as cmd
 from droplet_deploy.core.errors import PreflightFailed, RollbackImpossible, RolloutFailed
 from droplet_deploy.engines.swarm.distribute import NodeEngine, ensure_everywhere, free_disk_kb, missing_on
+from droplet_deploy.engines.swarm.registry import ImageRegistry
 from droplet_deploy.engines.swarm.stackfile import REVISION_LABEL
 from droplet_deploy.engines.swarm.state import (
     UPDATE_FAILED,
@@ -125,12 +126,12 @@ def preflight(target: Target, release: SwarmRelease, nodes: Sequence[NodeEngine]
 # --- the rollout --------------------------------------------------------------------------------------------------
 
 def rollout(target: Target, release: SwarmRelease, *, nodes: Sequence[NodeEngine] = (), timeout: float = 120.0,
-            poll: float = 0.5, clock: Clock | None = None) -> RolloutReport:
+            poll: float = 0.5, clock: Clock | None = None, registry: ImageRegistry | None = None) -> RolloutReport:
     """Deploy ``release``; return once every replica serves its revision, or roll back and raise RolloutFailed."""
     clock = clock or Clock()
     started = clock.now()
     cluster = preflight(target, release, nodes)
-    ensure_everywhere(target, release.image, nodes)
+    ensure_everywhere(target, release.image, nodes, registry=registry)
     before = read_stack(target, release.stack)
     previous = before.service(release.app_service)
     target.run(cmd.stack_deploy(release.stack_file, release.stack))
