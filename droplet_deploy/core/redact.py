@@ -104,8 +104,9 @@ _SHAPES = (
     # https://KEY@host: a user without a password in a web URL is a token (a Sentry DSN, a GitHub clone URL).
     _Shape(re.compile(r"\b(?:https?|wss?)://(?P<secret>[^\s:/@'\"]+)@(?=[^\s@]*(?:\s|$))")),
 )
-# A word of a shell line, quotes kept, and what ends a simple command (the program in force ends with it).
-_WORD = re.compile(r"(?P<word>(?:'[^']*'|\"[^\"]*\"|[^\s'\";&|()<>])+)|(?P<end>[;&|()\n])")
+# A word of a shell line, quotes kept, and what ends a simple command (the program in force ends with it; a
+# backquote too, also where a message quotes a command in backquotes).
+_WORD = re.compile(r"(?P<word>(?:'[^']*'|\"[^\"]*\"|[^\s'\";&|()<>`])+)|(?P<end>[;&|()\n`])")
 
 
 def redact(text: str) -> str:
