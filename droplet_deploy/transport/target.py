@@ -91,11 +91,11 @@ class Target(Protocol):
     def interact(self, argv: Sequence[str]) -> int:
         """Run a command with the user's terminal attached (a pty, stdin passed on); returns its exit status."""
 
-    def write_text(self, path: str, text: str, mode: int = 0o644) -> None: ...
+    def write_text(self, path: str, text: str, mode: int = 0o600) -> None: ...
 
     def read_text(self, path: str) -> str | None: ...
 
-    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o600) -> None:
         """Copy a file of this machine to ``path`` on the target, atomically, with ``mode``."""
 
     def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
@@ -287,13 +287,13 @@ class LocalTarget(_Base):
     def _raw_run(self, line: str, **kwargs):
         return _SignalForwardingLocal(self._runner).run(line, **kwargs)
 
-    def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    def write_text(self, path: str, text: str, mode: int = 0o600) -> None:
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {path} ({len(text.encode())} bytes)")
             return
         self._replace(path, mode, lambda sink: sink.write(text.encode()))
 
-    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o600) -> None:
         if self.dry:
             self.say(f"[dry-run] [{self.name}] copy {local_path} -> {path}")
             return
@@ -371,7 +371,7 @@ class SshTarget(_Base):
             self._shell.close()
             self._shell = None
 
-    def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    def write_text(self, path: str, text: str, mode: int = 0o600) -> None:
         full = self._absolute(path)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {full} ({len(text.encode())} bytes)")
@@ -379,7 +379,7 @@ class SshTarget(_Base):
         data = text.encode()
         self._stream_in(io.BytesIO(data), full, mode, len(data))
 
-    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o600) -> None:
         full = self._absolute(path)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] upload {local_path} -> {full}")

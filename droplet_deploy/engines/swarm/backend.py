@@ -117,7 +117,7 @@ class SwarmBackend(Backend):
         session = self.session
         plan = self.stack_plan(image, revision, timeout=timeout)
         stack, notes = self.render(plan, compose or self.compose)
-        session.target.run(["mkdir", "-p", posixpath.dirname(plan.proxy_config_file)])
+        session.target.run(files.mkdir_p(posixpath.dirname(plan.proxy_config_file)))
         session.target.write_text(plan.proxy_config_file, stackfile.proxy_conf(plan))
         # The model inlines the env file (secrets included): the stack file is the owner's only, as the env file is.
         session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack), mode=0o600)
