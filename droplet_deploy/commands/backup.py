@@ -118,9 +118,17 @@ def claim_dir(incoming: str, final: str) -> list[str]:
     return ["sh", "-c", _CLAIM, "backup-claim", incoming, final]
 
 
+# Every file on disk before the rename, and the rename itself after it: a backup is sealed only once it would
+# survive a crash, since retention deletes older ones right after.
+_SEAL = ('set -- "$1" "$2" "$(dirname "$2")"; '
+         'find "$1" -type f -exec sh -c \'' + files.FLUSH + '\' flush {} + ; '
+         'mv -T -- "$1" "$2" || exit 1; set -- "$2" "$3"; ' + files.FLUSH)
+
+
 def seal(incoming: str, final: str) -> list[str]:
-    """The rename that turns a complete backup into one (atomic; ``-T``: ``final`` is the new name itself)."""
-    return ["mv", "-T", "--", incoming, final]
+    """The rename that turns a complete backup into one (atomic; ``-T``: ``final`` is the new name itself), its
+    files and the rename written to disk first."""
+    return ["sh", "-c", _SEAL, "backup-seal", incoming, final]
 
 
 def make_subdirs(directory: str, names: Sequence[str]) -> list[str]:

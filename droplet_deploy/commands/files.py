@@ -78,8 +78,14 @@ def lock_release(lock_dir: str, token: str) -> list[str]:
     return ["sh", "-c", _LOCK_RELEASE, "lock-release", lock_dir, token]
 
 
+# Written to disk before it returns (what is on disk can be lost to a crash otherwise); `sync FILE` where the
+# system's sync takes one (coreutils), all of them where it does not.
+FLUSH = '{ sync -- "$@" || sync; } 2>/dev/null'
 # umask first: a new file is private from its first byte; chmod: a history made before that becomes private too.
-_APPEND = 'umask 077; mkdir -p -- "$(dirname "$2")" && printf "%s\\n" "$1" >> "$2" && chmod 600 -- "$2"'
+# A last line cut short by a crash gets its newline first, so it never swallows the line appended after it.
+_APPEND = ('umask 077; f="$2"; mkdir -p -- "$(dirname "$f")" || exit 1; '
+           'if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then printf "\\n" >> "$f" || exit 1; fi; '
+           'printf "%s\\n" "$1" >> "$f" && chmod 600 -- "$f" || exit 1; set -- "$f"; ' + FLUSH)
 
 
 def append_line(path: str, line: str) -> list[str]:
