@@ -83,14 +83,18 @@ _JSON_VALUE = r'(?P<q>\\?")(?P<name>[A-Za-z_][\w.-]*)(?P=q)\s*:\s*(?P=q)(?P<secr
 _SHAPES = (
     # NAME=value and --name=value, also inside a script (`PGPASSWORD=x pg_dump`) or a query string (`?password=x&`).
     # Before URLs: SENTRY_DSN=https://key@host is masked whole.
-    _Shape(re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;'\"]+)"), _named),
+    # (A name starts where no name character is before it, nor one and a '-': tried at every character of a long
+    # word, the pattern would take quadratic time.)
+    _Shape(re.compile(r"(?<![A-Za-z0-9_.])(?<![A-Za-z0-9_.]-)(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;'\"]+)"),
+           _named),
     # JSON and Python-repr values of secret keys: {"token": "x"}, {\"password\":\"x\"} (JSON inside JSON), {'pw': 'x'}.
     _Shape(re.compile(_JSON_VALUE), _named),
     _Shape(re.compile(r"'(?P<name>[A-Za-z_][\w.-]*)'\s*:\s*'(?P<secret>[^']*)'"), _named),
     # Authorization: Bearer x (any scheme), and headers named for a secret: X-Api-Key: x, PRIVATE-TOKEN: x.
     _Shape(re.compile(r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|bot|apikey|negotiate)\s+)?"
                       r"(?P<secret>[^\s'\"]+)")),
-    _Shape(re.compile(r"\b(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+)\s*:\s*(?P<secret>[^\s'\"]+)"), _named),
+    _Shape(re.compile(r"(?<![A-Za-z0-9-])(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+)\s*:\s*(?P<secret>[^\s'\"]+)"),
+           _named),
     # Webhook URLs are their own credential: whoever has one can post. The ids before the token stay readable.
     _Shape(re.compile(r"\bhttps?://hooks\.slack\.com/(?:services|workflows|triggers)/(?:[^\s'\"/?#]+/)*"
                       r"(?P<secret>[^\s'\"/?#]+)")),
@@ -207,7 +211,18 @@ def _redact(text: str) -> tuple[str, list[str]]:
     found: list[str] = []
     for shape in _SHAPES:
         text = shape.pattern.sub(functools.partial(_mask_group, shape=shape, found=found), text)
-    return _mask_words(text, found), found
+    return (_mask_words(text, found) if _has_placed_secrets(text) else text), found
+
+
+_PROGRAM_WORD = re.compile(r"(?<![\w.-])(?:" + "|".join(map(re.escape, sorted(_PROGRAMS, key=len, reverse=True)))
+                           + r")(?![\w.-])")
+_ANY_FLAG = re.compile(r"(?<![\w-])--?([A-Za-z][A-Za-z0-9_-]*)")
+
+
+def _has_placed_secrets(text: str) -> bool:
+    """Whether reading ``text`` word by word can find anything: a program of ``_PROGRAMS`` or a secret-named
+    flag is in it. (Most output holds neither, and the word by word reading costs ten times the patterns.)"""
+    return bool(_PROGRAM_WORD.search(text)) or any(secret_name(name) for name in set(_ANY_FLAG.findall(text)))
 
 
 def _mask_group(match: re.Match[str], shape: _Shape, found: list[str]) -> str:
