@@ -136,6 +136,7 @@ def download(target: Target, settings: Settings, found: mf.Manifest, dest: str |
         raise BackupError(f"{local} already exists: not overwritten",
                           hint="download into another directory or move the old copy away first")
     names = [mf.MANIFEST, mf.SUMS, *(f.path for f in found.files)]
+    _check_room(found, local)
     local.mkdir(parents=True, mode=0o700)
     os.chmod(local, 0o700)
     try:
@@ -143,9 +144,36 @@ def download(target: Target, settings: Settings, found: mf.Manifest, dest: str |
             dest_file = local / name
             dest_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             target.get_file(posixpath.join(source, name), str(dest_file), mode=0o600)
-    except (OSError, CommandFailed) as exc:
+        _check_sizes(found, local)
+    except (OSError, CommandFailed, BackupError) as exc:
         shutil.rmtree(local, ignore_errors=True)
-        reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
         raise BackupError(f"download of {found.id} from {target.name} failed: {reason}",
                           hint=f"nothing was kept in {local.parent}") from None
     return local
+
+
+# Room left beside a download: a full disk here breaks more than the download.
+DOWNLOAD_MARGIN = 64 * 1024 * 1024
+
+
+def _check_room(found: mf.Manifest, local: Path) -> None:
+    """Refuse, before a byte is written, a download that would leave less than the margin free."""
+    existing = next(p for p in (local, *local.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if found.size + DOWNLOAD_MARGIN > free:
+        raise BackupError(f"download of {found.id}: it is {_mb(found.size)} and {existing} has {_mb(free)} free "
+                          f"(at least {_mb(DOWNLOAD_MARGIN)} must stay free); nothing was written",
+                          hint="free some space or download into another directory")
+
+
+def _check_sizes(found: mf.Manifest, local: Path) -> None:
+    """Each downloaded file has the size its manifest gives."""
+    for entry in found.files:
+        size = (local / entry.path).stat().st_size
+        if size != entry.size:
+            raise BackupError(f"{entry.path} is {size} bytes, its manifest says {entry.size}")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"

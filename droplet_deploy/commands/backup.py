@@ -94,7 +94,12 @@ sys.exit(0 if verdict == ["ok"] else 1)
 # The only redirects: stdout of a command into a file on the host, or a file into a command's stdin.
 # umask first in everything that writes into a backup: its files are mode 600 from the first byte.
 _STDOUT_TO_FILE = 'umask 077; out="$1"; shift; exec "$@" > "$out"'
-_STDOUT_AND_ERR_TO_FILE = 'umask 077; out="$1"; shift; exec "$@" > "$out" 2>&1'
+# The logs kept in a backup: their last LOG_BYTES (an app that logged for months must not fill the disk), the
+# command's own exit status kept through the pipe.
+LOG_BYTES = 16 * 1024 * 1024
+_LAST_BYTES_TO_FILE = ('umask 077; out="$1"; max="$2"; shift 2; '
+                       '{ "$@" 2>&1; echo "$?" > "$out.status"; } | tail -c "$max" > "$out" || exit 1; '
+                       'status="$(cat -- "$out.status")"; rm -f -- "$out.status"; exit "${status:-1}"')
 _FILE_TO_STDIN = 'in="$1"; shift; exec "$@" < "$in"'
 # A backup is written under a temporary name; the name it will be sealed under must not be taken already.
 _CLAIM = '[ ! -e "$2" ] && mkdir -m 700 -- "$1"'
@@ -118,9 +123,17 @@ def claim_dir(incoming: str, final: str) -> list[str]:
     return ["sh", "-c", _CLAIM, "backup-claim", incoming, final]
 
 
+# Every file on disk before the rename, and the rename itself after it: a backup is sealed only once it would
+# survive a crash, since retention deletes older ones right after.
+_SEAL = ('set -- "$1" "$2" "$(dirname "$2")"; '
+         'find "$1" -type f -exec sh -c \'' + files.FLUSH + '\' flush {} + ; '
+         'mv -T -- "$1" "$2" || exit 1; set -- "$2" "$3"; ' + files.FLUSH)
+
+
 def seal(incoming: str, final: str) -> list[str]:
-    """The rename that turns a complete backup into one (atomic; ``-T``: ``final`` is the new name itself)."""
-    return ["mv", "-T", "--", incoming, final]
+    """The rename that turns a complete backup into one (atomic; ``-T``: ``final`` is the new name itself), its
+    files and the rename written to disk first."""
+    return ["sh", "-c", _SEAL, "backup-seal", incoming, final]
 
 
 def make_subdirs(directory: str, names: Sequence[str]) -> list[str]:
@@ -147,8 +160,10 @@ def load_with(container: str, command: Sequence[str], src: str) -> list[str]:
     return ["sh", "-c", _FILE_TO_STDIN, "restore-dump", src, "docker", "exec", "--interactive", container, *command]
 
 
-def save_logs(container: str, dest: str) -> list[str]:
-    return ["sh", "-c", _STDOUT_AND_ERR_TO_FILE, "backup-logs", dest, "docker", "logs", "--timestamps", container]
+def save_logs(container: str, dest: str, limit: int = LOG_BYTES) -> list[str]:
+    """The container's logs, stdout and stderr as they came, their last ``limit`` bytes."""
+    return ["sh", "-c", _LAST_BYTES_TO_FILE, "backup-logs", dest, str(limit), "docker", "logs", "--timestamps",
+            container]
 
 
 def copy_private(src: str, dest: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+import shlex
+from collections.abc import Collection, Mapping, Sequence
 
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -13,13 +15,16 @@ def server_version() -> list[str]:
 
 
 def build(*, image: str, revision: str, context: str, dockerfile: str, build_args: Mapping[str, str],
-          target: str | None = None, no_cache: bool = False, labels: Mapping[str, str] | None = None) -> list[str]:
+          target: str | None = None, no_cache: bool = False, labels: Mapping[str, str] | None = None,
+          from_environment: Collection[str] = ()) -> list[str]:
+    """``from_environment``: build args given by name only, ``docker build`` taking their values from its
+    environment (``with_values_from``), so that no value is in its command line."""
     # --force-rm: the classic builder otherwise leaves the failed step's container behind on every broken build.
     argv = ["docker", "build", "--force-rm", "--file", dockerfile, "--tag", image]
     for key, value in sorted({REVISION_LABEL: revision, **(labels or {})}.items()):
         argv += ["--label", f"{key}={value}"]
     for key, value in sorted({**build_args, "REVISION": revision}.items()):
-        argv += ["--build-arg", f"{key}={value}"]
+        argv += ["--build-arg", key if key in from_environment else f"{key}={value}"]
     if target:
         argv += ["--target", target]
     if no_cache:
@@ -100,3 +105,29 @@ def log_options(*, since: str | None = None, tail: int | None = None, follow: bo
 def logs(container: str, *, since: str | None = None, tail: int | None = None, follow: bool = False,
          timestamps: bool = False) -> list[str]:
     return ["docker", "logs", *log_options(since=since, tail=tail, follow=follow, timestamps=timestamps), container]
+
+
+# Names whose value in docker's own environment would change what docker or the shell does: passed inline.
+_NOT_FROM_ENVIRONMENT = re.compile(r"^(?:DOCKER_|BUILDKIT_|BUILDX_|COMPOSE_|LD_)|^(?:PATH|HOME|IFS|ENV|BASH_ENV|"
+                                   r"SHELL|PS4|TMPDIR|[A-Za-z]+_PROXY)$", re.IGNORECASE)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The values file is read and removed before the command starts: the values live in its environment only
+# (readable by its user alone, unlike a command line, which every user of the host sees in `ps`).
+# (The trap: a file the shell cannot read ends it, and it is removed then too.)
+_WITH_VALUES = ('f="$1"; shift; trap \'rm -f -- "$f"\' EXIT; set -a; . "$f" || exit 1; set +a; rm -f -- "$f"; '
+                'trap - EXIT; exec "$@"')
+
+
+def environment_names(build_args: Mapping[str, str]) -> list[str]:
+    """The build args whose values can go through the environment: shell names that mean nothing to docker."""
+    return sorted(k for k in build_args if _IDENTIFIER.match(k) and not _NOT_FROM_ENVIRONMENT.match(k))
+
+
+def values_file(values: Mapping[str, str]) -> str:
+    """The text of a values file: shell assignments, each value quoted."""
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in sorted(values.items()))
+
+
+def with_values_from(path: str, command: Sequence[str]) -> list[str]:
+    """``command`` with the assignments of the file at ``path`` (absolute) in its environment; the file removed."""
+    return ["sh", "-c", _WITH_VALUES, "with-values", path, *command]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+# umask first: every directory made, parents included, is the owner's only (they hold env values, history and
+# backups); one that exists already is left as it is.
+_MKDIR_PRIVATE = 'umask 077 && exec mkdir -p -- "$@"'
+
 
 def mkdir_p(*paths: str) -> list[str]:
-    return ["mkdir", "-p", "--", *paths]
+    return ["sh", "-c", _MKDIR_PRIVATE, "mkdir-private", *paths]
 
 
 def is_dir(path: str) -> list[str]:
@@ -22,7 +26,7 @@ LOCK_HELD = 3
 # renamed to the lock's name. rename(2) fails when the lock exists and is not empty, so two deploys cannot both
 # win, and a kill at any point leaves either no lock or a lock naming its holder (plus a stray temp directory).
 _LOCK_ACQUIRE = (
-    'tmp="$(mktemp -d "$1.new.XXXXXX")" && chmod 755 "$tmp" || exit 1; '
+    'umask 077; tmp="$(mktemp -d "$1.new.XXXXXX")" || exit 1; '
     'if printf "%s\\n" "$2" > "$tmp/holder.json" && [ ! -e "$1" ] && mv -T -- "$tmp" "$1" 2>/dev/null; '
     'then exit 0; fi; rm -rf -- "$tmp"; exit 3'
 )
@@ -74,8 +78,18 @@ def lock_release(lock_dir: str, token: str) -> list[str]:
     return ["sh", "-c", _LOCK_RELEASE, "lock-release", lock_dir, token]
 
 
+# Written to disk before it returns (what is on disk can be lost to a crash otherwise); `sync FILE` where the
+# system's sync takes one (coreutils), all of them where it does not.
+FLUSH = '{ sync -- "$@" || sync; } 2>/dev/null'
+# umask first: a new file is private from its first byte; chmod: a history made before that becomes private too.
+# A last line cut short by a crash gets its newline first, so it never swallows the line appended after it.
+_APPEND = ('umask 077; f="$2"; mkdir -p -- "$(dirname "$f")" || exit 1; '
+           'if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then printf "\\n" >> "$f" || exit 1; fi; '
+           'printf "%s\\n" "$1" >> "$f" && chmod 600 -- "$f" || exit 1; set -- "$f"; ' + FLUSH)
+
+
 def append_line(path: str, line: str) -> list[str]:
-    return ["sh", "-c", 'mkdir -p "$(dirname "$2")" && printf "%s\\n" "$1" >> "$2"', "append", line, path]
+    return ["sh", "-c", _APPEND, "append", line, path]
 
 
 def tail(path: str, lines: int) -> list[str]:

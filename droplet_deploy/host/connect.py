@@ -31,7 +31,9 @@ def connect(c: Context, settings: Settings, *, say: Callable[[str], None] | None
     """Open the connection to ``settings.host``; the target starts in ``/``."""
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     spec = hosts.parse_host_spec(settings.host or "")
-    connection = fabric.Connection(spec.host, user=spec.user, port=spec.port,
+    # forward_agent=False whatever ssh_config says (ForwardAgent yes): whoever is root on the host could use the
+    # deploying user's keys for as long as the deploy runs.
+    connection = fabric.Connection(spec.host, user=spec.user, port=spec.port, forward_agent=False,
                                    config=fabric_config(settings, dry=bool(c.config.run.dry)))
     # Fabric rounds its own timeout down to whole seconds (0.5 would mean none); paramiko takes floats.
     connection.connect_timeout = settings.connect_timeout
@@ -44,6 +46,7 @@ def connect(c: Context, settings: Settings, *, say: Callable[[str], None] | None
     hop = connection.gateway
     while isinstance(hop, fabric.Connection):  # a ProxyJump host is checked like the host itself
         _verify_host_keys(hop, settings, hop.original_host, say)
+        hop.forward_agent = False
         hop = hop.gateway
     client = connection.client
     try:

@@ -137,8 +137,12 @@ def _restore(session: Session, data: Manifest, safety: str) -> None:
 def _env_fields(session: Session, records, files: kept.Kept | None) -> dict[str, str]:
     """The env file's checksums for the history: the containers a rollback starts read the env file kept with the
     release when there is one, not today's."""
-    found = envfile.fields(envfile.drift(session.target, session.settings, session.state_dir, records))
+    drift = envfile.drift(session.target, session.settings, session.state_dir, records)
+    found = envfile.fields(drift)
     if found and files is not None and files.env_file:
         digest = session.target.probe(file_cmd.sha256(files.env_file))
         found["env_sha256_after"] = envfile.parse_sha256(digest.stdout) if digest.ok else ""
+        returning = envfile.returning_line(drift, found["env_sha256_after"], files.id)
+        if returning:
+            session.ui.note(returning)
     return found

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from invoke import Argument, Exit, Task
+from invoke.exceptions import CommandTimedOut
 
 from droplet_deploy.core import signals, validate
 from droplet_deploy.core.errors import DeployError, UsageError
+from droplet_deploy.core.redact import redact
 
 if TYPE_CHECKING:  # annotations only: the task bodies import what they run
     from droplet_deploy.session import Session
@@ -32,8 +34,25 @@ def clean_errors(body: Callable[..., Any]) -> Callable[..., Any]:
             raise Exit(f"error: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
             raise Exit(interrupted_line(exc), code=signals.exit_code(exc)) from None
+        except Exit:
+            raise
+        except Exception as exc:  # a library's failure (a timeout, a dropped connection): one line too
+            if os.environ.get("DEPLOY_DEBUG"):
+                raise
+            raise Exit(unexpected_line(exc), code=1) from None
 
     return wrapper
+
+
+def unexpected_line(exc: Exception) -> str:
+    """An error the toolkit did not raise itself, as one line with its credentials masked: its first line
+    (Invoke's timeout message quotes the whole command line below it, unmasked)."""
+    if isinstance(exc, CommandTimedOut):
+        text = f"`{exc.result.command}` did not finish within {exc.timeout:g}s and was stopped"
+    else:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
+    return f"error: {redact(text)[:400]} (DEPLOY_DEBUG=1 shows where it came from)"
 
 
 def interrupted_line(exc: BaseException) -> str:

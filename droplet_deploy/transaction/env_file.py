@@ -93,3 +93,13 @@ def fields(found: Drift | None, *, applied: bool = True) -> dict[str, str]:
     if found is None:
         return {}
     return {"env_sha256_before": found.before, "env_sha256_after": found.now if applied else found.before}
+
+
+def returning_line(found: Drift | None, kept_sha256: str, release_id: str) -> str | None:
+    """What a rollback says when the env file kept with the release it returns to is not today's: the values
+    changed since (a rotated secret included) come back with it. None when they are the same, or either is unknown."""
+    if found is None or not kept_sha256 or not found.now or kept_sha256 == found.now:
+        return None
+    return (f"the app starts with the env file kept with release {release_id} (sha256 {kept_sha256[:12]}), not "
+            f"today's {found.path} (sha256 {found.now[:12]}): values changed since, rotated secrets included, come "
+            "back; deploy again to run with today's")

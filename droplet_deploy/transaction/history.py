@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from droplet_deploy.commands import files
 from droplet_deploy.core import signals
 from droplet_deploy.core.errors import DeployError
-from droplet_deploy.core.redact import redact
+from droplet_deploy.core.redact import clean, redact
 from droplet_deploy.transport.target import Target
 
 
@@ -40,9 +40,21 @@ def history_path(state_dir: str) -> str:
     return f"{state_dir.rstrip('/')}/history.jsonl"
 
 
-def record(target: Target, state_dir: str, entry: Record) -> None:
-    target.run(files.append_line(history_path(state_dir), json.dumps(asdict(entry), sort_keys=True)), check=False,
-               does=f"record the {entry.action} in the release history ({entry.result})")
+def record(target: Target, state_dir: str, entry: Record) -> bool:
+    """Append ``entry`` (on disk before it returns); a line that could not be written is a warning, never the
+    change's failure: what the change did stands, only its record is missing."""
+    path = history_path(state_dir)
+    try:
+        result = target.run(files.append_line(path, json.dumps(asdict(entry), sort_keys=True)), check=False,
+                            does=f"record the {entry.action} in the release history ({entry.result})")
+        problem = "" if result.ok else clean(result.stderr or result.stdout or f"exit {result.exit_status}").strip()
+    except Exception as exc:  # the connection went away: the change's own outcome is what the user must see
+        problem = redact(f"{type(exc).__name__}: {exc}")
+    if problem:
+        last = problem.splitlines()[-1][:200]
+        target.say(f"warning: the {entry.action} ({entry.result}, {entry.revision[:12]}) is not in the release "
+                   f"history {path}: {last}; `inv deploy.status` will not list it")
+    return not problem
 
 
 @dataclass(frozen=True)

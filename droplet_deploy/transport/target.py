@@ -28,6 +28,7 @@ import re
 import select
 import shlex
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from invoke import Context, Local
+from invoke.exceptions import CommandTimedOut
 
 from droplet_deploy.commands import files
 from droplet_deploy.core import signals
@@ -90,11 +92,11 @@ class Target(Protocol):
     def interact(self, argv: Sequence[str]) -> int:
         """Run a command with the user's terminal attached (a pty, stdin passed on); returns its exit status."""
 
-    def write_text(self, path: str, text: str, mode: int = 0o644) -> None: ...
+    def write_text(self, path: str, text: str, mode: int = 0o600) -> None: ...
 
     def read_text(self, path: str) -> str | None: ...
 
-    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o600) -> None:
         """Copy a file of this machine to ``path`` on the target, atomically, with ``mode``."""
 
     def get_file(self, path: str, local_path: str, mode: int = 0o600) -> None:
@@ -111,6 +113,11 @@ class Target(Protocol):
         """A TCP connection to an address the target reaches (its own 127.0.0.1), carried from here."""
 
     def close(self) -> None: ...
+
+
+def out_of_time(timeout: float) -> str:
+    """What a command stopped at its deadline has to say, wherever it ran."""
+    return f"no answer within {timeout:g}s; the command was stopped"
 
 
 def command_line(argv: Sequence[str], cwd: str | None = None) -> str:
@@ -190,16 +197,22 @@ class _Base:
         # echo=False: this class echoes (masked); Invoke's own echo (`inv --echo`) would print the raw line.
         streams = _output_streams(argv, stream, tail)
         marker = signals.mark()
+        late = ""
         try:
             raw = self._raw_run(
                 command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
                 timeout=timeout, **streams, **self._run_kwargs(),
             )
+        except CommandTimedOut as exc:
+            # Invoke has stopped it. Its own message quotes the raw command line: the result says it instead,
+            # as the SSH shell's does, and is masked like any failure.
+            raw, late = exc.result, "\n" + out_of_time(exc.timeout)
         finally:
             for opened in streams.values():
                 opened.close()
         signals.raise_if_swallowed(marker)  # Invoke waits for the command instead of raising; stop here
-        result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
+        exited = -1 if late or raw.exited is None else raw.exited
+        result = Result(argv, exited, raw.stdout, raw.stderr + late)
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
@@ -247,6 +260,32 @@ class _SignalForwardingLocal(Local):
         else:
             super().send_interrupt(interrupt)
 
+    def kill(self) -> None:
+        """At a timeout: the shell and everything it started. Invoke kills the shell alone, and a command it
+        started (``sleep`` in ``sh -c``) keeps the output pipes open, so the run would still wait for it."""
+        process = getattr(self, "process", None)
+        if process is not None:
+            for pid in _descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        super().kill()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (none where there is no /proc: there only the shell is stopped)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The name in parentheses may hold spaces and ')': the fields after the last ')' are fixed.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
 
 class LocalTarget(_Base):
     """Runs on this machine through Invoke, so ``--dry`` and Invoke's run settings apply."""
@@ -256,13 +295,13 @@ class LocalTarget(_Base):
     def _raw_run(self, line: str, **kwargs):
         return _SignalForwardingLocal(self._runner).run(line, **kwargs)
 
-    def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    def write_text(self, path: str, text: str, mode: int = 0o600) -> None:
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {path} ({len(text.encode())} bytes)")
             return
         self._replace(path, mode, lambda sink: sink.write(text.encode()))
 
-    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o600) -> None:
         if self.dry:
             self.say(f"[dry-run] [{self.name}] copy {local_path} -> {path}")
             return
@@ -348,7 +387,7 @@ class SshTarget(_Base):
             self._shell.close()
             self._shell = None
 
-    def write_text(self, path: str, text: str, mode: int = 0o644) -> None:
+    def write_text(self, path: str, text: str, mode: int = 0o600) -> None:
         full = self._absolute(path)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] write {full} ({len(text.encode())} bytes)")
@@ -356,7 +395,7 @@ class SshTarget(_Base):
         data = text.encode()
         self._stream_in(io.BytesIO(data), full, mode, len(data))
 
-    def put_file(self, local_path: str, path: str, mode: int = 0o644) -> None:
+    def put_file(self, local_path: str, path: str, mode: int = 0o600) -> None:
         full = self._absolute(path)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] upload {local_path} -> {full}")
@@ -481,8 +520,8 @@ class _Shell:
             show_err.feed(err)
             if self.channel.exit_status_ready() and not (self.channel.recv_ready() or self.channel.recv_stderr_ready()):
                 raise _ShellLost("the connection's shell ended before the command did")
-            if deadline is not None and time.monotonic() > deadline:
-                raise _ShellLost(f"no answer within {timeout:g}s; the command was stopped")
+            if deadline is not None and timeout is not None and time.monotonic() > deadline:
+                raise _ShellLost(out_of_time(timeout))
             # Wakes on stdout at once; stderr alone (it does not wake the select) is looked at every 10 ms.
             select.select([self.channel], [], [], 0.01)
 

@@ -19,6 +19,7 @@ import sqlite3
 import stat
 import subprocess
 import textwrap
+import time
 
 import pytest
 import requests
@@ -96,6 +97,12 @@ def test_the_tasks_deploy_redeploy_under_load_roll_back_stack_wide_and_show_ever
         _, step = load.during(lambda: project.inv("deploy.test"), SETTLE)
         _assert_only(step, second, allowed={first, second})
 
+        swarm_dir = project.path / ".deploy" / "test" / "swarm"
+        assert len(list(swarm_dir.glob("*.yml"))) == 1, "the first release's stack file went when the second served"
+        stale = swarm_dir / f".exec-1-{time.time_ns() - 2 * 86_400 * 10**9}.env"
+        recent = swarm_dir / f".exec-2-{time.time_ns()}.env"
+        for planted in (stale, recent):
+            planted.write_text("APP_SECRET=x\n")
         _, step = load.during(lambda: project.inv("deploy.rollback"), SETTLE)
         _assert_only(step, first, allowed={first, second})
     assert load.report().failed == 0, load.report().describe()
@@ -106,6 +113,11 @@ def test_the_tasks_deploy_redeploy_under_load_roll_back_stack_wide_and_show_ever
     assert len(rows) == 2 and all(rev == first[:12] for _, rev in rows), status
     assert all(name.startswith("app.") and "@" in name for name, _ in rows), status
     assert "rollback" in status and "deploy" in status, status
+
+    # The stack files hold the env file's values: only the one of the release in service is left, and a one-off's
+    # env file left by a killed run goes a day later (planted: a run that leaves one is one SIGKILLed).
+    assert sorted(p.name for p in swarm_dir.glob("*.yml")) == [f"{project.compose_project()}-{first[:12]}.yml"]
+    assert not stale.exists() and recent.exists(), "a run still going on keeps its env file"
 
 
 def test_a_bad_release_through_the_task_stays_out_and_is_recorded(swarm_env):

@@ -228,7 +228,7 @@ class FakeTarget:
             return lambda a: (0 if a[2] in (self.files if a[1] == "-f" else self.dirs) else 1, "", "")
         if argv[:2] == ("ls", "-1A"):
             return self._ls
-        if argv[:1] == ("mkdir",):
+        if argv[:1] == ("mkdir",) or (argv[:2] == ("sh", "-c") and argv[3:4] == ("mkdir-private",)):
             return self._mkdir
         if argv[:2] == ("sh", "-c") and argv[3:4] == ("copy-private",):
             return self._copy
@@ -246,8 +246,9 @@ class FakeTarget:
         return 0, "".join(f"{n}\n" for n in sorted(names)), ""
 
     def _mkdir(self, argv):
-        paths = argv[argv.index("--") + 1:]
-        if "-p" not in argv and any(p in self.dirs for p in paths):
+        private = argv[3:4] == ("mkdir-private",)  # files.mkdir_p: mkdir -p under umask 077
+        paths = argv[4:] if private else argv[argv.index("--") + 1:]
+        if not private and "-p" not in argv and any(p in self.dirs for p in paths):
             return 1, "", "mkdir: File exists"
         for path in paths:
             parts = path.split("/")

@@ -170,3 +170,17 @@ def test_integrity_script_says_ok_or_what_is_wrong(tmp_path):
     (tmp_path / "copy.sqlite3").write_bytes(bytes(bad))
     broken = run(["python3", "-c", cmd.INTEGRITY_SCRIPT, str(tmp_path / "copy.sqlite3")])
     assert broken.returncode == 1 and b"not a database" in broken.stdout
+
+
+def test_logs_kept_in_a_backup_are_their_last_bytes_and_keep_the_commands_status(tmp_path):
+    """Run for real, the log command standing in for `docker logs`: a container that logged far more than the bound
+    leaves a file of the bound's size, its latest lines (stderr too), and the command's own exit status."""
+    dest = tmp_path / "app.log"
+    script = cmd.save_logs("abc123", str(dest), limit=4096)[:6]
+    noisy = ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done; echo last-words >&2; exit 3"]
+    ran = subprocess.run([*script, *noisy])
+    assert ran.returncode == 3
+    text = dest.read_text()
+    assert len(text.encode()) == 4096 and text.endswith("line 19999\nlast-words\n")
+    assert oct(os.stat(dest).st_mode & 0o777) == "0o600" and sorted(os.listdir(tmp_path)) == ["app.log"]
+    assert subprocess.run([*script, "true"]).returncode == 0

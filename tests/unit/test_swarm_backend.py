@@ -18,6 +18,7 @@ from droplet_deploy.engines.swarm.one_off import env_file_text, planned_app
 from droplet_deploy.engines.swarm.snapshot import stopped_containers, task_container
 from droplet_deploy.engines.swarm.stackfile import REVISION_LABEL
 from droplet_deploy.engines.swarm.state import Service, StackState, Task, parse_attachable, parse_services
+from droplet_deploy.engines.swarm.state_files import done_with, exec_env_name
 
 SERVICES = ["app", "proxy", "worker"]
 
@@ -148,3 +149,15 @@ def test_before_the_first_deploy_a_one_off_gets_what_the_stack_file_gives_every_
     assert app.volumes == ("shop_app-data:/data", "shared:/shared:ro")
     listed = planned_app({"services": {"app": {"environment": ["A=1", "B=x=y"]}}}, "shop", "app", "shop:abc")
     assert listed.env == ("A=1", "B=x=y") and listed.volumes == ()
+
+
+def test_the_stack_files_of_releases_not_in_service_and_day_old_one_off_env_files_are_done_with():
+    now = 1_800_000_000 * 10**9
+    hour = 3600 * 10**9
+    names = ["shop-aaaaaaaaaaaa.yml", "shop-bbbbbbbbbbbb.yml", "shop-cccccccccccc-dirty.yml", "shop-proxy.conf",
+             "shop-beta-aaaaaaaaaaaa.yml", "shop-beta-proxy.conf", "notes.yml",
+             exec_env_name(41, now - 25 * hour), exec_env_name(42, now - hour), ".exec-x.env"]
+    assert done_with(names, "shop", "bbbbbbbbbbbb", now) == [
+        exec_env_name(41, now - 25 * hour), "shop-aaaaaaaaaaaa.yml", "shop-cccccccccccc-dirty.yml"]
+    assert done_with(names, "shop-beta", "bbbbbbbbbbbb", now) == [
+        exec_env_name(41, now - 25 * hour), "shop-beta-aaaaaaaaaaaa.yml"]

@@ -120,7 +120,7 @@ def test_a_missing_image_says_build_it_first(settings):
 
 def test_check_output_is_shown_with_the_commands_credentials_masked(root):
     settings = config.load({"app_name": "shop", "environments": {"test": {}},
-                            "check_command": ["app-check", "--dsn", "postgresql://app:MARKERSECRET123@db/app"]},
+                            "check_command": ["app-check", "--database", "postgresql://app:MARKERSECRET123@db/app"]},
                            root=root)
     target = ScriptedImage(check_status=2, check_output="cannot reach postgresql://app:MARKERSECRET123@db/app")
     reported = []

@@ -207,6 +207,24 @@ def test_rollback_runs_compose_with_the_files_the_release_ran_with(engine, root)
     assert f"compose shape    compose file, override and env file kept with release {old_id}" in out.getvalue()
 
 
+@pytest.mark.parametrize("kept_env, said", [("APP_SECRET_KEY=before-rotation\n", True), (SECRET + "\n", False)])
+def test_a_rollback_bringing_back_an_env_file_other_than_todays_says_so_in_one_line(engine, root, kept_env, said):
+    serving_new(engine)
+    target = FakeTarget(engine)
+    old_id = "20250101T000000Z-" + OLD[:12]
+    target.tail = history_lines(rec(OLD, release=old_id), rec(NEW, release="20250102T000000Z-" + NEW[:12]))
+    session, out = session_on(target, make_settings(root, env_file=".env"))
+    kept_dir = f"{STATE}/releases/{old_id}"
+    target.dirs.add(kept_dir)
+    target.files.update({f"{kept_dir}/compose.yml": COMPOSE, f"{kept_dir}/env": kept_env})
+    rollback(session)
+    lines = [line for line in out.getvalue().splitlines() if "rotated secrets included, come back" in line]
+    assert len(lines) == int(said)
+    if said:
+        assert f"env file kept with release {old_id}" in lines[0] and "deploy again to run with today's" in lines[0]
+    assert "before-rotation" not in out.getvalue() and SECRET not in out.getvalue()
+
+
 def test_a_release_without_kept_files_comes_back_with_the_files_of_today_and_says_so(engine, root):
     serving_new(engine)
     target = FakeTarget(engine)

@@ -29,7 +29,7 @@ from droplet_deploy.engines.base import Backend, Check, RestartPlan
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.engines.swarm import rollout as swarm_rollout
-from droplet_deploy.engines.swarm import stackfile
+from droplet_deploy.engines.swarm import stackfile, state_files
 from droplet_deploy.engines.swarm.day_two import restart_note, restarted, scaling, settled
 from droplet_deploy.engines.swarm.distribute import NodeEngine, missing_on, node_engine
 from droplet_deploy.engines.swarm.one_off import env_file_text, planned_app
@@ -114,7 +114,19 @@ class SwarmBackend(Backend):
             app_port=settings.app_port, health_path=settings.health_path)
 
     def stack_file(self, revision: str) -> str:
-        return posixpath.join(self.session.state_dir, "swarm", f"{self.stack_name}-{Revision.of(revision).tag}.yml")
+        return posixpath.join(self.session.state_dir, "swarm",
+                              state_files.stack_file_name(self.stack_name, Revision.of(revision).tag))
+
+    def prune_state_files(self, serving: str) -> None:
+        """Remove the stack files of releases not in service and one-off env files left by killed runs: they
+        hold the env file's values."""
+        target, directory = self.session.target, posixpath.join(self.session.state_dir, "swarm")
+        listed = target.probe(files.list_names(directory))
+        if target.dry or not listed.ok:
+            return
+        for name in state_files.done_with(listed.stdout.split(), self.stack_name, Revision.of(serving).tag,
+                                          time.time_ns()):
+            target.run(files.remove_file(posixpath.join(directory, name)), check=False)
 
     def write_stack_file(self, image: str, revision: str, *, timeout: float | None = None,
                          compose: Stack | None = None) -> list[str]:
@@ -123,7 +135,7 @@ class SwarmBackend(Backend):
         session = self.session
         plan = self.stack_plan(image, revision, timeout=timeout)
         stack, notes = self.render(plan, compose or self.compose)
-        session.target.run(["mkdir", "-p", posixpath.dirname(plan.proxy_config_file)])
+        session.target.run(files.mkdir_p(posixpath.dirname(plan.proxy_config_file)))
         session.target.write_text(plan.proxy_config_file, stackfile.proxy_conf(plan))
         # The model inlines the env file (secrets included): the stack file is the owner's only, as the env file is.
         session.target.write_text(self.stack_file(revision), stackfile.to_yaml(stack), mode=0o600)
@@ -263,6 +275,7 @@ class SwarmBackend(Backend):
         else:
             report = swarm_rollout.rollout(session.target, kept, nodes=self.nodes, timeout=seconds,
                                            registry=self.image_registry)
+        self.prune_state_files(revision)
         proofs = report.proofs
         first = proofs[0] if proofs else None
         served = None if first is None else service_container(session.settings.app_service, first.task_id,
@@ -374,7 +387,7 @@ class SwarmBackend(Backend):
         env_text, skipped = env_file_text(app.env)
         for key in skipped:
             session.ui.note(f"{key} is left out of the command's environment: its value spans lines")
-        env_file = posixpath.join(session.state_dir, "swarm", f".exec-{os.getpid()}-{time.time_ns()}.env")
+        env_file = posixpath.join(session.state_dir, "swarm", state_files.exec_env_name(os.getpid(), time.time_ns()))
         target.run(files.mkdir_p(posixpath.dirname(env_file)))
         target.write_text(env_file, env_text, mode=0o600)
         try:
