@@ -143,7 +143,8 @@ class Relay:
         threading.Thread(target=self._from_node, name="relay-from-node", daemon=True).start()
 
     def _send(self, cid: int, kind: int, data: bytes = b"") -> None:
-        with self._write, contextlib.suppress(OSError, EOFError):
+        # ValueError: the block ended and closed the stream while a connection was still finishing.
+        with self._write, contextlib.suppress(OSError, EOFError, ValueError):
             self._stream.write(HEAD.pack(cid, kind, len(data)) + data)
 
     def _exactly(self, size: int) -> bytes | None:
