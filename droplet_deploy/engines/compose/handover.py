@@ -76,7 +76,7 @@ def hand_over(stack: Stack, proxy: Container, holders: Sequence[Container], *, s
         target.run(docker.stop([c.id for c in holders], timeout=STOP_GRACE))
         stopped()
         target.run(start)
-        seen = first_answer(base + settings.health_path, deadline=began + ANSWER_TIMEOUT)
+        seen = first_answer(base + settings.health_path, host=settings.probe_host, deadline=began + ANSWER_TIMEOUT)
         gap = time.monotonic() - began
     if seen is None:
         raise RolloutFailed(f"the {settings.proxy_service} did not answer on port {port} within "
@@ -87,10 +87,10 @@ def hand_over(stack: Stack, proxy: Container, holders: Sequence[Container], *, s
     return gap
 
 
-def first_answer(url: str, *, deadline: float) -> int | None:
+def first_answer(url: str, *, host: str, deadline: float) -> int | None:
     """The first HTTP status (below 500: the proxy reaches an app) at ``url``; None at the deadline."""
     while time.monotonic() < deadline:
-        found = health.probe(url, timeout=1.0)
+        found = health.probe(url, timeout=1.0, host=host)
         if found.status is not None and found.status < 500:
             return found.status
         time.sleep(POLL)

@@ -132,7 +132,7 @@ class Rollout:
             with self.target.tunnel(new.addresses[0], self.settings.app_port) as (host, port):
                 health.wait(f"http://{host}:{port}{self.settings.health_path}", self.revision, timeout=self.timeout,
                             interval=self.settings.health_interval, mode=self.settings.health_revision,
-                            witness=health.Witness.of(new),
+                            witness=health.Witness.of(new), host=self.settings.probe_host,
                             progress=lambda line: self.say(f"{new.name}: {line.split(': ', 1)[-1]}"))
         except DeployError as exc:
             self.say(f"new container {new.name} failed: {exc}")
@@ -186,7 +186,7 @@ class Rollout:
             with public_route.opened(self.target, settings) as base:
                 verdict = public_route.wait_at(base, settings, self.revision, witness=witness,
                                                timeout=min(self.timeout, 30.0))
-                problems = public_route.check_endpoints(base, settings.check_endpoints)
+                problems = public_route.check_endpoints(base, settings.check_endpoints, host=settings.probe_host)
         except (DeployError, OSError) as exc:
             raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}") from None
         if problems:
