@@ -10,6 +10,7 @@ from invoke import task
 from droplet_deploy.commands import git
 from droplet_deploy.core.errors import InitError
 from droplet_deploy.setup import init as init_mod
+from droplet_deploy.setup.running import Running
 from droplet_deploy.tasks.flags import clean_errors
 from droplet_deploy.transport.target import LocalTarget
 
@@ -26,5 +27,5 @@ def init(c, service=None, force=False):
     if not local.probe(git.toplevel()).ok:
         raise InitError(f"{root} is not in a git repository",
                         hint="deploys ship commits: `git init`, commit the app, then run init again")
-    init_mod.run(root, service=service or None, force=force,
-                 write=local.write_text, say=print)
+    init_mod.run(root, service=service or None, force=force, write=local.write_text, say=print,
+                 running=Running(local.probe))
