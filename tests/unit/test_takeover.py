@@ -39,12 +39,6 @@ def test_the_container_lines_and_volume_lines_docker_prints_are_read():
                                                {"HostIp": "::", "HostPort": "8111"}], "9000/tcp": None}) == (8111,)
 
 
-@pytest.mark.parametrize(("directory", "name"), [("/srv/My.Shop", "myshop"), ("/home/u/_app-2", "app-2"),
-                                                 ("/srv/shop/", "shop")])
-def test_the_default_project_name_is_the_directory_as_compose_normalises_it(directory, name):
-    assert takeover.default_project(directory) == name
-
-
 def test_only_volumes_compose_prefixes_with_the_project_count():
     doc = {"volumes": {"data": None, "pg": {}, "shared": {"external": True}, "named": {"name": "fixed"}}}
     assert takeover.volume_keys(doc) == ["data", "pg"]
@@ -64,9 +58,10 @@ def test_the_stacks_own_app_on_the_port_is_a_takeover_and_another_project_names_
 
 def test_a_fresh_volume_beside_one_with_the_same_services_data_stops_the_deploy(settings):
     related = takeover.related_projects(settings, "/srv/shop/docker-compose.yml",
-                                        [Running("c1", "x", "legacy", "app", ("/srv/shop/docker-compose.yml",))],
-                                        [], local=True)
-    assert related == {"legacy", "shop"}, "the project that ran the file, and the directory's default name"
+                                        [Running("c1", "x", "legacy", "app", ("/srv/shop/docker-compose.yml",)),
+                                         Running("c2", "y", "dev", "app", ("/srv/shop/docker-compose.dev.yml",))],
+                                        [])
+    assert related == {"legacy"}, "the project whose containers were made from this file, not another file's"
     volumes = [Volume("legacy_data", "legacy", "data"), Volume("other_data", "other", "data")]
     item = takeover.volume_item(settings, ["data"], volumes, related)
     assert not item.ok
@@ -80,10 +75,10 @@ def test_a_fresh_volume_beside_one_with_the_same_services_data_stops_the_deploy(
     assert takeover.volume_item(settings, ["data"], volumes, set()).ok
 
 
-def test_on_a_host_the_directory_name_says_nothing(settings):
-    # Over SSH the file sits in a release directory the toolkit made: only the port and the labels count.
+def test_on_a_host_the_project_publishing_the_port_is_related(settings):
+    # Over SSH the file sits in a release directory the toolkit made: the stack's own file is elsewhere.
     related = takeover.related_projects(settings, "/srv/app/releases/20250101-abc/docker-compose.yml", [],
-                                        [Running("c1", "app-web-1", "app", "web", ())], local=False)
+                                        [Running("c1", "app-web-1", "app", "web", ())])
     assert related == {"app"}
 
 

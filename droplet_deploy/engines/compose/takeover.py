@@ -11,7 +11,6 @@ with it set the first deploy takes over the stack (its own app container's port 
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -60,12 +59,6 @@ def parse_volumes(stdout: str) -> list[Volume]:
     return found
 
 
-def default_project(directory: str) -> str:
-    """The project name compose gives a file's directory when none is set: lower case, [a-z0-9_-] only."""
-    name = re.sub(r"[^a-z0-9_-]", "", posixpath.basename(posixpath.normpath(directory)).lower())
-    return name.lstrip("_-")
-
-
 def volume_keys(doc: Mapping) -> list[str]:
     """The compose file's named volumes that compose prefixes with the project name (not `external`, no `name`)."""
     volumes = doc.get("volumes")
@@ -102,14 +95,13 @@ def port_item(settings: Settings, holders: Iterable[Running]) -> Item | None:
 
 
 def related_projects(settings: Settings, compose_path: str, containers: Iterable[Running],
-                     holders: Iterable[Running], *, local: bool) -> set[str]:
-    """Projects that ran this compose file: by the file compose recorded, by the port, and (for a file on this
-    machine, where the directory is the user's own) by the name compose gives its directory."""
+                     holders: Iterable[Running]) -> set[str]:
+    """Projects that run this stack today: by the compose file their containers were made from (running or
+    stopped), and by the public port. A volume alone says nothing of which file made it: a dev stack's
+    ``<dir>_data`` is not the test environment's."""
     path = posixpath.normpath(compose_path)
     found = {c.project for c in containers if path in c.config_files}
     found |= {h.project for h in holders if h.project}
-    if local:
-        found.add(default_project(posixpath.dirname(path)))
     found.discard(settings.project)
     found.discard("")
     return found
@@ -142,6 +134,6 @@ def check(target: Target, settings: Settings, doc: Mapping, compose_path: str, *
     publishing = holders(target, settings.public_port)
     containers = parse_running(target.probe(docker.compose_containers()).stdout)
     volumes = parse_volumes(target.probe(docker.compose_volumes()).stdout)
-    related = related_projects(settings, compose_path, containers, publishing, local=local)
+    related = related_projects(settings, compose_path, containers, publishing)
     port = None if local else port_item(settings, publishing)
     return [*([port] if port is not None else []), volume_item(settings, volume_keys(doc), volumes, related)]
