@@ -75,7 +75,9 @@ def hand_over(stack: Stack, proxy: Container, holders: Sequence[Container], *, s
         began = time.monotonic()
         target.run(docker.stop([c.id for c in holders], timeout=STOP_GRACE))
         stopped()
+        down = time.monotonic()
         target.run(start)
+        up = time.monotonic()
         seen = first_answer(base + settings.health_path, host=settings.probe_host, deadline=began + ANSWER_TIMEOUT)
         gap = time.monotonic() - began
     if seen is None:
@@ -83,7 +85,7 @@ def hand_over(stack: Stack, proxy: Container, holders: Sequence[Container], *, s
                             f"{ANSWER_TIMEOUT:g}s of the handover",
                             hint=f"see `inv deploy.logs --service {settings.proxy_service}`")
     say(f"port {port} handed over to {proxy.name}: {gap:.2f}s from stopping {names} to its first answer "
-        f"(HTTP {seen})")
+        f"(HTTP {seen}; the stop took {down - began:.2f}s, the start {up - down:.2f}s)")
     return gap
 
 
