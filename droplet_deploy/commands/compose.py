@@ -55,6 +55,11 @@ class Compose:
             argv += ["--scale", f"{service}={count}"]
         return argv + list(services)
 
+    def create(self, services: Sequence[str]) -> list[str]:
+        """Create the services' containers without starting them or their dependencies: a start later is then
+        only ``docker start`` (the port handover keeps its gap to that)."""
+        return [*self._base(), "up", "--no-start", "--no-deps", "--no-recreate", *services]
+
     def stop(self, services: Sequence[str] = (), *, timeout: int | None = None) -> list[str]:
         argv = [*self._base(), "stop"]
         if timeout is not None:

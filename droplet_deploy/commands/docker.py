@@ -71,6 +71,37 @@ def containers(project: str, service: str | None = None, *, all_states: bool = F
     return argv
 
 
+# One line per container: what a takeover needs to know of a compose stack it did not start.
+COMPOSE_LINE = ('{{.ID}}\t{{.Names}}\t{{.Label "com.docker.compose.project"}}\t'
+                '{{.Label "com.docker.compose.service"}}\t{{.Label "com.docker.compose.project.config_files"}}')
+
+
+def publishing(port: int) -> list[str]:
+    """Running containers that publish ``port`` on the host, any project (``COMPOSE_LINE``)."""
+    return ["docker", "ps", "--no-trunc", "--filter", f"publish={port}", "--format", COMPOSE_LINE]
+
+
+def compose_containers() -> list[str]:
+    """Every container a compose project made, running or not (``COMPOSE_LINE``)."""
+    return ["docker", "ps", "--all", "--no-trunc", "--filter", "label=com.docker.compose.project",
+            "--format", COMPOSE_LINE]
+
+
+def compose_volumes() -> list[str]:
+    """Every volume a compose project made: its name, project and the key the compose file gave it."""
+    return ["docker", "volume", "ls", "--filter", "label=com.docker.compose.project", "--format",
+            '{{.Name}}\t{{.Label "com.docker.compose.project"}}\t{{.Label "com.docker.compose.volume"}}']
+
+
+def copy_into(container: str, source: str, dest: str) -> list[str]:
+    """A file of the target into a container, created or running (``docker cp``)."""
+    return ["docker", "cp", source, f"{container}:{dest}"]
+
+
+def start(containers: Sequence[str]) -> list[str]:
+    return ["docker", "start", *containers]
+
+
 def inspect(containers: Sequence[str]) -> list[str]:
     return ["docker", "inspect", "--type", "container", *containers]
 

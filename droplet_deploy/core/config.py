@@ -48,6 +48,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # body when it reports one and the label otherwise (auto).
     "health_revision": (_STR, "auto"),
     "check_endpoints": (_LIST, ["/api/health"]),
+    # The Host header of every health probe: a name the app accepts (Django's ALLOWED_HOSTS). Unset: the first of
+    # the environment's public names when it has any, else localhost (Settings.probe_host).
+    "health_host": (_STR, None),
     "drain_seconds": (_INT, 15),
     "keep_images": (_INT, 5),
     "keep_releases": (_INT, 5),
@@ -184,6 +187,7 @@ class Settings:
     health_interval: float
     health_revision: str
     check_endpoints: list[str]
+    health_host: str | None
     drain_seconds: int
     keep_images: int
     keep_releases: int
@@ -221,6 +225,16 @@ class Settings:
     @property
     def health_url(self) -> str:
         return self.public_url + self.health_path
+
+    @property
+    def probe_host(self) -> str:
+        """The Host header health probes send, on a container's own address and through the public port alike:
+        an app that checks it (Django, Rails) answers every other name with 400."""
+        if self.health_host:
+            return self.health_host
+        names = getattr(self, "hosts", None)  # the environment's public names, where that setting exists
+        first = names[0] if isinstance(names, (list, tuple)) and names else None
+        return str(first) if isinstance(first, str) and first else "localhost"
 
     def image(self, tag: str) -> str:
         return f"{self.app_name}:{tag}"
@@ -458,7 +472,18 @@ def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path
         values["host"] = None
 
 
+_HOST_HEADER_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+
+
+def _check_health_host(values: dict[str, Any], origins: dict[str, str]) -> None:
+    host = values["health_host"]
+    if host is not None and not _HOST_HEADER_RE.match(host):
+        raise ConfigError(origins["health_host"], f"{host!r} is not a host name",
+                          "write the name the app accepts, e.g. health_host: localhost or health_host: example.com")
+
+
 def _check_names(values: dict[str, Any], origins: dict[str, str]) -> None:
+    _check_health_host(values, origins)
     name = values["app_name"]
     if not name:
         raise ConfigError(origins["app_name"], "missing", "set deploy.app_name in invoke.yaml, e.g. `app_name: myapp` (it names the image)")

@@ -23,6 +23,7 @@ class Container:
     started_at: str
     number: int
     addresses: tuple[str, ...]
+    published: tuple[int, ...] = ()  # host ports it publishes (a stack started by `compose up` with `ports:`)
 
     @property
     def running(self) -> bool:

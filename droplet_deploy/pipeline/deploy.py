@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from droplet_deploy.pipeline.backup_step import backup_hook
+from droplet_deploy.pipeline.db_path_check import after_first_deploy
 from droplet_deploy.session import Session
 from droplet_deploy.steps.build import build_image
 from droplet_deploy.steps.revision import Revision, current
@@ -105,6 +106,7 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         # The old container drains beside the prune: nothing after the switch needs it gone first.
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout, drain_beside=True)
         entry["proof"] = result.proof
+    after_first_deploy(session, image, entry.get("backup", ""))
     entry["release"] = keeping.id
     with ui.step("prune"):
         prune(session, image, keeping.id)

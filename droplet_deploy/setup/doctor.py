@@ -25,7 +25,7 @@ from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.host import checks as host_checks
 from droplet_deploy.host import ship
 from droplet_deploy.session import Session
-from droplet_deploy.setup import init
+from droplet_deploy.setup import frameworks, init
 from droplet_deploy.steps import preflight
 
 
@@ -126,7 +126,11 @@ def _dockerignore(settings: Settings) -> Finding:
 
 def _health_route(settings: Settings) -> Finding:
     wanted = settings.health_path.split("?", 1)[0].rstrip("/") or "/"
-    for name, text in init.read_sources(settings.root):
+    sources = list(init.read_sources(settings.root))
+    for path, where in frameworks.django_health_paths(sources):
+        if path.rstrip("/") == wanted:
+            return Finding("health route", True, f"{settings.health_path} is routed in {where}")
+    for name, text in sources:
         for quote in ("'", '"', "`"):
             if f"{quote}{wanted}{quote}" in text or f"{quote}{wanted}/{quote}" in text:
                 return Finding("health route", True, f"{settings.health_path} is routed in {name}")
@@ -151,6 +155,12 @@ def where_it_runs(session: Session) -> list[Finding]:
     found = [_item(preflight.engine(target))]
     stack = Stack(target, settings)
     found.append(_item(compose_checks.compose(stack)))
+    if not found[0].ok:
+        return found
+    # What runs today: the public port's holder and the volumes a first deploy would take over.
+    if not settings.is_remote:
+        found.append(_item(compose_checks.public_port(settings, stack.snapshot(upstream=False), target)))
+    found += [_item(item) for item in compose_checks.takeover_items(stack, local=not settings.is_remote)]
     if settings.is_remote:
         found.append(_item(host_checks.disk(session)))
         if settings.env_file_path:

@@ -21,6 +21,9 @@ import yaml
 
 from droplet_deploy.core.errors import InitError
 from droplet_deploy.engines.compose import compose_file
+from droplet_deploy.setup import dockerignore, frameworks
+from droplet_deploy.setup.frameworks import HEALTH_PATHS, Framework
+from droplet_deploy.setup.running import Running
 
 # Compose's own lookup order for the default file, then the names commonly used per environment.
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -29,8 +32,6 @@ ENV_COMPOSE_NAMES = {
     "prod": ("docker-compose.prod.yml", "docker-compose.prod.yaml", "docker-compose.production.yml",
              "compose.prod.yaml", "compose.prod.yml"),
 }
-# Health routes in order of preference: the toolkit's own first, then the ones frameworks and tutorials use.
-HEALTH_PATHS = ("/api/health", "/health", "/healthz", "/up", "/ping", "/hello")
 SOURCE_SUFFIXES = (".py", ".js", ".mjs", ".ts", ".rb", ".go", ".php", ".java", ".kt", ".rs", ".ex", ".exs", ".cs")
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".deploy", "dist", "build", ".tox", "vendor"}
 MAX_SOURCE_FILES = 5000
@@ -163,6 +164,10 @@ class Detected:
     dockerfile_text: str
     health: list[HealthRoute]
     reads_app_env_file: bool
+    framework: Framework | None = None
+    reads_dotenv: bool = False  # the app service's env_file names .env
+    container_names: dict[str, str] = field(default_factory=dict)  # service -> fixed container_name
+    default_check: bool = False  # the repository has the `python3 -m app --check` the default check_command runs
 
     @property
     def dockerfile_path(self) -> str:
@@ -183,6 +188,9 @@ def deploy_config(found: Detected) -> dict[str, Any]:
         "health_path": found.health_path,
         "check_endpoints": [found.health_path],
     }
+    if found.framework or not found.default_check:
+        # Imports the app in the image and counts its routes (verify.build); null: no app object was found.
+        settings["check_command"] = found.framework.check_command if found.framework else None
     if found.context != ".":
         settings["context"] = found.context
     if found.dockerfile != "Dockerfile":
@@ -195,7 +203,7 @@ def deploy_config(found: Detected) -> dict[str, Any]:
         "test": {"compose_file": found.compose_files["test"], "public_port": 8001 if prod_port != 8001 else 8002},
         "prod": {"compose_file": found.compose_files["prod"], "public_port": prod_port, "host": "prod",
                  # The host's secrets reach the app only through a compose file that reads ${APP_ENV_FILE}.
-                 "env_file": ".env" if found.reads_app_env_file else None},
+                 "env_file": ".env" if found.reads_app_env_file or found.reads_dotenv else None},
     }
     return settings
 
@@ -214,6 +222,10 @@ def detect(root: Path, service: str | None = None) -> Detected:
     dockerfile_text = read_dockerfile(root, context, dockerfile, name)
     exposed = compose_file.dockerfile_exposed(dockerfile_text)
     published = app.published
+    sources = list(read_sources(root))
+    django = [HealthRoute(path, where) for path, where in frameworks.django_health_paths(sources)]
+    env_files = compose_file.services(doc)[name].get("env_file") or []
+    env_files = [env_files] if isinstance(env_files, str) else env_files
     return Detected(
         app_name=app_name(root.name),
         compose_files=compose_files,
@@ -223,8 +235,13 @@ def detect(root: Path, service: str | None = None) -> Detected:
         context=context,
         dockerfile=dockerfile,
         dockerfile_text=dockerfile_text,
-        health=health_routes(read_sources(root)),
+        health=django + [h for h in health_routes(sources) if h.path not in {d.path for d in django}],
         reads_app_env_file="APP_ENV_FILE" in text,
+        framework=frameworks.detect(sources),
+        reads_dotenv=any((e.get("path") if isinstance(e, dict) else e) in (".env", "./.env") for e in env_files),
+        container_names={n: str(s["container_name"]) for n, s in compose_file.services(doc).items()
+                         if s.get("container_name")},
+        default_check=(root / "app" / "__main__.py").is_file(),
     )
 
 
@@ -359,26 +376,43 @@ def advice(found: Detected) -> tuple[list[str], list[str]]:
                     + f"; using {found.health_path}")
     if found.app_port is None:
         todo.append("no app port found (ports, expose, EXPOSE): assumed 8000; set deploy.app_port")
+    if found.default_check and not found.framework:
+        info.append("check_command: the default `python3 -m app --check`, app/__main__.py is there")
+    elif found.framework:
+        info.append(f"{found.framework.name} app {found.framework.module}:{found.framework.attribute} "
+                    f"({found.framework.where}): verify.build imports it and counts its routes")
+    else:
+        info.append("no Flask, Django, FastAPI or WSGI/ASGI app object found: check_command: null (verify.build "
+                    "does not import the app; set check_command to a command that prints `<N> routes`)")
+    if found.reads_dotenv and not found.reads_app_env_file:
+        todo.append(f"on a host the env file is {{remote_dir}}/shared/.env: in {found.compose_files['prod']}, write "
+                    f"service {found.app_service}'s `env_file: .env` as `env_file: ${{APP_ENV_FILE:-.env}}`")
     return todo, info
 
 
-HEALTH_ANSWER = ('GET {path} must answer HTTP 200 with JSON {{"status": "healthy", "revision": "<APP_REVISION>"}}: '
-                 "a deploy waits for the new container to report the revision it was built from")
+HEALTH_ANSWER = ("GET {path} must answer 2xx once the app is up: plain `ok` is enough (the revision is then proven by "
+                 'the image label of the container that answered); JSON {{"status": "healthy", "revision": '
+                 '"<APP_REVISION>"}} proves it by the body')
 
 
 def run(root: Path, *, service: str | None, force: bool, write: Callable[[str, str], None],
-        say: Callable[[str], None]) -> Outcome:
-    """Detect, write what is missing through ``write(relative path, text)``, and report through ``say``."""
+        say: Callable[[str], None], running: Running | None = None) -> Outcome:
+    """Detect, write what is missing through ``write(relative path, text)``, and report through ``say``;
+    ``running``: what the local engine runs (a stack to take over, container names taken)."""
     found = detect(root, service)
     out = Outcome()
+    section = deploy_config(found)
+    if running is not None:
+        out.todo += running.adopt(section, found.compose_files, found.container_names, root)
     files = {
-        "invoke.yaml": plan_config(_read(root / "invoke.yaml"), deploy_config(found), force, out),
+        "invoke.yaml": plan_config(_read(root / "invoke.yaml"), section, force, out),
         "tasks.py": plan_tasks(_read(root / "tasks.py"), force, out),
         ".gitignore": plan_gitignore(_read(root / ".gitignore"), out),
+        ".dockerignore": dockerignore.plan(_read(root / found.context / ".dockerignore"), out.written, out.in_place),
     }
     for name, text in files.items():
         if text is not None:
-            write(name, text)
+            write(posixpath.normpath(posixpath.join(found.context, name)) if name == ".dockerignore" else name, text)
     say(f"app service {found.app_service} (port {found.app_port or 8000}) in {found.compose_files['test']}"
         + (f" / {found.compose_files['prod']}" if found.compose_files["prod"] != found.compose_files["test"] else "")
         + f", image from {found.dockerfile_path}, health {found.health_path}")

@@ -41,6 +41,8 @@ FAST_SECONDS = 10.0
 BODY_FIX = ('report the revision in the health body, {"status": "healthy", "revision": "<APP_REVISION>"}, '
             "or set health_revision: auto to prove it by the image label")
 PATH_FIX = "set health_path to a path the app answers with 2xx, e.g. /healthz or /up"
+HOST_FIX = ("set deploy.health_host to a name the app accepts (Django: one in ALLOWED_HOSTS; probes send "
+            "Host: localhost unless set), or let the app accept localhost")
 OPEN_FIX = "point health_path at an endpoint that answers without a login or redirect"
 LABEL_FIX = ("build with `inv build` (it sets the label), or give the Dockerfile `ARG REVISION` and "
              "`LABEL org.opencontainers.image.revision=$REVISION`")
@@ -119,6 +121,9 @@ def judge(answer: Answer, expected_revision: str | None, *, mode: str = "auto",
 def _never_valid(answer: Answer) -> Verdict | None:
     """Answers that no amount of waiting turns into a healthy one."""
     status = answer.status
+    if status == 400:
+        return Verdict(False, f"HTTP 400: the app refuses the request ({_clip(answer.body, 60)!r}), as a host check "
+                       "does for a name it does not know", final=True, fix=HOST_FIX)
     if status == 404:
         return Verdict(False, f"HTTP 404: nothing at the health path ({_clip(answer.body, 60)!r})",
                        final=True, fix=PATH_FIX)
@@ -208,7 +213,7 @@ def _failing_checks(data: dict) -> str:
 MAX_BODY = 1 << 20
 
 
-def probe(url: str, timeout: float) -> Answer:
+def probe(url: str, timeout: float, host: str | None = None) -> Answer:
     """One GET on a new connection, redirects not followed (a redirect is an answer to judge). Connection problems
     become an ``Answer`` without status so the poller can keep going.
 
@@ -222,8 +227,11 @@ def probe(url: str, timeout: float) -> Answer:
     except ValueError as exc:  # a port out of range
         return Answer(None, f"request failed: {exc}")
     try:
+        # ``host``: a name the app accepts; without it http.client sends the address, which host-checking apps
+        # refuse with 400.
+        headers = {"Cache-Control": "no-cache", "Connection": "close", **({"Host": host} if host else {})}
         connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-                           headers={"Cache-Control": "no-cache", "Connection": "close"})
+                           headers=headers)
         response = connection.getresponse()
         body = response.read(MAX_BODY)
     except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
@@ -254,7 +262,7 @@ def pause(elapsed: float, interval: float) -> float:
 
 def wait(url: str, expected_revision: str | None, *, timeout: float, interval: float = 0.5,
          mode: str = "auto", witness: Witness | None = None, settle: float = SETTLE_SECONDS,
-         progress: Callable[[str], None] | None = None,
+         progress: Callable[[str], None] | None = None, host: str | None = None,
          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Verdict:
     """Poll ``url`` until healthy and proven at ``expected_revision``.
 
@@ -269,8 +277,8 @@ def wait(url: str, expected_revision: str | None, *, timeout: float, interval: f
     while True:
         attempts += 1
         remaining = deadline - clock()
-        verdict = judge(probe(url, timeout=max(0.2, min(5.0, remaining))), expected_revision, mode=mode,
-                        witness=witness)
+        verdict = judge(probe(url, timeout=max(0.2, min(5.0, remaining)), host=host), expected_revision,
+                        mode=mode, witness=witness)
         if verdict.ok:
             if progress:
                 progress(f"{url}: {verdict.reason} after {attempts} check(s)")

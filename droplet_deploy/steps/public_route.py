@@ -36,22 +36,23 @@ def wait_at(base: str, settings: Settings, revision: str | None, *, witness: hea
     """``wait`` on a route already ``opened`` (a step that asks more of it keeps one tunnel)."""
     return health.wait(base + settings.health_path, revision, witness=witness, mode=settings.health_revision,
                        timeout=settings.health_timeout if timeout is None else timeout,
-                       interval=settings.health_interval, progress=progress)
+                       interval=settings.health_interval, progress=progress, host=settings.probe_host)
 
 
 def answer(target: Target, settings: Settings, revision: str | None, *,
            witness: health.Witness | None) -> health.Verdict:
     """One look at the public route's health answer (no waiting), judged against ``revision``."""
     with opened(target, settings) as base:
-        found = health.probe(base + settings.health_path, timeout=5.0)
+        found = health.probe(base + settings.health_path, timeout=5.0, host=settings.probe_host)
     return health.judge(found, revision, mode=settings.health_revision, witness=witness)
 
 
-def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0) -> list[str]:
-    """GET each path; return one problem line per endpoint that does not answer 2xx/3xx."""
+def check_endpoints(base_url: str, paths: list[str], timeout: float = 10.0, *, host: str | None = None) -> list[str]:
+    """GET each path (with ``host`` as the Host header); return one problem line per endpoint that does not answer
+    2xx/3xx."""
     problems = []
     for path in paths:
-        found = health.probe(base_url + path, timeout)
+        found = health.probe(base_url + path, timeout, host=host)
         if found.status is None:
             problems.append(f"{path}: {found.body}")
         elif found.status >= 400:

@@ -47,7 +47,8 @@ def wait(c, url=None, revision=None, timeout=None, interval=None, env=None, host
             with public_route.opened(session.target, settings) as base:
                 verdict = health_mod.wait(base + settings.health_path, expected, mode=settings.health_revision,
                                           timeout=timeout, interval=interval, progress=session.ui.note,
-                                          witness=health_mod.routed(snapshot.apps, snapshot.upstream))
+                                          witness=health_mod.routed(snapshot.apps, snapshot.upstream),
+                                          host=settings.probe_host)
         session.ui.line(f"healthy: {verdict.reason}")
 
 

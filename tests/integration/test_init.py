@@ -73,7 +73,7 @@ def test_init_writes_a_config_the_dry_run_accepts_and_is_idempotent(app_repo):
     assert first.returncode == 0, first.stderr
     assert "wrote invoke.yaml" in first.stdout and "wrote tasks.py" in first.stdout
     assert "app service web (port 8000) in docker-compose.yml" in first.stdout
-    assert 'GET /api/health must answer HTTP 200 with JSON {"status": "healthy"' in first.stdout
+    assert "GET /api/health must answer 2xx once the app is up" in first.stdout
     written = {name: (app_repo.path / name).read_text() for name in ("invoke.yaml", "tasks.py", ".gitignore")}
 
     again = app_repo.inv("init")  # tasks.py exists now: the task is in the project's own collection

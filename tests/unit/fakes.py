@@ -43,6 +43,7 @@ class FakeContainer:
     revision: str | None
     running: bool = True
     server: ScriptedServer | None = None
+    published: tuple[int, ...] = ()  # host ports, as a stack started by `compose up` with `ports:` has them
 
     @property
     def address(self) -> str:
@@ -57,7 +58,8 @@ class FakeContainer:
                 "org.opencontainers.image.revision": self.revision or "",
             }},
             "State": {"Status": "running" if self.running else "exited", "StartedAt": f"2025-01-01T00:00:{self.id[1:]}Z"},
-            "NetworkSettings": {"Networks": {"default": {"IPAddress": self.address}}},
+            "NetworkSettings": {"Networks": {"default": {"IPAddress": self.address}},
+                                "Ports": {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(p)} for p in self.published]}},
         }
 
 
@@ -73,6 +75,7 @@ class Engine:
     answers: dict[str, tuple[int, str]] = field(default_factory=dict)
     nginx_rejects: bool = False
     stop_fails: bool = False
+    proxy_start_fails: bool = False  # `docker start` of a proxy container fails (its port taken, say)
     images: dict[str, str] = field(default_factory=dict)  # image ref -> revision label
     servers: list[ScriptedServer] = field(default_factory=list)
     #: called after every command, to interrupt a rollout at a chosen point
@@ -202,6 +205,10 @@ class FakeTarget:
             return self._inspect
         if " up --detach" in words:
             return self._up
+        if " up --no-start" in words:
+            return self._create
+        if argv[:2] == ("docker", "start"):
+            return self._start
         if argv[:2] == ("docker", "exec") and proxy_cmd.SWITCH_UPSTREAM in argv:
             return self._switch
         if argv[:2] == ("docker", "exec") and argv[3:4] == ("cat",):
@@ -303,6 +310,19 @@ class FakeTarget:
             return 0, "", ""
         self.engine.add(self.engine.proxy, "nginx", None)
         self.engine.add(self.engine.app, image, revision)
+        return 0, "", ""
+
+    def _create(self, argv):
+        self.engine.add(argv[-1], "nginx", None, running=False)
+        return 0, "", ""
+
+    def _start(self, argv):
+        proxies = {c.id for c in self.engine.containers if c.service == self.engine.proxy}
+        if self.engine.proxy_start_fails and proxies & set(argv[2:]):
+            return 1, "", "Error response from daemon: driver failed programming external connectivity"
+        for c in self.engine.containers:
+            if c.id in argv[2:]:
+                c.running = True
         return 0, "", ""
 
     def _switch(self, argv):

@@ -54,6 +54,8 @@ class ComposeBackend(Backend):
                 preflight.in_order(self.compose_shape(stack, image, back_to),
                                    lambda: checks.compose_file(stack, image)),
                 *self.host_checks(),
+                # A first deploy must take over the project that runs the file today, with its volumes.
+                *([] if back_to else [lambda: checks.takeover_items(stack, local=not self.ships_release)]),
             ],
         ]
 
@@ -67,7 +69,7 @@ class ComposeBackend(Backend):
 
     def host_checks(self) -> list[Check]:
         # Only checkable from here for a local stack; a host's port is its own business.
-        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False))]
+        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False), self.session.target)]
 
     def snapshot(self, *, upstream: bool = True) -> Snapshot:
         return self.stack.snapshot(upstream=upstream)

@@ -3,6 +3,8 @@ old one drains and goes. If the new one never proves itself, traffic stays on (o
 
     start beside  scale the app to N+1 (--no-recreate); on a first deploy, start the whole stack
     prove         poll the new container's own address until it reports the new revision
+    hand over     only over a stack whose app container publishes the public port itself: stop it, start the
+                  proxy on the port (handover.py; the one deploy with a gap, measured)
     switch        point the proxy's upstream at it, graceful nginx reload
     check         health and endpoint checks through the public port
     drain         SIGTERM the old container(s) with a drain time, remove them
@@ -15,10 +17,11 @@ before the switch the new container is removed (it took no traffic); after it, t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from droplet_deploy.core import signals
 from droplet_deploy.core.errors import DeployError, HealthRejected, HealthTimeout, RolloutFailed
+from droplet_deploy.engines.compose import handover
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.steps import health, public_route
@@ -35,6 +38,10 @@ class Progress:
     switching: Container | None = None  # set before the switch command: it may have applied when interrupted
     upstream: str | None = None  # what the proxy's upstream file names after the switch
     proof: str = ""
+    # A takeover: the old containers that publish the port, the proxy created to take it, whether they stopped.
+    holders: list[Container] = field(default_factory=list)
+    created_proxy: Container | None = None
+    handed: bool = False
 
     @property
     def started(self) -> Container:
@@ -64,7 +71,7 @@ class Rollout:
         before = self._without_leftovers(self.stack.snapshot())
         progress = Progress(list(before.apps), before.serving, before.proxy)
         try:
-            for phase in (self.start_beside, self.prove, self.switch, self.check):
+            for phase in (self.start_beside, self.prove, self.hand_over, self.switch, self.check):
                 phase(progress)
         except DeployError as exc:
             with signals.shielded():
@@ -92,7 +99,11 @@ class Rollout:
             self.say(f"starting {self.image} beside {', '.join(c.name for c in p.old)}")
             self.target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
                                        scale={settings.app_service: len(p.old) + 1}))
-            if p.proxy is None:
+            p.holders = handover.holding(p.old, settings.public_port) if p.proxy is None else []
+            if p.holders:
+                # The port is the old container's until the new one has proved itself: create, start later.
+                self.target.run(compose.create([settings.proxy_service]))
+            elif p.proxy is None:
                 self.target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
         if self.target.dry:
             p.new = _planned(settings.project, settings.app_service, len(p.old) + 1)
@@ -101,6 +112,8 @@ class Rollout:
         old_ids = {c.id for c in p.old}
         fresh = [c for c in after.apps if c.id not in old_ids]
         p.proxy = after.proxy
+        if p.holders:
+            p.created_proxy = next((c for c in after.of(settings.proxy_service) if not c.running), None)
         if len(fresh) != 1:
             p.new = None
             raise RolloutFailed(f"expected one new {settings.app_service} container, found {len(fresh)}",
@@ -119,11 +132,30 @@ class Rollout:
             with self.target.tunnel(new.addresses[0], self.settings.app_port) as (host, port):
                 health.wait(f"http://{host}:{port}{self.settings.health_path}", self.revision, timeout=self.timeout,
                             interval=self.settings.health_interval, mode=self.settings.health_revision,
-                            witness=health.Witness.of(new),
+                            witness=health.Witness.of(new), host=self.settings.probe_host,
                             progress=lambda line: self.say(f"{new.name}: {line.split(': ', 1)[-1]}"))
         except DeployError as exc:
             self.say(f"new container {new.name} failed: {exc}")
             raise RolloutFailed(f"new release never became healthy: {_reason(exc)}") from None
+
+    def hand_over(self, p: Progress) -> None:
+        if not p.holders:
+            return
+        names = ", ".join(c.name for c in p.holders)
+        if self.target.dry:
+            self._plan(f"hand port {self.settings.public_port} from {names} to {self.settings.proxy_service}: "
+                       "stop it, start the proxy (a gap of about a second, measured)")
+            return
+        if p.created_proxy is None:
+            raise RolloutFailed(f"no {self.settings.proxy_service} container was created to take port "
+                                f"{self.settings.public_port} from {names}")
+
+        def stopped() -> None:
+            p.handed = True
+
+        start = handover.starter(self.stack, p.created_proxy, self.image)
+        handover.hand_over(self.stack, p.created_proxy, p.holders, start=start, say=self.say, stopped=stopped)
+        p.proxy = p.created_proxy
 
     def switch(self, p: Progress) -> None:
         if self.target.dry:
@@ -154,7 +186,7 @@ class Rollout:
             with public_route.opened(self.target, settings) as base:
                 verdict = public_route.wait_at(base, settings, self.revision, witness=witness,
                                                timeout=min(self.timeout, 30.0))
-                problems = public_route.check_endpoints(base, settings.check_endpoints)
+                problems = public_route.check_endpoints(base, settings.check_endpoints, host=settings.probe_host)
         except (DeployError, OSError) as exc:
             raise RolloutFailed(f"new release failed after the switch: {_reason(exc)}") from None
         if problems:
@@ -192,6 +224,8 @@ class Rollout:
         """
         if self.target.dry:
             return
+        if p.holders:
+            self._hand_back(p, interrupted=interrupted)
         if p.switching is not None and p.proxy is not None and p.serving is not None:
             if interrupted:
                 self.say("interrupted after the switch: going back to the release that served before")
@@ -203,6 +237,14 @@ class Rollout:
             self.say(f"{'interrupted: ' if interrupted else ''}removing {', '.join(c.name for c in started)}, "
                      "which took no traffic")
             self.stack.remove(started)
+
+    def _hand_back(self, p: Progress, *, interrupted: bool) -> None:
+        """A takeover goes back to the stack as it ran: its own container on the port, no proxy of ours."""
+        if p.handed:
+            self.say(f"{'interrupted: ' if interrupted else ''}giving port {self.settings.public_port} back to "
+                     f"{', '.join(c.name for c in p.holders)}")
+        handover.hand_back(self.stack, p.created_proxy, p.holders, stopped=p.handed)
+        p.switching = None  # the proxy that took traffic is gone: nothing to switch back
 
     def _switch_back(self, proxy: Container, serving: Container, new: Container) -> None:
         """Return traffic to the old container, then retire the new one the way a deploy retires the old.

@@ -71,5 +71,17 @@ def parse_inspect(stdout: str) -> list[Container]:
             started_at=state.get("StartedAt", ""),
             number=int(labels.get("com.docker.compose.container-number", "0") or 0),
             addresses=tuple(n.get("IPAddress") for n in networks.values() if n.get("IPAddress")),
+            published=parse_published((item.get("NetworkSettings") or {}).get("Ports")),
         ))
     return sorted(found, key=lambda c: (c.service, c.number))
+
+
+def parse_published(ports: dict | None) -> tuple[int, ...]:
+    """Host ports from inspect's ``NetworkSettings.Ports`` (``{"8000/tcp": [{"HostPort": "8111"}]}``), each once."""
+    found: list[int] = []
+    for bindings in (ports or {}).values():
+        for binding in bindings or ():
+            port = str(binding.get("HostPort") or "")
+            if port.isdigit() and int(port) not in found:
+                found.append(int(port))
+    return tuple(found)
