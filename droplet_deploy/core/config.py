@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from droplet_deploy.core import validate
+from droplet_deploy.core import front_settings, validate
 from droplet_deploy.core.errors import ConfigError
 from droplet_deploy.core.redact import redact
 
@@ -77,6 +77,24 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # (a DOCKER_HOST such as ssh://deploy@worker-1) to send it the image.
     "replicas": (_INT, 2),
     "swarm_nodes": (_LIST, []),
+    # The front proxy: one per host, shared by every environment with `hosts` (docs/several-apps.md, docs/https.md).
+    "hosts": (_LIST, []),
+    "path_prefix": (_STR, None),
+    "http_port": (_INT, 80),
+    "https_port": (_INT, 443),
+    "tls": (_STR, "auto"),
+    "acme_directory": (_STR, "https://acme-v02.api.letsencrypt.org/directory"),
+    "acme_email": (_STR, None),
+    "acme_ca_bundle": (_STR, None),
+    "tls_certificate": (_STR, None),
+    "tls_key": (_STR, None),
+    "hsts": (_BOOL, False),
+    "certificate_timeout": (_FLOAT, 90.0),
+    "front_name": (_STR, "droplet-front"),
+    "front_image": (_STR, "caddy:2"),
+    "front_dir": (_STR, "/var/lib/droplet-deploy/front"),
+    "front_bind": (_STR, None),
+    "front_admin_port": (_INT, 2019),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -99,6 +117,10 @@ RANGES: dict[str, validate.Range] = {
     "min_free_mb": validate.MEGABYTES,
     "lock_stale_seconds": validate.LOCK_STALE,
     "replicas": validate.REPLICAS,
+    "http_port": validate.PORT,
+    "https_port": validate.PORT,
+    "front_admin_port": validate.PORT,
+    "certificate_timeout": validate.TIMEOUT,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -204,6 +226,24 @@ class Settings:
     engine: str = "compose"
     replicas: int = 2
     swarm_nodes: list[str] = field(default_factory=list)
+    # The front proxy (checked in core/front_settings.py).
+    hosts: list[str] = field(default_factory=list)
+    path_prefix: str | None = None
+    http_port: int = 80
+    https_port: int = 443
+    tls: str = "auto"
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str | None = None
+    acme_ca_bundle: str | None = None
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    hsts: bool = False
+    certificate_timeout: float = 90.0
+    front_name: str = "droplet-front"
+    front_image: str = "caddy:2"
+    front_dir: str = "/var/lib/droplet-deploy/front"
+    front_bind: str | None = None
+    front_admin_port: int = 2019
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -447,7 +487,7 @@ def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
 
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
     """Values of the right type that still cannot work; each topic is one small check."""
-    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices):
+    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, front_settings.check):
         check(values, origins)
     _check_files(values, origins, root)
     if values["host"] is not None and not values["host"].strip():

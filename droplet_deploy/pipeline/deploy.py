@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from droplet_deploy.front import publish as front
 from droplet_deploy.pipeline.backup_step import backup_hook
 from droplet_deploy.session import Session
 from droplet_deploy.steps.build import build_image
@@ -59,6 +60,7 @@ def deploy(session: Session, options: Options) -> None:
                 backend.prepare_release(revision)
         with ui.step("preflight", f"[{session.where}]"):
             session.backend.run_preflight(image)
+            front.check(session)  # names another environment on the host routes: refused before anything changes
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
@@ -104,6 +106,9 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         result = session.backend.rollout(image, revision.full, timeout=options.health_timeout, drain_beside=True)
         entry["proof"] = result.proof
     entry["release"] = keeping.id
+    if front.applies(session) or front.was_routed(session):
+        with ui.step("front", ", ".join(settings.hosts) or "no host names"):
+            front.publish(session, revision.full)
     with ui.step("prune"):
         prune(session, image, keeping.id)
     if result.previous is not None:
