@@ -8,10 +8,11 @@ import time
 
 from droplet_deploy.commands import files
 from droplet_deploy.commands import front as cmd
+from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import FrontError
 from droplet_deploy.front import caddy_config
 from droplet_deploy.front import route as routes_mod
-from droplet_deploy.front.proxy import FrontProxy
+from droplet_deploy.front.proxy import FrontProxy, Running
 from droplet_deploy.front.route import Route
 from droplet_deploy.session import Session
 from droplet_deploy.steps import health, public_route
@@ -47,39 +48,52 @@ def _problem(mine: Route, others: list[Route]) -> str | None:
 def publish(session: Session, revision: str | None = None) -> None:
     """This environment's route in the front proxy's config (or out of it, once ``hosts`` is empty); then the
     route is checked by host name through the front proxy: it answers healthy at ``revision``."""
-    settings, ui, target = session.settings, session.ui, session.target
+    settings, target = session.settings, session.target
     front = FrontProxy(target, settings)
     others = front.routes()
     if not settings.hosts:
         if any(r.project == settings.project for r in others):
             _withdraw(session, front, [r for r in others if r.project != settings.project])
         return
-    mine = routes_mod.of(settings, cmd.MOUNT)
-    problem = _problem(mine, others)
-    if problem:
-        raise FrontError(problem)
-    routes = routes_mod.merged(mine, others)
-    mine = next(r for r in routes if r.project == mine.project)
+    mine, routes = _routes_with_mine(settings, others)
     front.install_files()
     front.write_route(mine)
     running = front.ensure(mine.listeners, routes)
-    if running.created:
-        ui.note(f"started the front proxy {running.container} ({mine.listeners.describe()})")
-    elif running.replaced:
-        ui.note(f"replaced the front proxy {running.replaced} by {running.container} ({settings.front_image})")
+    _say_started(session, running)
     since = front.clock()
     loaded = front.certified(running.container)
     # A container started just now runs this very config: loading it again would only cut its orders short.
     if not (running.created or running.replaced):
         front.apply(running.container, mine.listeners, routes, loaded)
     names = ", ".join(f"{host}{mine.path or ''}" for host in mine.hosts)
-    ui.note(f"front proxy routes {names} to 127.0.0.1:{mine.upstream_port}"
-            + (" (in maintenance)" if mine.maintenance else ""))
-    secure = set()
-    if mine.tls == "auto" and not target.dry:
-        secure = certificates(session, front, running.container, mine, routes, since, loaded)
-    if not target.dry:
-        check_by_name(session, mine, secure, revision)
+    session.ui.note(f"front proxy routes {names} to 127.0.0.1:{mine.upstream_port}"
+                    + (" (in maintenance)" if mine.maintenance else ""))
+    if target.dry:
+        return
+    secure = certificates(session, front, running.container, mine, routes, since, loaded) \
+        if mine.tls == "auto" else set()
+    check_by_name(session, mine, secure, revision)
+
+
+def _routes_with_mine(settings: Settings, others: list[Route]) -> tuple[Route, list[Route]]:
+    mine = routes_mod.of(settings, cmd.MOUNT)
+    problem = _problem(mine, others)
+    if problem:
+        raise FrontError(problem)
+    routes = routes_mod.merged(mine, others)
+    return next(r for r in routes if r.project == mine.project), routes
+
+
+def _say_started(session: Session, running: Running) -> None:
+    if running.created:
+        session.ui.note(f"started the front proxy {running.container} ({running_listeners(session)})")
+    elif running.replaced:
+        session.ui.note(f"replaced the front proxy {running.replaced} by {running.container} "
+                        f"({session.settings.front_image})")
+
+
+def running_listeners(session: Session) -> str:
+    return routes_mod.listeners(session.settings).describe()
 
 
 def check_by_name(session: Session, mine: Route, secure: set[str], revision: str | None) -> None:
