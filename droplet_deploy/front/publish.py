@@ -4,6 +4,7 @@ then wait for the certificates and redirect HTTP to HTTPS for each name that has
 
 from __future__ import annotations
 
+import re
 import time
 
 from droplet_deploy.commands import files
@@ -153,12 +154,14 @@ def certificates(session: Session, front: FrontProxy, container: str, mine: Rout
 
 
 def _refusals(errors: list[dict], names: list[str]) -> dict[str, str]:
+    """The CA's (or Caddy's) reason for each of ``names`` it failed to get a certificate for. A name counts only
+    as a whole word: b.example.com is not refused by an error about www.b.example.com."""
     found = {}
     for entry in errors:
         if "context canceled" in str(entry.get("error", "")):
             continue  # an order cut short by a config load; Caddy starts it again
         text = " ".join(str(entry.get(k, "")) for k in ("identifier", "error", "msg"))
         for name in names:
-            if name in text and name not in found:
+            if name not in found and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)", text):
                 found[name] = str(entry.get("error") or entry.get("msg"))[:300]
     return found
