@@ -171,6 +171,40 @@ def test_deploys_of_each_environment_under_load_on_all_three_fail_no_request(hos
           + ", ".join(f"{s.name}: {r.requests} requests, {r.failed} failed" for s, r in zip(host["sites"], reports, strict=True)))
 
 
+def test_maintenance_on_and_off_under_load_serves_the_page_and_leaves_the_others_untouched(host):
+    root, https = host["root"], host["https"]
+    a = host["a"]
+    staging = host["sites"][1]
+    loads = [NamedLoad(s.name, https, "/api/health", root=root, rate=7) for s in host["sites"]]
+    for load in loads:
+        load.start()
+    try:
+        on = a.inv("deploy.maintenance", "--env", "staging", "--message", "Back at 14:00 <UTC>")
+        assert "maintenance on for staging (staging.a.app.test)" in on.stdout
+        page = get(staging.name, https, "/api/health", root=root)
+        assert page.status == 503 and page.headers["retry-after"] == "300", page
+        assert "Back at 14:00 &lt;UTC&gt;" in page.body
+        # A deploy meanwhile proves the release on its own port and keeps maintenance on.
+        deployed = staging.deploy()
+        assert "(in maintenance)" in deployed.stdout
+        assert get(staging.name, https, "/", root=root).status == 503
+        off = a.inv("deploy.live", "--env", "staging")
+        assert "staging is live again" in off.stdout
+        assert get(staging.name, https, "/api/health", root=root).status == 200
+        for load in loads:
+            load.wait(2)
+    finally:
+        reports = [load.stop() for load in loads]
+    for site, report in zip(host["sites"], reports, strict=True):
+        if site is staging:
+            assert report.failed > 0 and all(s.status == 503 for s in report.failures), report.describe()
+            assert report.samples[-1].status == 200
+        else:
+            assert report.failed == 0, f"{site.name}: {report.describe()}"
+    history = (a.path / ".deploy" / "staging" / "history.jsonl").read_text().splitlines()
+    assert len([line for line in history if '"maintenance"' in line or '"live"' in line]) == 2
+
+
 def test_a_restart_of_the_front_proxy_keeps_its_certificates(host):
     pebble, root, https = host["pebble"], host["root"], host["https"]
     issued = pebble.issued_serials()
