@@ -95,6 +95,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "front_dir": (_STR, "/var/lib/droplet-deploy/front"),
     "front_bind": (_STR, None),
     "front_admin_port": (_INT, 2019),
+    "max_body_mb": (_INT, 100),
+    "read_timeout": (_FLOAT, 60.0),
+    "gzip": (_BOOL, True),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -121,6 +124,8 @@ RANGES: dict[str, validate.Range] = {
     "https_port": validate.PORT,
     "front_admin_port": validate.PORT,
     "certificate_timeout": validate.TIMEOUT,
+    "max_body_mb": validate.MEGABYTES,
+    "read_timeout": validate.TIMEOUT,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -244,6 +249,9 @@ class Settings:
     front_dir: str = "/var/lib/droplet-deploy/front"
     front_bind: str | None = None
     front_admin_port: int = 2019
+    max_body_mb: int = 100
+    read_timeout: float = 60.0
+    gzip: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -69,7 +69,17 @@ def _route(hosts: list[str], route: Route, handlers: list[dict[str, Any]]) -> di
 def _handlers(route: Route) -> list[dict[str, Any]]:
     if route.maintenance is not None:
         return [_maintenance(route.maintenance)]
-    return [{"handler": "reverse_proxy", "upstreams": [{"dial": f"127.0.0.1:{route.upstream_port}"}]}]
+    handlers: list[dict[str, Any]] = []
+    if route.max_body_mb:
+        handlers.append({"handler": "request_body", "max_size": route.max_body_mb * 1024 * 1024})
+    if route.gzip:
+        handlers.append({"handler": "encode", "encodings": {"gzip": {}}, "prefer": ["gzip"]})
+    # Caddy passes websocket upgrades on and sets X-Forwarded-For/-Proto/-Host itself. The read timeout bounds the
+    # wait for the app's answer (its headers), so a slow endpoint gets read_timeout, not a default.
+    timeout = int(route.read_timeout * 1_000_000_000)
+    handlers.append({"handler": "reverse_proxy", "upstreams": [{"dial": f"127.0.0.1:{route.upstream_port}"}],
+                     "transport": {"protocol": "http", "response_header_timeout": timeout, "read_timeout": timeout}})
+    return handlers
 
 
 def _secure_handlers(route: Route) -> list[dict[str, Any]]:

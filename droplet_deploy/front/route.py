@@ -51,6 +51,9 @@ class Route:
     certificate: str | None = None
     key: str | None = None
     hsts: bool = False
+    max_body_mb: int = 100  # 0: no limit at the front
+    read_timeout: float = 60.0
+    gzip: bool = True
     maintenance: dict[str, Any] | None = field(default=None)
 
     @property
@@ -90,7 +93,8 @@ def of(settings: Settings, mount: str) -> Route:
     return Route(project=settings.project, env=settings.env, app=settings.app_name, hosts=tuple(settings.hosts),
                  path=settings.path_prefix, upstream_port=settings.public_port, listeners=listeners(settings),
                  tls=settings.tls, acme_directory=settings.acme_directory, acme_email=settings.acme_email,
-                 ca_bundle=ca, certificate=certificate, key=key, hsts=settings.hsts)
+                 ca_bundle=ca, certificate=certificate, key=key, hsts=settings.hsts,
+                 max_body_mb=settings.max_body_mb, read_timeout=settings.read_timeout, gzip=settings.gzip)
 
 
 def parse(text: str) -> list[Route]:

@@ -88,6 +88,16 @@ def test_a_redeploy_keeps_maintenance_on():
     assert merged[1].maintenance == {"message": "upgrading"} and merged[1].upstream_port == 9000
 
 
+def test_a_refusal_names_its_own_host_only():
+    from droplet_deploy.front.publish import _refusals
+
+    errors = [{"level": "error", "identifier": "elsewhere.b.app.test",
+               "error": "[elsewhere.b.app.test] solving challenges: 127.0.0.2: connection refused"}]
+    assert _refusals(errors, ["b.app.test", "elsewhere.b.app.test"]) == {"elsewhere.b.app.test": errors[0]["error"]}
+    cancelled = [{"level": "error", "identifier": "b.app.test", "error": "context canceled"}]
+    assert _refusals(cancelled, ["b.app.test"]) == {}
+
+
 def handlers(config, server, host):
     for entry in config["apps"]["http"]["servers"][server]["routes"]:
         if "match" in entry and host in entry["match"][0]["host"]:
@@ -99,8 +109,8 @@ def test_http_redirects_only_names_that_have_a_certificate():
     shop = a_route(hosts=("shop.example.com", "www.shop.example.com"))
     config = caddy_config.build(LISTEN, [shop], {"shop.example.com"})
     assert handlers(config, "http", "shop.example.com")[0]["status_code"] == 308
-    assert handlers(config, "http", "www.shop.example.com")[0]["handler"] == "reverse_proxy"
-    assert handlers(config, "https", "www.shop.example.com")[0]["upstreams"] == [{"dial": "127.0.0.1:8000"}]
+    assert handlers(config, "http", "www.shop.example.com")[-1]["handler"] == "reverse_proxy"
+    assert handlers(config, "https", "www.shop.example.com")[-1]["upstreams"] == [{"dial": "127.0.0.1:8000"}]
     policy = config["apps"]["tls"]["automation"]["policies"][0]
     assert policy["subjects"] == ["shop.example.com", "www.shop.example.com"]
     assert policy["issuers"][0]["ca"] == "https://ca.example/dir"
@@ -124,12 +134,12 @@ def test_maintenance_answers_503_with_retry_after_for_that_environment_only():
     page = handlers(config, "https", "shop.example.com")[0]
     assert page["status_code"] == 503 and page["headers"]["Retry-After"] == ["300"]
     assert "Back at &lt;14:00&gt;" in page["body"]
-    assert handlers(config, "https", "blog.example.com")[0]["handler"] == "reverse_proxy"
+    assert handlers(config, "https", "blog.example.com")[-1]["handler"] == "reverse_proxy"
 
 
 def test_hsts_is_sent_on_https_only_when_asked():
-    assert handlers(caddy_config.build(LISTEN, [a_route()], set()), "https", "shop.example.com")[0]["handler"] \
-        == "reverse_proxy"
+    plain = handlers(caddy_config.build(LISTEN, [a_route()], set()), "https", "shop.example.com")
+    assert "headers" not in [h["handler"] for h in plain]
     first = handlers(caddy_config.build(LISTEN, [a_route(hsts=True)], set()), "https", "shop.example.com")[0]
     assert first["response"]["set"]["Strict-Transport-Security"] == ["max-age=31536000"]
 
@@ -149,7 +159,7 @@ def test_certificate_files_are_loaded_and_redirect_at_once_and_tls_off_is_http_o
     assert config["apps"]["tls"] == {"certificates": {"load_files": [
         {"certificate": files.certificate, "key": files.key, "tags": ["shop-test"]}]}}
     assert handlers(config, "http", "shop.example.com")[0]["status_code"] == 308
-    assert handlers(config, "http", "intra.example.com")[0]["handler"] == "reverse_proxy"
+    assert handlers(config, "http", "intra.example.com")[-1]["handler"] == "reverse_proxy"
     assert handlers(config, "https", "intra.example.com") is None
 
 
@@ -159,3 +169,29 @@ def test_the_front_container_is_on_the_host_network_back_after_a_reboot_with_its
     assert argv[argv.index("--network") + 1] == "host"
     assert "droplet-front-data:/data" in argv and "/var/lib/droplet-deploy/front:/etc/droplet-front:ro" in argv
     assert f"{cmd.LABEL}=droplet-front" in argv
+
+
+def test_maintenance_needs_host_names_and_a_short_message(tmp_path):
+    from droplet_deploy.core.errors import UsageError
+    from droplet_deploy.front import maintenance
+    from droplet_deploy.session import Session
+
+    session = Session(settings(tmp_path), None, None)  # type: ignore[arg-type]  # refused before any command
+    with pytest.raises(UsageError, match="has no host names, and maintenance is served by the front proxy"):
+        maintenance.switch(session, on=True)
+    named = Session(settings(tmp_path, hosts=["shop.example.com"]), None, None)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="--message must be 1 to 500 characters"):
+        maintenance.switch(named, on=True, message="x" * 501)
+
+
+def test_body_size_gzip_and_read_timeout_reach_the_front_config(tmp_path):
+    s = settings(tmp_path, hosts=["shop.example.com"], max_body_mb=20, read_timeout=120, gzip=False)
+    config = caddy_config.build(LISTEN, [route.of(s, cmd.MOUNT)], set())
+    body, proxy = handlers(config, "https", "shop.example.com")
+    assert body == {"handler": "request_body", "max_size": 20 * 1024 * 1024}
+    assert proxy["transport"]["response_header_timeout"] == 120 * 1_000_000_000
+    defaults = handlers(caddy_config.build(LISTEN, [a_route()], set()), "https", "shop.example.com")
+    assert [h["handler"] for h in defaults] == ["request_body", "encode", "reverse_proxy"]
+    assert defaults[0]["max_size"] == 100 * 1024 * 1024
+    unlimited = handlers(caddy_config.build(LISTEN, [a_route(max_body_mb=0)], set()), "https", "shop.example.com")
+    assert [h["handler"] for h in unlimited] == ["encode", "reverse_proxy"]
