@@ -98,6 +98,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "max_body_mb": (_INT, 100),
     "read_timeout": (_FLOAT, 60.0),
     "gzip": (_BOOL, True),
+    "renew_check_interval": (_FLOAT, 600.0),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -126,6 +127,7 @@ RANGES: dict[str, validate.Range] = {
     "certificate_timeout": validate.TIMEOUT,
     "max_body_mb": validate.MEGABYTES,
     "read_timeout": validate.TIMEOUT,
+    "renew_check_interval": validate.TIMEOUT,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -252,6 +254,7 @@ class Settings:
     max_body_mb: int = 100
     read_timeout: float = 60.0
     gzip: bool = True
+    renew_check_interval: float = 600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

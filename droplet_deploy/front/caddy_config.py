@@ -44,6 +44,9 @@ def build(listeners: Listeners, routes: list[Route], certified: set[str]) -> dic
         "apps": {"http": {"http_port": listeners.http_port, "https_port": listeners.https_port, "servers": servers}},
     }
     tls = _tls(routes)
+    if tls.get("automation"):
+        # Caddy renews a certificate in the last third of its lifetime, looking every renew_interval.
+        tls["automation"]["renew_interval"] = int(listeners.renew_check_interval * 1_000_000_000)
     if tls:
         config["apps"]["tls"] = tls
     return config

@@ -25,6 +25,7 @@ class Listeners:
     https_port: int
     bind: str | None
     admin_port: int
+    renew_check_interval: float = 600.0  # seconds between the front's checks of its certificates' expiry
 
     @property
     def admin(self) -> str:
@@ -32,7 +33,8 @@ class Listeners:
 
     def describe(self) -> str:
         where = f"{self.bind}:" if self.bind else ""
-        return f"HTTP {where}{self.http_port}, HTTPS {where}{self.https_port}, admin {self.admin}"
+        renew = "" if self.renew_check_interval == 600.0 else f", renewal checks every {self.renew_check_interval:g}s"
+        return f"HTTP {where}{self.http_port}, HTTPS {where}{self.https_port}, admin {self.admin}{renew}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def file_name(front_dir: str, project: str) -> str:
 
 def listeners(settings: Settings) -> Listeners:
     return Listeners(http_port=settings.http_port, https_port=settings.https_port, bind=settings.front_bind,
-                     admin_port=settings.front_admin_port)
+                     admin_port=settings.front_admin_port, renew_check_interval=settings.renew_check_interval)
 
 
 def of(settings: Settings, mount: str) -> Route:
@@ -137,7 +139,8 @@ def listener_mismatch(mine: Route, others: list[Route]) -> str | None:
         if other.project != mine.project and other.listeners != mine.listeners:
             return (f"the front proxy on this host listens on {other.listeners.describe()} (as {other.label} "
                     f"set it), {mine.label} asks for {mine.listeners.describe()}; set the same http_port, "
-                    "https_port, front_bind and front_admin_port for every environment on the host")
+                    "https_port, front_bind, front_admin_port and renew_check_interval for every environment on "
+                    "the host")
     return None
 
 
