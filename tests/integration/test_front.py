@@ -217,6 +217,47 @@ def test_a_restart_of_the_front_proxy_keeps_its_certificates(host):
     assert pebble.issued_serials() == issued
 
 
+def _self_signed(directory, name):
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert, cert_path, key_path
+
+
+def test_certificate_files_are_served_instead_of_asking_the_ca(host):
+    name = "files.b.app.test"
+    b, pebble, https, http = host["b"], host["pebble"], host["https"], host["http"]
+    cert, cert_path, key_path = _self_signed(host["base"], name)
+    b.configure(environments={"files": {"compose_file": "docker-compose.test.yml", "project": f"{b.name}-files",
+                                        "public_port": free_port(), "drain_seconds": 2, "hosts": [name],
+                                        "tls_certificate": str(cert_path), "tls_key": str(key_path)}})
+    issued = pebble.issued_serials()
+    result = b.inv("deploy.env", "--env", "files")
+    assert f"HTTPS: {name} (certificate files); HTTP redirects there" in result.stdout, result.stdout[-2000:]
+    assert served_certificate(name, https, cert_path).serial_number == cert.serial_number
+    assert wait_get(name, https, "/api/health", root=cert_path).status == 200
+    assert get(name, http, "/").status == 308
+    assert pebble.issued_serials() == issued
+    copied = host["base"] / "front-dir" / "certs" / f"{b.name}-files.key"
+    assert copied.stat().st_mode & 0o077 == 0  # the key's copy is readable by its owner only
+
+
 def test_a_new_front_image_replaces_the_proxy_beside_itself_under_load(host):
     # A different image (same Caddy, one label more) is an upgrade: a new container starts beside the old one on
     # the same ports and the old one stops after it.
