@@ -258,6 +258,31 @@ def test_certificate_files_are_served_instead_of_asking_the_ca(host):
     assert copied.stat().st_mode & 0o077 == 0  # the key's copy is readable by its owner only
 
 
+def test_an_environment_moves_from_its_own_port_to_a_host_name_and_back_without_a_failed_request(host):
+    from tests.support.load import Load
+
+    name = "moved.b.app.test"
+    b, root, https = host["b"], host["root"], host["https"]
+    port = free_port()
+    b.configure(environments={"moved": {"compose_file": "docker-compose.test.yml", "project": f"{b.name}-moved",
+                                        "public_port": port, "drain_seconds": 2}})
+    first = b.inv("deploy.env", "--env", "moved")
+    assert "==> front" not in first.stdout  # no hosts: served on its port only, as before
+    with Load(f"http://127.0.0.1:{port}/api/health", rate=10) as load:
+        b.configure(environments={"moved": {"hosts": [name]}})
+        moved = b.inv("deploy.env", "--env", "moved")
+        assert wait_get(name, https, "/api/health", root=root).status == 200, moved.stdout[-2000:]
+        b.configure(environments={"moved": {"hosts": []}})
+        back = b.inv("deploy.env", "--env", "moved")
+        load.wait(2)
+    report = load.report()
+    assert report.failed == 0, report.describe()
+    assert "routed no more" in back.stdout
+    assert get(name, host["http"], "/").status == 404  # the front proxy no longer knows the name
+    assert not (host["base"] / "front-dir" / "routes" / f"{b.name}-moved.json").exists()
+    assert wait_get("b.app.test", https, "/api/health", root=root).status == 200  # the others keep their routes
+
+
 def test_a_new_front_image_replaces_the_proxy_beside_itself_under_load(host):
     # A different image (same Caddy, one label more) is an upgrade: a new container starts beside the old one on
     # the same ports and the old one stops after it.
