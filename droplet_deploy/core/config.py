@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from droplet_deploy.core import validate
+from droplet_deploy.core import front_settings, validate
 from droplet_deploy.core.errors import ConfigError
 from droplet_deploy.core.redact import redact
 
@@ -83,6 +83,28 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # Swarm only: the registry image the manager runs on its 127.0.0.1 to hand each node only the layers it lacks;
     # null: every node gets the whole image by docker save | docker load.
     "swarm_registry_image": (_STR, "registry:2"),
+    # The front proxy: one per host, shared by every environment with `hosts` (docs/several-apps.md, docs/https.md).
+    "hosts": (_LIST, []),
+    "path_prefix": (_STR, None),
+    "http_port": (_INT, 80),
+    "https_port": (_INT, 443),
+    "tls": (_STR, "auto"),
+    "acme_directory": (_STR, "https://acme-v02.api.letsencrypt.org/directory"),
+    "acme_email": (_STR, None),
+    "acme_ca_bundle": (_STR, None),
+    "tls_certificate": (_STR, None),
+    "tls_key": (_STR, None),
+    "hsts": (_BOOL, False),
+    "certificate_timeout": (_FLOAT, 90.0),
+    "front_name": (_STR, "droplet-front"),
+    "front_image": (_STR, "caddy:2"),
+    "front_dir": (_STR, "/var/lib/droplet-deploy/front"),
+    "front_bind": (_STR, None),
+    "front_admin_port": (_INT, 2019),
+    "max_body_mb": (_INT, 100),
+    "read_timeout": (_FLOAT, 60.0),
+    "gzip": (_BOOL, True),
+    "renew_check_interval": (_FLOAT, 600.0),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -105,6 +127,13 @@ RANGES: dict[str, validate.Range] = {
     "min_free_mb": validate.MEGABYTES,
     "lock_stale_seconds": validate.LOCK_STALE,
     "replicas": validate.REPLICAS,
+    "http_port": validate.PORT,
+    "https_port": validate.PORT,
+    "front_admin_port": validate.PORT,
+    "certificate_timeout": validate.TIMEOUT,
+    "max_body_mb": validate.MEGABYTES,
+    "read_timeout": validate.TIMEOUT,
+    "renew_check_interval": validate.TIMEOUT,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -212,6 +241,28 @@ class Settings:
     replicas: int = 2
     swarm_nodes: list[str] = field(default_factory=list)
     swarm_registry_image: str | None = "registry:2"
+    # The front proxy (checked in core/front_settings.py).
+    hosts: list[str] = field(default_factory=list)
+    path_prefix: str | None = None
+    http_port: int = 80
+    https_port: int = 443
+    tls: str = "auto"
+    acme_directory: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str | None = None
+    acme_ca_bundle: str | None = None
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    hsts: bool = False
+    certificate_timeout: float = 90.0
+    front_name: str = "droplet-front"
+    front_image: str = "caddy:2"
+    front_dir: str = "/var/lib/droplet-deploy/front"
+    front_bind: str | None = None
+    front_admin_port: int = 2019
+    max_body_mb: int = 100
+    read_timeout: float = 60.0
+    gzip: bool = True
+    renew_check_interval: float = 600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -232,9 +283,7 @@ class Settings:
         an app that checks it (Django, Rails) answers every other name with 400."""
         if self.health_host:
             return self.health_host
-        names = getattr(self, "hosts", None)  # the environment's public names, where that setting exists
-        first = names[0] if isinstance(names, (list, tuple)) and names else None
-        return str(first) if isinstance(first, str) and first else "localhost"
+        return self.hosts[0] if self.hosts else "localhost"
 
     def image(self, tag: str) -> str:
         return f"{self.app_name}:{tag}"
@@ -465,7 +514,7 @@ def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
 
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
     """Values of the right type that still cannot work; each topic is one small check."""
-    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices):
+    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, front_settings.check):
         check(values, origins)
     _check_files(values, origins, root)
     if values["host"] is not None and not values["host"].strip():

@@ -140,6 +140,10 @@ class HostKeyRevoked(ConnectError):
     """The host offers a key a known_hosts file marks ``@revoked``: refused, even with accept-new; nothing ran."""
 
 
+class FrontError(DeployError):
+    """The front proxy cannot route this environment (a name another one claims, its container, its config)."""
+
+
 class NotDeployed(DeployError):
     """The environment has no containers yet: there is nothing to start, stop or restart."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from droplet_deploy.front import publish as front
 from droplet_deploy.pipeline.backup_step import backup_hook
 from droplet_deploy.pipeline.db_path_check import after_first_deploy
 from droplet_deploy.session import Session
@@ -60,6 +61,7 @@ def deploy(session: Session, options: Options) -> None:
                 backend.prepare_release(revision)
         with ui.step("preflight", f"[{session.where}]"):
             session.backend.run_preflight(image)
+            front.check(session)  # names another environment on the host routes: refused before anything changes
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
@@ -108,6 +110,9 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
         entry["proof"] = result.proof
     after_first_deploy(session, image, entry.get("backup", ""))
     entry["release"] = keeping.id
+    if front.applies(session) or front.was_routed(session):
+        with ui.step("front", ", ".join(settings.hosts) or "no host names"):
+            front.publish(session, revision.full)
     with ui.step("prune"):
         prune(session, image, keeping.id)
     if result.previous is not None:

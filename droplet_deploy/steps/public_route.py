@@ -3,7 +3,7 @@ through a tunnel to the host's loopback, so the port need not be open to this ma
 
 Every step that asks "does the public route answer, at this revision?" asks it here: the rollout's check after
 the switch and after switching back, ``deploy.start``/``restart`` waiting until the stack serves again,
-``deploy.status`` and ``health.wait``.
+``deploy.status`` and ``health.wait``; behind the front proxy, the deploy's check by host name (``wait_by_name``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ def wait_at(base: str, settings: Settings, revision: str | None, *, witness: hea
     return health.wait(base + settings.health_path, revision, witness=witness, mode=settings.health_revision,
                        timeout=settings.health_timeout if timeout is None else timeout,
                        interval=settings.health_interval, progress=progress, host=settings.probe_host)
+
+
+def wait_by_name(target: Target, settings: Settings, name: str, revision: str | None, *, secure: bool,
+                 witness: health.Witness | None, timeout: float | None = None,
+                 progress: Callable[[str], None] | None = None) -> health.Verdict:
+    """``wait`` through the front proxy by host name: ``https://<name>`` (SNI and Host) when the name has its
+    certificate (``secure``), else ``http://<name>``, on the front's port of the host (over SSH through a tunnel
+    to its loopback, as for the public port; a ``front_bind`` address is asked there)."""
+    port = settings.https_port if secure else settings.http_port
+    address = settings.front_bind or "127.0.0.1"
+    with target.tunnel(address, port) as (host, local_port):
+        url = f"{'https' if secure else 'http'}://{host}:{local_port}{settings.health_path}"
+        return health.wait(url, revision, witness=witness, mode=settings.health_revision,
+                           timeout=settings.health_timeout if timeout is None else timeout,
+                           interval=settings.health_interval, progress=progress, host=name)
 
 
 def answer(target: Target, settings: Settings, revision: str | None, *,

@@ -5,6 +5,7 @@ from invoke import Collection
 from droplet_deploy.core.config import DEFAULTS
 from droplet_deploy.tasks import backup, config_errors, deploy, health, verify
 from droplet_deploy.tasks import day_two as ops
+from droplet_deploy.tasks import front as front_tasks
 from droplet_deploy.tasks.build import build
 from droplet_deploy.tasks.doctor import doctor
 from droplet_deploy.tasks.init import init
@@ -18,6 +19,7 @@ ns.add_task(doctor)
 ns.add_collection(verify.ns)
 ns.add_collection(health.ns)
 ops.register(deploy.ns)
+front_tasks.register(deploy.ns)
 ns.add_collection(deploy.ns)
 ns.add_collection(backup.ns)
 ns.configure({"deploy": DEFAULTS})

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("setup", "operations"),  # init and doctor; day two on a deployed environment
     ("pipeline",),  # the changes that put a release in service: deploy, rollback
     ("backup",),
+    ("front",),  # the front proxy shared by every environment on a host: routes by host name, certificates
     ("engines",),  # where a stack runs; open_session chooses one (ordered inside: ENGINE_ORDER)
     ("host",),  # a host over SSH: the connection, its keys, shipping a release
     ("transaction",),  # the frame of every change: lock, history, hooks, the files kept per release
