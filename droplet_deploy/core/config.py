@@ -77,6 +77,12 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # (a DOCKER_HOST such as ssh://deploy@worker-1) to send it the image.
     "replicas": (_INT, 2),
     "swarm_nodes": (_LIST, []),
+    # Deadlines: how long one command may run when nothing else bounds it, by kind, and how long the host may
+    # take to answer the SSH link check (a lost link is noticed within link_timeout + 5 seconds).
+    "command_timeout": (_FLOAT, 900.0),
+    "build_timeout": (_FLOAT, 3600.0),
+    "pre_switch_timeout": (_FLOAT, 3600.0),
+    "link_timeout": (_FLOAT, 15.0),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -99,6 +105,10 @@ RANGES: dict[str, validate.Range] = {
     "min_free_mb": validate.MEGABYTES,
     "lock_stale_seconds": validate.LOCK_STALE,
     "replicas": validate.REPLICAS,
+    "command_timeout": validate.TIMEOUT,
+    "build_timeout": validate.TIMEOUT,
+    "pre_switch_timeout": validate.TIMEOUT,
+    "link_timeout": validate.LINK,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -204,6 +214,10 @@ class Settings:
     engine: str = "compose"
     replicas: int = 2
     swarm_nodes: list[str] = field(default_factory=list)
+    command_timeout: float = 900.0
+    build_timeout: float = 3600.0
+    pre_switch_timeout: float = 3600.0
+    link_timeout: float = 15.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -38,15 +38,31 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from invoke import Context, Local
+from invoke.exceptions import CommandTimedOut
 
 from droplet_deploy.commands import files
 from droplet_deploy.core import signals
-from droplet_deploy.core.errors import CommandFailed
+from droplet_deploy.core.errors import CommandFailed, LinkLost
 from droplet_deploy.core.redact import clean, display, scrub, secrets_in
+from droplet_deploy.transport.link import LinkWatch
 
 CHUNK = 1 << 16
 # Lines of a failed command's output shown when its output was not shown as it ran.
 FAILED_TAIL = 20
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long one command may run when its caller gives no bound of its own, by kind: a plain command, a
+    streamed one (an image build) and a watched one (a pre_switch hook such as a migration, ``deploy.exec``).
+    Nothing waits forever: a stuck disk or a hung command ends the step with one line."""
+
+    command: float = 900.0
+    build: float = 3600.0
+    watched: float = 3600.0
+
+    def of(self, *, stream: bool, watched: bool) -> float:
+        return self.watched if watched else self.build if stream else self.command
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,8 @@ class Target(Protocol):
     name: str
     cwd: str
     echo: bool  # echo each command, and show streamed output as it arrives (verbose)
+    bounds: Bounds  # how long a command may run when the caller gives no timeout
+    before_change: Callable[[], None] | None  # the lock's fence, asked before every change
 
     @property
     def dry(self) -> bool:
@@ -105,6 +123,10 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
+def timed_out(seconds: float | None) -> str:
+    return f"no answer within {seconds:g}s; the command was stopped"
+
+
 def command_line(argv: Sequence[str], cwd: str | None = None) -> str:
     """The single place where argv becomes shell text."""
     line = shlex.join(str(a) for a in argv)
@@ -122,6 +144,10 @@ class _Base:
         self.cwd = cwd
         self.echo = echo
         self._out = out or sys.stderr
+        self.bounds = Bounds()
+        # Asked before every change (not before a probe): the deploy lock's fence, which refuses a change once
+        # the lock is no longer ours.
+        self.before_change: Callable[[], None] | None = None
 
     @property
     def dry(self) -> bool:
@@ -134,9 +160,10 @@ class _Base:
             timeout: float | None = None, shown: str | None = None, watched: bool = False,
             does: str | None = None, progress: Callable[[str], None] | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
+        if timeout is None:
+            timeout = self.bounds.of(stream=stream, watched=watched)
         stream = stream or watched
-        if self.dry:
-            self.say(f"[dry-run] [{self.name}] {does or display(argv)}")
+        if self._only_planned(argv, does):
             return Result(argv, 0, "", "")
         line = f"[{self.name}] $ {shown or display(argv)}"
         if self.echo:
@@ -150,8 +177,18 @@ class _Base:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
 
+    def _only_planned(self, argv: tuple[str, ...], does: str | None) -> bool:
+        """A dry run prints the change instead; a real one asks the fence first (which may refuse it)."""
+        if self.dry:
+            self.say(f"[dry-run] [{self.name}] {does or display(argv)}")
+            return True
+        if self.before_change is not None:
+            self.before_change()
+        return False
+
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
-        return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
+        bound = self.bounds.command if timeout is None else timeout
+        return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=bound)
 
     def interact(self, argv: Sequence[str]) -> int:
         """A command for a person at a terminal (a shell in a container): a pty, their keystrokes passed on, Ctrl-C
@@ -187,11 +224,19 @@ class _Base:
                 command_line(argv, self.cwd), hide=not stream, warn=True, dry=False, echo=False, in_stream=False,
                 timeout=timeout, **streams, **self._run_kwargs(),
             )
+        except CommandTimedOut:
+            self._after_loss()
+            # Invoke stopped it; its text is not repeated here (it may carry what the command was given).
+            raw = None
         finally:
             for opened in streams.values():
                 opened.close()
         signals.raise_if_swallowed(marker)  # Invoke waits for the command instead of raising; stop here
-        result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
+        self._after_loss()
+        if raw is None:
+            result = Result(argv, -1, "", timed_out(timeout))
+        else:
+            result = Result(argv, raw.exited if raw.exited is not None else -1, raw.stdout, raw.stderr)
         if check and not result.ok:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
@@ -215,6 +260,9 @@ class _Base:
 
     def _run_kwargs(self) -> dict:
         return {}
+
+    def _after_loss(self) -> None:
+        """Raise ``LinkLost`` when the way to the target is gone (over SSH); nothing to lose locally."""
 
     def read_text(self, path: str) -> str | None:
         result = self.probe(["cat", path])
@@ -296,9 +344,35 @@ class SshTarget(_Base):
         self.name = f"{connection.user}@{connection.original_host}"
         self._shell: _Shell | None = None
         self._shell_free = threading.Lock()
+        self._watch: LinkWatch | None = None
+
+    def watch_link(self, answer_within: float) -> None:
+        """Keepalive on, and the link checked from now on: a lost one is noticed within ``answer_within`` plus
+        ``LinkWatch.EVERY`` seconds, and raised as ``LinkLost`` in the main thread (``signals.raise_in_main``)."""
+        transport = self.connection.transport
+        transport.set_keepalive(int(LinkWatch.EVERY))
+        self._watch = LinkWatch(transport, answer_within=answer_within, on_lost=self._lost).start()
+
+    def _lost(self, why: str) -> None:
+        signals.raise_in_main(self.link_lost(why))
+
+    def link_lost(self, why: str) -> LinkLost:
+        return LinkLost(self.connection.original_host, why)
+
+    def _after_loss(self) -> None:
+        """Once the link is gone nothing more is sent (Fabric would log in again for the next command: a deploy
+        that lost its link stops where it is, and the next deploy takes its abandoned lock over)."""
+        watch = self._watch
+        if watch is not None and watch.lost:
+            raise self.link_lost(watch.lost)
+        transport = self.connection.transport
+        if watch is not None and (transport is None or not transport.is_active()):
+            watch.lost = "the connection closed"
+            raise self.link_lost(watch.lost)
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,
               tail: _Tail | None = None) -> Result:
+        self._after_loss()
         if not self._shell_free.acquire(timeout=self.SHELL_WAIT):
             return super()._exec(argv, check=check, stream=stream, timeout=timeout, tail=tail)
         streams = _output_streams(argv, stream, tail)
@@ -321,6 +395,7 @@ class SshTarget(_Base):
             status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown)
         except _ShellLost as exc:
             self._drop_shell()
+            self._after_loss()
             return Result(argv, -1, "", str(exc))
         except BaseException:
             self._drop_shell()  # interrupted mid-command: closing the channel ends it, as Fabric's runner does
@@ -355,9 +430,12 @@ class SshTarget(_Base):
         return path if path.startswith("/") else f"{self.cwd.rstrip('/')}/{path}"
 
     def _channel(self, argv: Sequence[str]):
-        """A new exec channel on the task's one connection (no second login, no SFTP subsystem needed)."""
+        """A new exec channel on the task's one connection (no second login, no SFTP subsystem needed); each
+        read, write and the wait for its exit status are bounded by ``bounds.command``."""
+        self._after_loss()
         self.connection.open()
-        channel = self.connection.transport.open_session()
+        channel = self.connection.transport.open_session(timeout=self.bounds.command)
+        channel.settimeout(self.bounds.command)
         channel.exec_command(command_line(argv))
         return channel
 
@@ -369,6 +447,9 @@ class SshTarget(_Base):
                 for chunk in iter(lambda: source.read(CHUNK), b""):
                     channel.sendall(chunk)
                 channel.shutdown_write()
+            except TimeoutError:
+                self._after_loss()
+                raise CommandFailed(argv, -1, timed_out(self.bounds.command), where=self.name) from None
             except OSError:
                 pass  # the host closed its end early (cannot write there): its exit status and stderr say why
             self._finish(channel, argv)
@@ -379,13 +460,21 @@ class SshTarget(_Base):
         argv = tuple(files.send(path))
         channel = self._channel(argv)
         try:
-            for chunk in iter(lambda: channel.recv(CHUNK), b""):
-                sink.write(chunk)
+            try:
+                for chunk in iter(lambda: channel.recv(CHUNK), b""):
+                    sink.write(chunk)
+            except TimeoutError:
+                self._after_loss()
+                raise CommandFailed(argv, -1, timed_out(self.bounds.command), where=self.name) from None
             self._finish(channel, argv)
         finally:
             channel.close()
 
     def _finish(self, channel, argv: tuple[str, ...]) -> None:
+        if not channel.status_event.wait(self.bounds.command):
+            self._after_loss()
+            raise CommandFailed(argv, -1, timed_out(self.bounds.command), where=self.name)
+        self._after_loss()  # a closed link also ends the wait, with no status to read
         status = channel.recv_exit_status()
         if status != 0:
             stderr = b"".join(iter(lambda: channel.recv_stderr(CHUNK), b"")).decode(errors="replace")
@@ -396,11 +485,14 @@ class SshTarget(_Base):
         # Not Fabric's forward_local: it stops at the first refused connection (a container still booting).
         from droplet_deploy.transport.tunnel import forward
 
+        self._after_loss()
         self.connection.open()
         with forward(self.connection.transport, host, port) as local_port:
             yield "127.0.0.1", local_port
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         self._drop_shell()
         self.connection.close()
 
