@@ -93,6 +93,26 @@ def lock_release(lock_dir: str, token: str) -> list[str]:
     return ["sh", "-c", _LOCK_RELEASE, "lock-release", lock_dir, token]
 
 
+# The environment variable that marks every process a deploy starts on a host (``SshTarget.tag``): its value is
+# the deploy's lock token, inherited by everything the command starts, so what is left of a deploy can be found.
+RUN_TAG = "DROPLET_DEPLOY_RUN"
+
+# Stop every process of this user marked with the tag: SIGTERM, up to 10 s to end, then SIGKILL. Prints how many
+# were marked. Reads /proc only (Linux hosts, which is what the engine runs on).
+_STOP_TAGGED = (
+    'mark="$1=$2"; found=""; for p in /proc/[0-9]*; do pid="${p#/proc/}"; [ "$pid" = "$$" ] && continue; '
+    'tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qxF -- "$mark" && found="$found $pid"; done; '
+    'set -- $found; echo "$#"; [ "$#" -eq 0 ] && exit 0; kill -TERM "$@" 2>/dev/null; i=0; '
+    'while [ "$i" -lt 20 ]; do alive=""; for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done; '
+    '[ -z "$alive" ] && exit 0; sleep 0.5; i=$((i + 1)); done; kill -KILL "$@" 2>/dev/null; exit 0'
+)
+
+
+def stop_tagged(tag: str) -> list[str]:
+    """Stop what is still running of the deploy whose commands carry ``tag``; prints how many processes."""
+    return ["sh", "-c", _STOP_TAGGED, "stop-tagged", RUN_TAG, tag]
+
+
 def append_line(path: str, line: str) -> list[str]:
     return ["sh", "-c", 'mkdir -p "$(dirname "$2")" && printf "%s\\n" "$1" >> "$2"', "append", line, path]
 

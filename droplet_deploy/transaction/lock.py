@@ -214,6 +214,7 @@ def acquire(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *,
             raise refusal(target, path, state, verdict, unlock_hint, stale_after)
         if take_over(target, path, state, holder, text):
             say(f"took over the lock {whose(state, path)}, {verdict.why}")
+            stop_left_running(target, state.holder, say)
             return
     raise LockHeld(f"[{target.name}] the deploy lock at {path} kept changing while this deploy tried to take it",
                    hint="another deploy is starting at the same moment; try again")
@@ -232,6 +233,18 @@ def take_over(target: Target, path: str, state: LockState, holder: Holder, text:
         return False
     return target.run(files.lock_acquire(path, text, holder.token), check=False,
                       does=f"take the deploy lock on {target.name}").ok
+
+
+def stop_left_running(target: Target, gone: Holder | None, say: Callable[[str], None]) -> None:
+    """Stop what the abandoned deploy's commands still run on the target (a migration, a compose up: they carry
+    its token, ``files.RUN_TAG``), so this deploy never runs beside them."""
+    if gone is None or not TOKEN.fullmatch(gone.token):
+        return
+    result = target.run(files.stop_tagged(gone.token), check=False,
+                        does="stop what the abandoned deploy left running")
+    count = result.stdout.strip()
+    if result.ok and count.isdigit() and int(count):
+        say(f"stopped {count} process(es) the abandoned deploy left running on {target.name}")
 
 
 def refusal(target: Target, path: str, state: LockState, verdict: Staleness, unlock_hint: str,
@@ -317,11 +330,13 @@ def held(target: Target, state_dir: str, holder: Holder, unlock_hint: str, *, st
                                              heartbeat_every(stale_after), stale_after=stale_after).start()
     if beat is not None:
         target.before_change = beat.fence
+    target.tag = holder.token
     try:
         yield holder
     finally:
         with signals.shielded():
             target.before_change = None
+            target.tag = ""
             if beat is not None:
                 beat.stop()
             release(target, state_dir, holder)

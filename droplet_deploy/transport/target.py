@@ -47,6 +47,8 @@ from droplet_deploy.core.redact import clean, display, scrub, secrets_in
 from droplet_deploy.transport.link import LinkWatch
 
 CHUNK = 1 << 16
+# How long stopping an interrupted deploy's processes on a host may take (SIGTERM, then SIGKILL after 10 s).
+STOP_WAIT = 15.0
 # Lines of a failed command's output shown when its output was not shown as it ran.
 FAILED_TAIL = 20
 
@@ -83,6 +85,7 @@ class Target(Protocol):
     echo: bool  # echo each command, and show streamed output as it arrives (verbose)
     bounds: Bounds  # how long a command may run when the caller gives no timeout
     before_change: Callable[[], None] | None  # the lock's fence, asked before every change
+    tag: str  # marks the commands of the deploy holding the lock, to stop what is left of it
 
     @property
     def dry(self) -> bool:
@@ -138,6 +141,7 @@ class _Base:
 
     name = "local"
     cwd = "."
+    tag = ""  # over SSH: the mark of every command on the host (files.RUN_TAG); nothing locally
 
     def __init__(self, runner: Context, cwd: str, *, echo: bool = True, out=None):
         self._runner = runner
@@ -345,6 +349,7 @@ class SshTarget(_Base):
         self._shell: _Shell | None = None
         self._shell_free = threading.Lock()
         self._watch: LinkWatch | None = None
+        self.tag = ""  # marks every command on the host (the deploy's lock token): see files.RUN_TAG
 
     def watch_link(self, answer_within: float) -> None:
         """Keepalive on, and the link checked from now on: a lost one is noticed within ``answer_within`` plus
@@ -392,15 +397,32 @@ class SshTarget(_Base):
             if self._shell is None:
                 self.connection.open()
                 self._shell = _Shell(self.connection.transport)
-            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown)
+            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown, self.tag)
         except _ShellLost as exc:
             self._drop_shell()
             self._after_loss()
+            self._stop_tagged()  # a command that ran out of time is stopped on the host, not only abandoned
             return Result(argv, -1, "", str(exc))
         except BaseException:
-            self._drop_shell()  # interrupted mid-command: closing the channel ends it, as Fabric's runner does
+            # Interrupted mid-command: the channel is closed, and since a channel without a terminal sends the
+            # host no signal, what the command started is stopped there too (a migration, a compose up).
+            self._drop_shell()
+            self._stop_tagged()
             raise
         return Result(argv, status, stdout, stderr)
+
+    def _stop_tagged(self) -> None:
+        """Stop the processes this deploy's commands started on the host (over a channel of its own, bounded)."""
+        watch = self._watch
+        if not self.tag or (watch is not None and watch.lost):
+            return
+        with signals.shielded(), contextlib.suppress(Exception):
+            channel = self._channel(files.stop_tagged(self.tag))
+            channel.settimeout(STOP_WAIT)
+            try:
+                channel.status_event.wait(STOP_WAIT)
+            finally:
+                channel.close()
 
     def _drop_shell(self) -> None:
         if self._shell is not None:
@@ -511,7 +533,7 @@ class _Shell:
     and the marker alone on stderr: both streams are read up to those lines, so any output is carried whole.
     """
 
-    WRAP = "( {line} ) </dev/null; printf '\\n%s %s\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
+    WRAP = "( {env}{line} ) </dev/null; printf '\\n%s %s\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
     START_TIMEOUT = 30.0
 
     def __init__(self, transport):
@@ -520,10 +542,12 @@ class _Shell:
         # Whatever the login shell's rc files print comes before the first marker and is dropped with it.
         self.run("true", self.START_TIMEOUT)
 
-    def run(self, line: str, timeout: float | None, shown: tuple | None = None) -> tuple[int, str, str]:
-        """Run one command line; ``shown`` = (stdout sink, stderr sink) to show its output as it arrives."""
+    def run(self, line: str, timeout: float | None, shown: tuple | None = None, tag: str = "") -> tuple[int, str, str]:
+        """Run one command line; ``shown`` = (stdout sink, stderr sink) to show its output as it arrives; ``tag``
+        (hex) marks it and all it starts (``files.RUN_TAG``), so it can be stopped when the deploy is."""
         marker = uuid.uuid4().hex  # hex only: safe in the shell text
-        self.channel.sendall(self.WRAP.format(line=line, marker=marker).encode())
+        env = f"export {files.RUN_TAG}={tag}; " if re.fullmatch(r"[0-9a-f]+", tag) else ""
+        self.channel.sendall(self.WRAP.format(env=env, line=line, marker=marker).encode())
         return self._read(marker, timeout, shown or (None, None))
 
     def _read(self, marker: str, timeout: float | None, shown: tuple) -> tuple[int, str, str]:
