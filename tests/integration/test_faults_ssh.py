@@ -116,3 +116,67 @@ def test_the_ssh_link_dropped_mid_rollout_ends_the_deploy_in_one_line_and_the_ne
     assert prod.history()[-1]["result"] == "ok"
     print(f"\nSSH link dropped mid-rollout: noticed in {noticed:.1f}s, next deploy recovered in {recovered:.1f}s, "
           f"{report.describe()}")
+
+
+# --- the kill-point matrix over SSH -------------------------------------------------------------------------------
+
+def _said(proc: subprocess.Popen, text: str) -> bool:
+    return text in proc.out.read_text() + proc.err.read_text()
+
+
+def _serves(prod: Prod, revision: str) -> bool:
+    try:
+        return prod.project.health().get("revision") == revision
+    except Exception:  # noqa: BLE001 - a refused or odd answer only means "not yet"
+        return False
+
+
+# Each kill point: when the deploy is at it, told by what it printed or by what the host shows.
+KILL_POINTS = {
+    "after lock": lambda prod, proc, serving, revision: _said(proc, "==> release"),
+    "after upload": lambda prod, proc, serving, revision: _said(proc, "==> preflight"),
+    "during backup": lambda prod, proc, serving, revision: _said(proc, "==> backup"),
+    "during build": lambda prod, proc, serving, revision: _said(proc, "==> build"),
+    "after start-beside": lambda prod, proc, serving, revision: any(c not in serving for c in prod.containers()),
+    "after switch": lambda prod, proc, serving, revision: _serves(prod, revision),
+    "during drain": lambda prod, proc, serving, revision: _said(proc, "draining"),
+    "during prune": lambda prod, proc, serving, revision: _said(proc, "==> prune"),
+}
+
+
+def kill_when(prod: Prod, proc: subprocess.Popen, point: str, reached) -> str:
+    """SIGKILL the whole deploy (its process group) once ``reached()``; the token of the lock it held, if any."""
+    at = wait_for(lambda: reached() or proc.poll() is not None, timeout=300, interval=0.02)
+    assert at and proc.poll() is None, f"{point}: the deploy ended first:\n{proc.err.read_text()[-2000:]}"
+    token = holder_token(prod) if prod.lock.exists() else ""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return token
+
+
+def test_a_deploy_sigkilled_at_each_phase_boundary_over_ssh_is_recovered_by_the_next_one(prod, tmp_path):
+    """One project, one load for the whole run: 0 failed requests across every kill and every recovery."""
+    prod.use(backup_before_deploy=True)  # so there is a backup to be killed in
+    prod.deploy()
+    measured = []
+    with Load(prod.project.url + "/api/health", rate=RATE, max_seconds=1800) as load:
+        for number, (point, reached) in enumerate(KILL_POINTS.items()):
+            serving = prod.containers()
+            revision = releases.one_line_change(prod.project, f"killed {point}")
+            (tmp_path / f"kill-{number}").mkdir()
+            with deploying(prod, tmp_path / f"kill-{number}") as proc:
+                token = kill_when(prod, proc, point, lambda: reached(prod, proc, serving, revision))  # noqa: B023
+            started = time.monotonic()
+            again = prod.deploy()
+            recovered = time.monotonic() - started
+            measured.append((point, recovered))
+            assert prod.project.health()["revision"] == revision, point
+            assert len(prod.containers()) == 1, f"{point}: {again.stdout[-2000:]}"
+            assert not prod.containers(all_states=True)[1:], f"{point}: no stopped leftover either"
+            assert not token or not tagged(token), f"{point}: the killed deploy still runs on the host"
+            assert not prod.lock.exists()
+            assert prod.history()[-1]["result"] == "ok", point  # every line parses: the history is readable
+            assert not [p for p in (prod.srv / "releases").iterdir() if p.name.startswith(".incoming")], point
+        report = finish(load)
+    print("\nkill-point matrix over SSH, time of the next deploy (recovery included): "
+          + ", ".join(f"{point} {seconds:.1f}s" for point, seconds in measured) + f"; {report.describe()}")
