@@ -219,3 +219,20 @@ class LockLost(DeployError):
     def __init__(self, where: str, why: str):
         super().__init__(f"[{where}] the deploy lock is no longer this deploy's ({why}); nothing more was changed",
                          hint="another deploy may be running: see `inv deploy.status`, then deploy again")
+
+
+class DiskFull(DeployError):
+    """The host ran out of disk space while the toolkit wrote there; what it had written is removed again."""
+
+    SAID = ("no space left on device", "disk quota exceeded")
+
+    def __init__(self, where: str, what: str, directory: str):
+        super().__init__(f"[{where}] no space left on the host for {what} under {directory}; "
+                         "nothing running was changed and nothing of it is left",
+                         hint=f"free space there (df -h {directory}), or lower keep_releases/keep_backups; "
+                              "preflight refuses a deploy below deploy.min_free_mb")
+
+    @classmethod
+    def said_by(cls, stderr: str) -> bool:
+        lowered = stderr.lower()
+        return any(words in lowered for words in cls.SAID)
