@@ -13,12 +13,12 @@ import os
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN, wait_for
+from tests.conftest import wait_for
+from tests.integration import test_interrupted as interrupted
 from tests.integration.test_remote import Prod, configure_prod, error_lines
 from tests.integration.test_remote_work import tagged
 from tests.support import releases
@@ -36,21 +36,9 @@ def prod(project, sshd, tmp_path):
     return configure_prod(project, sshd, tmp_path)
 
 
-@contextmanager
 def deploying(prod: Prod, tmp_path: Path):
-    """`inv deploy.prod --host prod` in the background, in its own process group."""
-    out, err = tmp_path / "deploy.out", tmp_path / "deploy.err"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen([str(VENV_BIN / "inv"), "deploy.prod", "--host", "prod"], cwd=prod.project.path,
-                                env=prod.project.env(), stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    proc.out, proc.err = out, err
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    """`inv deploy.prod --host prod` in the background, as the local kill points run `inv deploy.test`."""
+    return interrupted.deploying(prod.project, tmp_path, "deploy.prod", "--host", "prod")
 
 
 def slow_release(prod: Prod, label: str) -> str:
@@ -72,12 +60,7 @@ def holder_token(prod: Prod) -> str:
     return json.loads((prod.lock / "holder.json").read_text())["token"]
 
 
-def finish(load: Load):
-    load.wait(1.5)
-    report = load.stop()
-    load.kept_pace(report)
-    assert report.failed == 0, report.describe()
-    return report
+finish = interrupted.finish
 
 
 def test_the_ssh_link_dropped_mid_rollout_ends_the_deploy_in_one_line_and_the_next_one_recovers(prod, tmp_path):
