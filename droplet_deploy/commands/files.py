@@ -22,12 +22,14 @@ def is_file(path: str) -> list[str]:
 # Exit status of the lock scripts when the lock is held by someone else (or changed under us).
 LOCK_HELD = 3
 
-# The lock and its holder in one step: holder.json is written into a fresh directory beside the lock, which is then
-# renamed to the lock's name. rename(2) fails when the lock exists and is not empty, so two deploys cannot both
-# win, and a kill at any point leaves either no lock or a lock naming its holder (plus a stray temp directory).
+# The lock and its holder in one step: holder.json and the owner mark (``owner.<token>``, empty) are written into a
+# fresh directory beside the lock, which is then renamed to the lock's name. rename(2) fails when the lock exists
+# and is not empty, so two deploys cannot both win, and a kill at any point leaves either no lock or a lock naming
+# its holder (plus a stray temp directory).
 _LOCK_ACQUIRE = (
     'umask 077; tmp="$(mktemp -d "$1.new.XXXXXX")" || exit 1; '
-    'if printf "%s\\n" "$2" > "$tmp/holder.json" && [ ! -e "$1" ] && mv -T -- "$tmp" "$1" 2>/dev/null; '
+    'if printf "%s\\n" "$2" > "$tmp/holder.json" && : > "$tmp/owner.$3" && [ ! -e "$1" ] '
+    '&& mv -T -- "$tmp" "$1" 2>/dev/null; '
     'then exit 0; fi; rm -rf -- "$tmp"; exit 3'
 )
 
@@ -38,27 +40,44 @@ _LOCK_STATE = (
     'cat -- "$1/holder.json" 2>/dev/null; exit 0'
 )
 
-# Refresh the heartbeat (holder.json's mtime) only while the lock is still ours, i.e. names our token.
-_LOCK_HEARTBEAT = 'grep -qsF -- "$2" "$1/holder.json" && touch -c -- "$1/holder.json"'
+# Refresh the heartbeat (holder.json's mtime) only while the lock is still ours: its owner mark names our token.
+# Exit 3: it is not ours any more (taken over, or removed).
+_LOCK_HEARTBEAT = '[ -e "$1/owner.$2" ] || exit 3; touch -c -- "$1/holder.json"'
 
-# Remove the lock only if its holder.json is still exactly what was read (none: ""), so a lock taken meanwhile
-# by someone else survives. It is renamed away first: nobody ever sees a half-deleted lock.
+# Taking over an abandoned lock is one rename: its owner mark, named by the token that was judged abandoned, gets
+# ours. Exactly one of several deploys taking it over at once wins (the source name exists once), and a lock that
+# changed hands since it was judged has no mark of that name: exit 3. Only then is holder.json rewritten.
+_LOCK_TAKE_OVER = (
+    'mv -T -- "$1/owner.$2" "$1/owner.$3" 2>/dev/null || exit 3; '
+    'printf "%s\\n" "$4" > "$1/.holder.$3" && mv -f -- "$1/.holder.$3" "$1/holder.json"'
+)
+
+# A lock without an owner mark (written before marks existed, or with no readable holder): removed only if its
+# holder.json is still exactly what was read (none: ""), so a lock taken meanwhile by someone else survives. It is
+# renamed away first: nobody ever sees a half-deleted lock.
 _LOCK_REMOVE_IF = (
     'if [ -e "$1/holder.json" ]; then printf "%s" "$2" | cmp -s - "$1/holder.json" || exit 3; '
     'elif [ -n "$2" ]; then exit 3; fi; '
     'away="$(mktemp -u "$1.old.XXXXXX")" && mv -T -- "$1" "$away" && rm -rf -- "$away"'
 )
 
-# Release our own lock (the one naming our token); anyone else's is left alone.
+# Release our own lock: our owner mark is renamed first (one step, so it can no longer be taken over as ours), then
+# the lock is renamed away and removed; anyone else's is left alone.
 _LOCK_RELEASE = (
-    'grep -qsF -- "$2" "$1/holder.json" || exit 0; '
+    'mv -T -- "$1/owner.$2" "$1/released.$2" 2>/dev/null || exit 0; '
     'away="$(mktemp -u "$1.old.XXXXXX")" && mv -T -- "$1" "$away" && rm -rf -- "$away"'
 )
 
 
-def lock_acquire(lock_dir: str, holder_json: str) -> list[str]:
-    """Create ``lock_dir`` holding ``holder.json`` atomically; exit ``LOCK_HELD`` when it exists."""
-    return ["sh", "-c", _LOCK_ACQUIRE, "lock-acquire", lock_dir, holder_json]
+def lock_acquire(lock_dir: str, holder_json: str, token: str) -> list[str]:
+    """Create ``lock_dir`` holding ``holder.json`` and the owner mark of ``token`` atomically; exit ``LOCK_HELD``
+    when it exists."""
+    return ["sh", "-c", _LOCK_ACQUIRE, "lock-acquire", lock_dir, holder_json, token]
+
+
+def lock_take_over(lock_dir: str, old_token: str, token: str, holder_json: str) -> list[str]:
+    """Make the lock of ``old_token`` ours in one rename; exit ``LOCK_HELD`` when it is not that lock any more."""
+    return ["sh", "-c", _LOCK_TAKE_OVER, "lock-take-over", lock_dir, old_token, token, holder_json]
 
 
 def lock_state(lock_dir: str) -> list[str]:
@@ -86,6 +105,25 @@ FLUSH = '{ sync -- "$@" || sync; } 2>/dev/null'
 _APPEND = ('umask 077; f="$2"; mkdir -p -- "$(dirname "$f")" || exit 1; '
            'if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then printf "\\n" >> "$f" || exit 1; fi; '
            'printf "%s\\n" "$1" >> "$f" && chmod 600 -- "$f" || exit 1; set -- "$f"; ' + FLUSH)
+
+# The environment variable that marks every process a deploy starts on a host (``SshTarget.tag``): its value is
+# the deploy's lock token, inherited by everything the command starts, so what is left of a deploy can be found.
+RUN_TAG = "DROPLET_DEPLOY_RUN"
+
+# Stop every process of this user marked with the tag: SIGTERM, up to 10 s to end, then SIGKILL. Prints how many
+# were marked. Reads /proc only (Linux hosts, which is what the engine runs on).
+_STOP_TAGGED = (
+    'mark="$1=$2"; found=""; for p in /proc/[0-9]*; do pid="${p#/proc/}"; [ "$pid" = "$$" ] && continue; '
+    'tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qxF -- "$mark" && found="$found $pid"; done; '
+    'set -- $found; echo "$#"; [ "$#" -eq 0 ] && exit 0; kill -TERM "$@" 2>/dev/null; i=0; '
+    'while [ "$i" -lt 20 ]; do alive=""; for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done; '
+    '[ -z "$alive" ] && exit 0; sleep 0.5; i=$((i + 1)); done; kill -KILL "$@" 2>/dev/null; exit 0'
+)
+
+
+def stop_tagged(tag: str) -> list[str]:
+    """Stop what is still running of the deploy whose commands carry ``tag``; prints how many processes."""
+    return ["sh", "-c", _STOP_TAGGED, "stop-tagged", RUN_TAG, tag]
 
 
 def append_line(path: str, line: str) -> list[str]:

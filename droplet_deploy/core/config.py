@@ -105,6 +105,12 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "read_timeout": (_FLOAT, 60.0),
     "gzip": (_BOOL, True),
     "renew_check_interval": (_FLOAT, 600.0),
+    # Deadlines: how long one command may run when nothing else bounds it, by kind, and how long the host may
+    # take to answer the SSH link check (a lost link is noticed within link_timeout + 5 seconds).
+    "command_timeout": (_FLOAT, 900.0),
+    "build_timeout": (_FLOAT, 3600.0),
+    "pre_switch_timeout": (_FLOAT, 3600.0),
+    "link_timeout": (_FLOAT, 15.0),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -134,6 +140,10 @@ RANGES: dict[str, validate.Range] = {
     "max_body_mb": validate.MEGABYTES,
     "read_timeout": validate.TIMEOUT,
     "renew_check_interval": validate.TIMEOUT,
+    "command_timeout": validate.TIMEOUT,
+    "build_timeout": validate.TIMEOUT,
+    "pre_switch_timeout": validate.TIMEOUT,
+    "link_timeout": validate.LINK,
 }
 # Settings a config file may not turn on, with the flag that does it for one run. accept_new_host_key in a file
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
@@ -263,6 +273,10 @@ class Settings:
     read_timeout: float = 60.0
     gzip: bool = True
     renew_check_interval: float = 600.0
+    command_timeout: float = 900.0
+    build_timeout: float = 3600.0
+    pre_switch_timeout: float = 3600.0
+    link_timeout: float = 15.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -204,3 +204,39 @@ def _last_line(text: str) -> str:
 def _short(argv: Sequence[str], limit: int = 160) -> str:
     text = display(argv)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Faults: the link to the host, the lock, a bound that ran out.
+class LinkLost(DeployError):
+    """The SSH connection to the host stopped answering or closed mid-task; nothing more is sent over it."""
+
+    def __init__(self, host: str, why: str):
+        self.host = host
+        super().__init__(f"the SSH link to {host} was lost ({why}); the deploy stopped where it was",
+                         hint="what serves keeps serving; run the same command again once the host answers "
+                              "(the lock this one held is taken over as abandoned)")
+
+
+class LockLost(DeployError):
+    """The deploy lock no longer names this deploy (taken over, or removed by ``deploy.unlock --force``)."""
+
+    def __init__(self, where: str, why: str):
+        super().__init__(f"[{where}] the deploy lock is no longer this deploy's ({why}); nothing more was changed",
+                         hint="another deploy may be running: see `inv deploy.status`, then deploy again")
+
+
+class DiskFull(DeployError):
+    """The host ran out of disk space while the toolkit wrote there; what it had written is removed again."""
+
+    SAID = ("no space left on device", "disk quota exceeded")
+
+    def __init__(self, where: str, what: str, directory: str):
+        super().__init__(f"[{where}] no space left on the host for {what} under {directory}; "
+                         "nothing running was changed and nothing of it is left",
+                         hint=f"free space there (df -h {directory}), or lower keep_releases/keep_backups; "
+                              "preflight refuses a deploy below deploy.min_free_mb")
+
+    @classmethod
+    def said_by(cls, stderr: str) -> bool:
+        lowered = stderr.lower()
+        return any(words in lowered for words in cls.SAID)

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Sent by this process to its own main thread to hand it an error found in another thread (raise_in_main).
+WAKE = signal.SIGUSR1
 
 
 class Interrupted(KeyboardInterrupt):
@@ -43,6 +45,7 @@ class _State:
         self.last: int = signal.SIGINT
         self.shield_depth = 0
         self.held_back: int | None = None
+        self.pending: BaseException | None = None  # an error another thread handed to the main thread
 
 
 _state = _State()
@@ -67,13 +70,29 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _wake(signum: int, frame: FrameType | None) -> None:
+    if _state.pending is not None and not _state.shield_depth:
+        error, _state.pending = _state.pending, None
+        raise error
+
+
+def raise_in_main(error: BaseException) -> None:
+    """From a background thread: raise ``error`` in the main thread at once, also out of a blocking wait (a
+    health poll, a sleep), as a signal would; inside a ``shielded`` clean-up it waits for the clean-up's end.
+    Where the handlers are not installed, the main thread meets the error at its next command instead."""
+    _state.pending = error
+    main = threading.main_thread().ident
+    if signal.getsignal(WAKE) is _wake and main is not None:
+        signal.pthread_kill(main, WAKE)
+
+
 @contextlib.contextmanager
 def handled() -> Iterator[None]:
     """Install the handlers for the block (main thread only; elsewhere Python allows no handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
+    previous = {signum: signal.signal(signum, _handler if signum != WAKE else _wake) for signum in (*HANDLED, WAKE)}
     try:
         yield
     finally:
@@ -96,6 +115,9 @@ def shielded() -> Iterator[None]:
         raise
     finally:
         _state.shield_depth -= 1
+        if not _state.shield_depth and _state.pending is not None and not failed:
+            error, _state.pending = _state.pending, None
+            raise error
         if not _state.shield_depth and _state.held_back is not None:
             signum, _state.held_back = _state.held_back, None
             if not failed:

@@ -38,6 +38,8 @@ INTERVAL = Range("seconds", 0, 3_600, above_low=True, example="0.5")
 DRAIN = Range("whole seconds", 0, 3_600, whole=True, example="15")
 # A live deploy refreshes its lock's heartbeat several times within this bound (lock.heartbeat_interval).
 LOCK_STALE = Range("seconds", 10, DAY, example="120")
+# The SSH link check: long enough for a slow link to answer, short enough that a lost one is noticed in time.
+LINK = Range("seconds", 1, 300, example="15")
 PORT = Range("a port", 1, 65_535, whole=True, example="8000")
 KEEP = Range("a count", 1, 10_000, whole=True, example="5")
 REPLICAS = Range("a count of tasks", 1, 1_000, whole=True, example="2")

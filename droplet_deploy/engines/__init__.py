@@ -18,7 +18,7 @@ from droplet_deploy.core.config import Settings
 from droplet_deploy.engines.base import Backend
 from droplet_deploy.engines.compose.backend import ComposeBackend
 from droplet_deploy.session import Session, load_settings
-from droplet_deploy.transport.target import LocalTarget
+from droplet_deploy.transport.target import Bounds, LocalTarget
 
 __all__ = ["Backend", "ComposeBackend", "open_session"]
 
@@ -31,6 +31,8 @@ def open_session(c: Context, env: str | None = None, host: str | None = None, *,
     local = LocalTarget(c, str(settings.root), echo=verbose)
     session = _backend_for(settings).open(c, settings, local)
     session.target.echo = verbose
+    bounds = Bounds(settings.command_timeout, settings.build_timeout, settings.pre_switch_timeout)
+    local.bounds = session.target.bounds = bounds
     return session
 
 

@@ -60,7 +60,9 @@ def connect(c: Context, settings: Settings, *, say: Callable[[str], None] | None
         raise explain(exc, connection, spec.host, loaded, missing_keys, settings.connect_timeout,
                       spoke=spoke) from None
 
-    return SshTarget(connection, "/")
+    target = SshTarget(connection, "/")
+    target.watch_link(settings.link_timeout)
+    return target
 
 
 def _verify_host_keys(connection: fabric.Connection, settings: Settings, label: str,

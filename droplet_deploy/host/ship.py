@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from droplet_deploy.commands import files, git
 from droplet_deploy.commands import release_dirs as cmd
 from droplet_deploy.core.config import Settings
-from droplet_deploy.core.errors import CommandFailed, GitError, PreflightFailed
+from droplet_deploy.core.errors import CommandFailed, DiskFull, GitError, PreflightFailed
 from droplet_deploy.core.release_ids import (
     INCOMING,
     parse_leftovers,
@@ -159,8 +159,10 @@ def prepare_release(session: Session, revision: Revision) -> None:
             target.run(cmd.unpack(upload, incoming))
             target.run(files.remove_file(upload))
             target.run(files.rename(incoming, release))  # complete: only now does it carry a release name
-        except BaseException:
+        except BaseException as exc:
             target.run(files.remove_tree(incoming), check=False)  # a half-unpacked release must never be built
+            if isinstance(exc, CommandFailed) and DiskFull.said_by(exc.stderr):
+                raise DiskFull(target.name, f"the release {name}", releases_dir(settings)) from None
             raise
     if target.dry:
         # Nothing was uploaded: the build and compose commands that follow are planned in the release serving now.

@@ -43,13 +43,30 @@ from invoke.exceptions import CommandTimedOut
 
 from droplet_deploy.commands import files
 from droplet_deploy.core import signals
-from droplet_deploy.core.errors import CommandFailed
+from droplet_deploy.core.errors import CommandFailed, LinkLost
 from droplet_deploy.core.redact import clean, display, scrub, secrets_in
 from droplet_deploy.transport.relay import ChannelStream, Conn, ProcessStream, Stream, local_connect
+from droplet_deploy.transport.link import LinkWatch
 
 CHUNK = 1 << 16
+# How long stopping an interrupted deploy's processes on a host may take (SIGTERM, then SIGKILL after 10 s).
+STOP_WAIT = 15.0
 # Lines of a failed command's output shown when its output was not shown as it ran.
 FAILED_TAIL = 20
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long one command may run when its caller gives no bound of its own, by kind: a plain command, a
+    streamed one (an image build) and a watched one (a pre_switch hook such as a migration, ``deploy.exec``).
+    Nothing waits forever: a stuck disk or a hung command ends the step with one line."""
+
+    command: float = 900.0
+    build: float = 3600.0
+    watched: float = 3600.0
+
+    def of(self, *, stream: bool, watched: bool) -> float:
+        return self.watched if watched else self.build if stream else self.command
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,9 @@ class Target(Protocol):
     name: str
     cwd: str
     echo: bool  # echo each command, and show streamed output as it arrives (verbose)
+    bounds: Bounds  # how long a command may run when the caller gives no timeout
+    before_change: Callable[[], None] | None  # the lock's fence, asked before every change
+    tag: str  # marks the commands of the deploy holding the lock, to stop what is left of it
 
     @property
     def dry(self) -> bool:
@@ -131,12 +151,17 @@ class _Base:
 
     name = "local"
     cwd = "."
+    tag = ""  # over SSH: the mark of every command on the host (files.RUN_TAG); nothing locally
 
     def __init__(self, runner: Context, cwd: str, *, echo: bool = True, out=None):
         self._runner = runner
         self.cwd = cwd
         self.echo = echo
         self._out = out or sys.stderr
+        self.bounds = Bounds()
+        # Asked before every change (not before a probe): the deploy lock's fence, which refuses a change once
+        # the lock is no longer ours.
+        self.before_change: Callable[[], None] | None = None
 
     @property
     def dry(self) -> bool:
@@ -149,9 +174,10 @@ class _Base:
             timeout: float | None = None, shown: str | None = None, watched: bool = False,
             does: str | None = None, progress: Callable[[str], None] | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
+        if timeout is None:
+            timeout = self.bounds.of(stream=stream, watched=watched)
         stream = stream or watched
-        if self.dry:
-            self.say(f"[dry-run] [{self.name}] {does or display(argv)}")
+        if self._only_planned(argv, does):
             return Result(argv, 0, "", "")
         line = f"[{self.name}] $ {shown or display(argv)}"
         if self.echo:
@@ -165,8 +191,18 @@ class _Base:
             raise CommandFailed(argv, result.exit_status, result.stderr or result.stdout, where=self.name)
         return result
 
+    def _only_planned(self, argv: tuple[str, ...], does: str | None) -> bool:
+        """A dry run prints the change instead; a real one asks the fence first (which may refuse it)."""
+        if self.dry:
+            self.say(f"[dry-run] [{self.name}] {does or display(argv)}")
+            return True
+        if self.before_change is not None:
+            self.before_change()
+        return False
+
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
-        return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=timeout)
+        bound = self.bounds.command if timeout is None else timeout
+        return self._exec(tuple(str(a) for a in argv), check=check, stream=False, timeout=bound)
 
     def interact(self, argv: Sequence[str]) -> int:
         """A command for a person at a terminal (a shell in a container): a pty, their keystrokes passed on, Ctrl-C
@@ -204,6 +240,7 @@ class _Base:
                 timeout=timeout, **streams, **self._run_kwargs(),
             )
         except CommandTimedOut as exc:
+            self._after_loss()
             # Invoke has stopped it. Its own message quotes the raw command line: the result says it instead,
             # as the SSH shell's does, and is masked like any failure.
             raw, late = exc.result, "\n" + out_of_time(exc.timeout)
@@ -211,6 +248,7 @@ class _Base:
             for opened in streams.values():
                 opened.close()
         signals.raise_if_swallowed(marker)  # Invoke waits for the command instead of raising; stop here
+        self._after_loss()
         exited = -1 if late or raw.exited is None else raw.exited
         result = Result(argv, exited, raw.stdout, raw.stderr + late)
         if check and not result.ok:
@@ -236,6 +274,9 @@ class _Base:
 
     def _run_kwargs(self) -> dict:
         return {}
+
+    def _after_loss(self) -> None:
+        """Raise ``LinkLost`` when the way to the target is gone (over SSH); nothing to lose locally."""
 
     def read_text(self, path: str) -> str | None:
         result = self.probe(["cat", path])
@@ -351,9 +392,36 @@ class SshTarget(_Base):
         self.name = f"{connection.user}@{connection.original_host}"
         self._shell: _Shell | None = None
         self._shell_free = threading.Lock()
+        self._watch: LinkWatch | None = None
+        self.tag = ""  # marks every command on the host (the deploy's lock token): see files.RUN_TAG
+
+    def watch_link(self, answer_within: float) -> None:
+        """Keepalive on, and the link checked from now on: a lost one is noticed within ``answer_within`` plus
+        ``LinkWatch.EVERY`` seconds, and raised as ``LinkLost`` in the main thread (``signals.raise_in_main``)."""
+        transport = self.connection.transport
+        transport.set_keepalive(int(LinkWatch.EVERY))
+        self._watch = LinkWatch(transport, answer_within=answer_within, on_lost=self._lost).start()
+
+    def _lost(self, why: str) -> None:
+        signals.raise_in_main(self.link_lost(why))
+
+    def link_lost(self, why: str) -> LinkLost:
+        return LinkLost(self.connection.original_host, why)
+
+    def _after_loss(self) -> None:
+        """Once the link is gone nothing more is sent (Fabric would log in again for the next command: a deploy
+        that lost its link stops where it is, and the next deploy takes its abandoned lock over)."""
+        watch = self._watch
+        if watch is not None and watch.lost:
+            raise self.link_lost(watch.lost)
+        transport = self.connection.transport
+        if watch is not None and (transport is None or not transport.is_active()):
+            watch.lost = "the connection closed"
+            raise self.link_lost(watch.lost)
 
     def _exec(self, argv: tuple[str, ...], *, check: bool, stream: bool, timeout: float | None,
               tail: _Tail | None = None) -> Result:
+        self._after_loss()
         if not self._shell_free.acquire(timeout=self.SHELL_WAIT):
             return super()._exec(argv, check=check, stream=stream, timeout=timeout, tail=tail)
         streams = _output_streams(argv, stream, tail)
@@ -373,14 +441,32 @@ class SshTarget(_Base):
             if self._shell is None:
                 self.connection.open()
                 self._shell = _Shell(self.connection.transport)
-            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown)
+            status, stdout, stderr = self._shell.run(command_line(argv, self.cwd), timeout, shown, self.tag)
         except _ShellLost as exc:
             self._drop_shell()
+            self._after_loss()
+            self._stop_tagged()  # a command that ran out of time is stopped on the host, not only abandoned
             return Result(argv, -1, "", str(exc))
         except BaseException:
-            self._drop_shell()  # interrupted mid-command: closing the channel ends it, as Fabric's runner does
+            # Interrupted mid-command: the channel is closed, and since a channel without a terminal sends the
+            # host no signal, what the command started is stopped there too (a migration, a compose up).
+            self._drop_shell()
+            self._stop_tagged()
             raise
         return Result(argv, status, stdout, stderr)
+
+    def _stop_tagged(self) -> None:
+        """Stop the processes this deploy's commands started on the host (over a channel of its own, bounded)."""
+        watch = self._watch
+        if not self.tag or (watch is not None and watch.lost):
+            return
+        with signals.shielded(), contextlib.suppress(Exception):
+            channel = self._channel(files.stop_tagged(self.tag))
+            channel.settimeout(STOP_WAIT)
+            try:
+                channel.status_event.wait(STOP_WAIT)
+            finally:
+                channel.close()
 
     def _drop_shell(self) -> None:
         if self._shell is not None:
@@ -410,9 +496,12 @@ class SshTarget(_Base):
         return path if path.startswith("/") else f"{self.cwd.rstrip('/')}/{path}"
 
     def _channel(self, argv: Sequence[str]):
-        """A new exec channel on the task's one connection (no second login, no SFTP subsystem needed)."""
+        """A new exec channel on the task's one connection (no second login, no SFTP subsystem needed); each
+        read, write and the wait for its exit status are bounded by ``bounds.command``."""
+        self._after_loss()
         self.connection.open()
-        channel = self.connection.transport.open_session()
+        channel = self.connection.transport.open_session(timeout=self.bounds.command)
+        channel.settimeout(self.bounds.command)
         channel.exec_command(command_line(argv))
         return channel
 
@@ -424,6 +513,9 @@ class SshTarget(_Base):
                 for chunk in iter(lambda: source.read(CHUNK), b""):
                     channel.sendall(chunk)
                 channel.shutdown_write()
+            except TimeoutError:
+                self._after_loss()
+                raise CommandFailed(argv, -1, out_of_time(self.bounds.command), where=self.name) from None
             except OSError:
                 pass  # the host closed its end early (cannot write there): its exit status and stderr say why
             self._finish(channel, argv)
@@ -434,13 +526,21 @@ class SshTarget(_Base):
         argv = tuple(files.send(path))
         channel = self._channel(argv)
         try:
-            for chunk in iter(lambda: channel.recv(CHUNK), b""):
-                sink.write(chunk)
+            try:
+                for chunk in iter(lambda: channel.recv(CHUNK), b""):
+                    sink.write(chunk)
+            except TimeoutError:
+                self._after_loss()
+                raise CommandFailed(argv, -1, out_of_time(self.bounds.command), where=self.name) from None
             self._finish(channel, argv)
         finally:
             channel.close()
 
     def _finish(self, channel, argv: tuple[str, ...]) -> None:
+        if not channel.status_event.wait(self.bounds.command):
+            self._after_loss()
+            raise CommandFailed(argv, -1, out_of_time(self.bounds.command), where=self.name)
+        self._after_loss()  # a closed link also ends the wait, with no status to read
         status = channel.recv_exit_status()
         if status != 0:
             stderr = b"".join(iter(lambda: channel.recv_stderr(CHUNK), b"")).decode(errors="replace")
@@ -451,6 +551,7 @@ class SshTarget(_Base):
         # Not Fabric's forward_local: it stops at the first refused connection (a container still booting).
         from droplet_deploy.transport.tunnel import forward
 
+        self._after_loss()
         self.connection.open()
         with forward(self.connection.transport, host, port) as local_port:
             yield "127.0.0.1", local_port
@@ -465,6 +566,8 @@ class SshTarget(_Base):
         return self.connection.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=10)
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         self._drop_shell()
         self.connection.close()
 
@@ -483,7 +586,7 @@ class _Shell:
     and the marker alone on stderr: both streams are read up to those lines, so any output is carried whole.
     """
 
-    WRAP = "( {line} ) </dev/null; printf '\\n%s %s\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
+    WRAP = "( {env}{line} ) </dev/null; printf '\\n%s %s\\n' {marker} \"$?\"; printf '\\n%s\\n' {marker} >&2\n"
     START_TIMEOUT = 30.0
 
     def __init__(self, transport):
@@ -492,10 +595,12 @@ class _Shell:
         # Whatever the login shell's rc files print comes before the first marker and is dropped with it.
         self.run("true", self.START_TIMEOUT)
 
-    def run(self, line: str, timeout: float | None, shown: tuple | None = None) -> tuple[int, str, str]:
-        """Run one command line; ``shown`` = (stdout sink, stderr sink) to show its output as it arrives."""
+    def run(self, line: str, timeout: float | None, shown: tuple | None = None, tag: str = "") -> tuple[int, str, str]:
+        """Run one command line; ``shown`` = (stdout sink, stderr sink) to show its output as it arrives; ``tag``
+        (hex) marks it and all it starts (``files.RUN_TAG``), so it can be stopped when the deploy is."""
         marker = uuid.uuid4().hex  # hex only: safe in the shell text
-        self.channel.sendall(self.WRAP.format(line=line, marker=marker).encode())
+        env = f"export {files.RUN_TAG}={tag}; " if re.fullmatch(r"[0-9a-f]+", tag) else ""
+        self.channel.sendall(self.WRAP.format(env=env, line=line, marker=marker).encode())
         return self._read(marker, timeout, shown or (None, None))
 
     def _read(self, marker: str, timeout: float | None, shown: tuple) -> tuple[int, str, str]:

@@ -47,11 +47,13 @@ def lock_dir(project: Project) -> Path:
 
 
 @contextmanager
-def deploying(project: Project, tmp_path: Path):
-    """`inv deploy.test` in the background, in its own process group (so all of it can be killed at once)."""
+def deploying(project: Project, tmp_path: Path, *task: str):
+    """`inv deploy.test` (or ``task``) in the background, in its own process group (so all of it can be killed at
+    once); its stdout and stderr in files of ``tmp_path``, as ``proc.out`` and ``proc.err``."""
     out, err = tmp_path / "deploy.out", tmp_path / "deploy.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        proc = subprocess.Popen([str(VENV_BIN / "inv"), "deploy.test"], cwd=project.path, env=project.env(),
+        proc = subprocess.Popen([str(VENV_BIN / "inv"), *(task or ("deploy.test",))], cwd=project.path,
+                                env=project.env(),
                                 stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True)
     proc.out, proc.err = out, err
     try:

@@ -76,10 +76,12 @@ class Prod:
         self.project.configure(environments={"prod": settings})
 
     def plant_lock(self, pid: int, holder: str = "alice@laptop") -> None:
+        """A lock held from this machine (its host name, boot id and pid namespace) by ``pid``."""
+        here = lock.this_machine()
         self.lock.mkdir(parents=True)
         (self.lock / "holder.json").write_text(json.dumps({
             "holder": holder, "pid": pid, "revision": "c0ffee" * 6 + "c0ff", "started_at": time.time() - 600,
-            "machine": socket.gethostname()}))
+            "machine": here.name, "boot_id": here.boot_id, "pid_ns": here.pid_ns}))
 
 
 @pytest.fixture

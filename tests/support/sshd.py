@@ -48,6 +48,18 @@ class SshdHandle:
     identity: Path
     host_key_pub: str
     log: Path
+    pid: int = 0  # the listening sshd; each connection is served by a child process of it
+
+    def drop_sessions(self) -> int:
+        """SIGKILL the sshd processes serving the open connections (a session killed on the host, a reboot as
+        the client sees it); the listener stays, so a new connection gets in. How many were killed."""
+        killed = 0
+        for child in _children_of(self.pid):
+            if _is_sshd(child):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+                    killed += 1
+        return killed
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``paramiko.SSHClient.connect`` / Fabric's ``connect_kwargs``.
@@ -138,6 +150,7 @@ def running_sshd(workdir: Path, alias: str = "prod", *, sftp: bool = True) -> It
             identity=identity,
             host_key_pub=host_key_pub,
             log=log,
+            pid=proc.pid,
         )
         known_hosts.write_text(handle.known_hosts_line())
         handle.ssh_config.write_text(

@@ -18,7 +18,7 @@ from invoke import Config, Context
 
 from droplet_deploy.commands import files
 from droplet_deploy.core import config
-from droplet_deploy.core.errors import LockHeld
+from droplet_deploy.core.errors import LockHeld, LockLost
 from droplet_deploy.core.ui import Reporter
 from droplet_deploy.operations import unlock as unlock_ops
 from droplet_deploy.session import Session
@@ -40,13 +40,23 @@ def dead_pid() -> int:
     return gone.pid
 
 
-def plant(state: Path, *, pid: int, machine: str, age: float = 0.0, token: str = "theirs") -> Path:
-    """A lock as another deploy leaves it; ``age``: seconds since its last heartbeat."""
+def plant(state: Path, *, pid: object, machine: str, age: float = 0.0, token: str = "theirs",
+          boot_id: str | None = None, pid_ns: str | None = None, started_at: float | None = None) -> Path:
+    """A lock as another deploy leaves it; ``age``: seconds since its last heartbeat. A holder named by this host
+    name carries this machine's boot id and pid namespace unless told otherwise; a hex token gets its owner mark,
+    as this version writes it (other tokens: a lock as an older version left it)."""
+    here = lock.this_machine()
+    same = machine == here.name
     held = state / "lock"
     held.mkdir(parents=True)
     holder = held / "holder.json"
-    holder.write_text(json.dumps({"holder": f"alice@{machine}", "pid": pid, "revision": "c0ffee" * 6 + "c0ff",
-                                  "started_at": time.time() - 600, "machine": machine, "token": token}) + "\n")
+    holder.write_text(json.dumps({
+        "holder": f"alice@{machine}", "pid": pid, "revision": "c0ffee" * 6 + "c0ff",
+        "started_at": time.time() - 600 if started_at is None else started_at, "machine": machine, "token": token,
+        "boot_id": here.boot_id if boot_id is None and same else boot_id or "",
+        "pid_ns": here.pid_ns if pid_ns is None and same else pid_ns or ""}) + "\n")
+    if lock.TOKEN.fullmatch(token):
+        (held / f"owner.{token}").touch()
     os.utime(holder, (time.time() - age, time.time() - age))
     return held
 
@@ -91,7 +101,7 @@ def test_of_many_deploys_starting_at_once_exactly_one_gets_the_lock(tmp_path):
 
 def test_a_live_holder_on_this_machine_is_refused_by_name(tmp_path):
     state = tmp_path / "state"
-    plant(state, pid=os.getpid(), machine=socket.gethostname(), age=10_000)
+    plant(state, pid=os.getpid(), machine=socket.gethostname(), age=5)
     with pytest.raises(LockHeld) as info:
         acquire(local(tmp_path), state)
     assert f"another deploy is running: alice@{socket.gethostname()} (pid {os.getpid()}" in str(info.value)
@@ -258,3 +268,161 @@ def test_parse_state_reads_the_probe_and_survives_garbage():
     assert lock.parse_state("1000\n900\n-\n") == lock.LockState(True, 100.0, "", None)
     assert lock.parse_state("") == lock.LockState(False)
     assert lock.parse_state("garbage\n900\n-\n").age == 0.0, "no readable clock counts as fresh"
+
+
+# --- who holds it: host name, boot id, pid namespace; a stale heartbeat required too ------------------------------
+
+
+def test_a_live_holder_on_another_machine_with_the_same_host_name_is_not_taken_over(tmp_path):
+    """CI containers share a host name, not a pid namespace: our pid table says nothing about theirs."""
+    state = tmp_path / "state"
+    here = lock.this_machine()
+    plant(state, pid=dead_pid(), machine=here.name, pid_ns="pid:[1]", boot_id=here.boot_id, age=5)
+    with pytest.raises(LockHeld, match=r"last heartbeat \d+s ago"):
+        acquire(local(tmp_path), state)
+    old = time.time() - BOUND - 60
+    os.utime(state / "lock" / "holder.json", (old, old))
+    notes = []
+    acquire(local(tmp_path), state, notes=notes)
+    assert "whose heartbeat stopped" in notes[0]
+
+
+def test_another_boot_of_this_machine_is_another_machine(tmp_path):
+    state = tmp_path / "state"
+    here = lock.this_machine()
+    plant(state, pid=dead_pid(), machine=here.name, boot_id="another-boot", pid_ns=here.pid_ns, age=5)
+    with pytest.raises(LockHeld):
+        acquire(local(tmp_path), state)
+
+
+def test_a_pid_that_runs_here_with_a_stale_heartbeat_is_a_reused_pid(tmp_path):
+    state = tmp_path / "state"
+    plant(state, pid=os.getpid(), machine=socket.gethostname(), age=BOUND + 60)
+    notes = []
+    acquire(local(tmp_path), state, notes=notes)
+    assert f"whose pid {os.getpid()} runs but whose heartbeat stopped" in notes[0]
+    assert notes[0].endswith("another process has that pid now")
+
+
+@pytest.mark.parametrize("pid", [2**40, 0, -1, 4_194_305])
+def test_a_pid_that_cannot_be_a_process_counts_as_gone_and_never_crashes(tmp_path, pid):
+    state = tmp_path / "state"
+    plant(state, pid=pid, machine=socket.gethostname(), age=1)
+    notes = []
+    holder = acquire(local(tmp_path), state, notes=notes)
+    assert notes[0].endswith("whose process is gone")
+    assert current(state)["token"] == holder.token
+    assert not lock.pid_alive(pid)
+
+
+# --- the take-over is one rename -----------------------------------------------------------------------------------
+
+
+def test_of_many_deploys_taking_over_one_abandoned_lock_exactly_one_wins(tmp_path):
+    state = tmp_path / "state"
+    plant(state, pid=dead_pid(), machine=socket.gethostname(), token="f" * 32)
+    won, refused = [], []
+
+    def one():
+        try:
+            won.append(acquire(local(tmp_path), state).token)
+        except LockHeld as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(refused) == 5, (won, refused)
+    assert current(state)["token"] == won[0]
+    assert sorted(p.name for p in (state / "lock").iterdir()) == ["holder.json", f"owner.{won[0]}"]
+
+
+def test_a_take_over_of_a_lock_that_changed_hands_since_it_was_judged_fails(tmp_path):
+    state = tmp_path / "state"
+    held = plant(state, pid=dead_pid(), machine=socket.gethostname(), token="f" * 32)
+    target = local(tmp_path)
+    (held / f"owner.{'f' * 32}").rename(held / f"owner.{'e' * 32}")  # someone else took it over first
+    result = target.run(files.lock_take_over(str(held), "f" * 32, "a" * 32, "{}"), check=False)
+    assert result.exit_status == files.LOCK_HELD
+    assert (held / f"owner.{'e' * 32}").exists() and current(state)["token"] == "f" * 32
+
+
+# --- fenced: a lost lock refuses the next change ------------------------------------------------------------------
+
+
+def take_it_over(state: Path, token: str = "b" * 32) -> None:
+    """Another deploy taking this lock over, as its take-over script does."""
+    ours = current(state)["token"]
+    (state / "lock" / f"owner.{ours}").rename(state / "lock" / f"owner.{token}")
+    data = {**current(state), "token": token, "holder": "bob@ci"}
+    (state / "lock" / "holder.json").write_text(json.dumps(data))
+
+
+def test_a_beat_that_finds_the_lock_taken_over_refuses_every_later_change(tmp_path):
+    state = tmp_path / "state"
+    target = local(tmp_path)
+    with lock.held(target, str(state), lock.me("a" * 40), "inv deploy.unlock", stale_after=4.0, say=print):
+        target.run(["touch", "before"])
+        take_it_over(state)
+        time.sleep(2.5)  # a beat comes every second with this bound
+        with pytest.raises(LockLost, match=r"the deploy lock is no longer this deploy's \(it was taken over"):
+            target.run(["touch", "after"])
+        assert target.probe(["true"]).ok, "reading is still allowed"
+    assert (tmp_path / "before").exists() and not (tmp_path / "after").exists()
+    assert current(state)["token"] == "b" * 32, "the release leaves the other deploy's lock alone"
+
+
+class Clock:
+    """This machine's wall clock, modelled: a suspend, or a clock set 10 minutes off, cannot be done to the OS
+    clock of a shared machine."""
+
+    def __init__(self, offset: float = 0.0):
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def test_after_a_suspend_the_first_change_asks_the_host_before_it_runs(tmp_path):
+    state = tmp_path / "state"
+    target = local(tmp_path)
+    holder = acquire(target, state)
+    clock = Clock()
+    beat = lock.Heartbeat(target, str(state / "lock"), holder.token, 15.0, stale_after=BOUND, clock=clock)
+    target.before_change = beat.fence  # no beating thread: the laptop was asleep
+    clock.offset = 600  # ten minutes of suspend, in which another deploy took the lock over
+    take_it_over(state)
+    with pytest.raises(LockLost):
+        target.run(["touch", "after"])
+    assert not (tmp_path / "after").exists()
+
+
+def test_a_suspend_without_a_take_over_confirms_the_lock_and_goes_on(tmp_path):
+    state = tmp_path / "state"
+    target = local(tmp_path)
+    holder = acquire(target, state)
+    clock = Clock()
+    beat = lock.Heartbeat(target, str(state / "lock"), holder.token, 15.0, stale_after=BOUND, clock=clock)
+    target.before_change = beat.fence
+    clock.offset = 600
+    target.run(["touch", "after"])
+    assert (tmp_path / "after").exists() and beat.confirmed >= time.time() + 590
+
+
+def test_a_deploy_whose_clock_is_ten_minutes_off_judges_the_lock_on_the_targets_clock(tmp_path):
+    """started_at comes from the holder's clock and is only shown; ages come from the target's clock, and the fence
+    measures only differences of this machine's clock, so an offset changes nothing either way."""
+    state = tmp_path / "state"
+    plant(state, pid=1, machine="laptop-ahead", age=5, started_at=time.time() + 600)
+    with pytest.raises(LockHeld):
+        acquire(local(tmp_path), state)
+    old = time.time() - BOUND - 60
+    os.utime(state / "lock" / "holder.json", (old, old))
+    holder = acquire(local(tmp_path), state, notes=[])
+    target = local(tmp_path)
+    beat = lock.Heartbeat(target, str(state / "lock"), holder.token, 15.0, stale_after=BOUND, clock=Clock(-600))
+    target.before_change = beat.fence
+    target.run(["touch", "changed"])
+    assert (tmp_path / "changed").exists()

@@ -183,6 +183,46 @@ def test_leftovers_of_a_killed_deploy_are_cleared_before_anything_starts(engine,
     assert outcome.previous.id == old.id and apps(engine) == [(NEW, True)]
 
 
+BAD = "c" * 40
+BAD_IMAGE = "shop:" + BAD[:12]
+
+
+def killed_after_the_switch(engine: Engine, *, healthy: bool):
+    """What a deploy SIGKILLed between the switch and its checks leaves: the proxy on its new container, the old
+    proven one running beside it."""
+    old = serving_old(engine)
+    engine.images[BAD_IMAGE] = BAD
+    if not healthy:
+        engine.answers[BAD] = (500, '{"status": "error"}')
+    unproven = engine.add("app", BAD_IMAGE, BAD)
+    engine.upstream = unproven.name
+    return old, unproven
+
+
+def test_after_a_kill_past_the_switch_an_unproven_serving_container_gives_the_traffic_back_first(engine, settings):
+    old, unproven = killed_after_the_switch(engine, healthy=False)
+    target, said, outcome = deploy_new(engine, settings)
+    switches = [argv for argv in target.runs if argv[:2] == ("docker", "exec") and old.name in argv]
+    first_stop_of_old = next(i for i, argv in enumerate(target.runs) if argv[:2] == ("docker", "stop")
+                             and old.id in argv)
+    back = target.runs.index(switches[0])
+    stop_of_unproven = next(i for i, argv in enumerate(target.runs) if argv[:2] == ("docker", "stop")
+                            and unproven.id in argv)
+    assert back < stop_of_unproven < first_stop_of_old, "traffic back on the proven one before anything retires"
+    assert any(f"switching traffic back to {old.name}" in line for line in said), said
+    assert outcome.previous.id == old.id
+    assert [r for r, running in apps(engine) if running] == [NEW]
+
+
+def test_after_a_kill_past_the_switch_a_serving_container_that_proves_itself_stays_in_charge(engine, settings):
+    old, unproven = killed_after_the_switch(engine, healthy=True)
+    target, said, outcome = deploy_new(engine, settings)
+    assert not any("switching traffic back" in line for line in said), said
+    assert any(f"removing {old.name}, left running by an interrupted deploy" in line for line in said)
+    assert outcome.previous.id == unproven.id
+    assert [r for r, running in apps(engine) if running] == [NEW]
+
+
 def test_a_dry_run_walks_every_phase_and_changes_nothing(engine, settings):
     old = serving_old(engine)
     target, _, outcome = deploy_new(engine, settings, dry=True)

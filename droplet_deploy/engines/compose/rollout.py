@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from droplet_deploy.core import signals
 from droplet_deploy.core.errors import DeployError, HealthRejected, HealthTimeout, RolloutFailed
-from droplet_deploy.engines.compose import handover
+from droplet_deploy.engines.compose import handover, recover
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.steps import health, public_route
@@ -273,6 +273,7 @@ class Rollout:
     def _without_leftovers(self, snapshot: Snapshot) -> Snapshot:
         """Clear what an interrupted deploy left: stopped app containers (``--scale`` would count them) and
         running ones the proxy does not route to (the lock is ours, so no other rollout started them)."""
+        snapshot = recover.traffic_on_proven(self.stack, snapshot, self.say)
         stale, orphans = snapshot.stopped_apps, snapshot.orphans()
         if stale:
             self.say(f"removing {len(stale)} stopped app container(s) left from an earlier run")
