@@ -45,8 +45,8 @@ from droplet_deploy.commands import files
 from droplet_deploy.core import signals
 from droplet_deploy.core.errors import CommandFailed, LinkLost
 from droplet_deploy.core.redact import clean, display, scrub, secrets_in
-from droplet_deploy.transport.relay import ChannelStream, Conn, ProcessStream, Stream, local_connect
 from droplet_deploy.transport.link import LinkWatch
+from droplet_deploy.transport.relay import ChannelStream, Conn, ProcessStream, Stream, local_connect
 
 CHUNK = 1 << 16
 # How long stopping an interrupted deploy's processes on a host may take (SIGTERM, then SIGKILL after 10 s).
