@@ -9,7 +9,7 @@ from invoke import Collection, task
 
 from droplet_deploy import backup as backups
 from droplet_deploy.backup import manifest as mf
-from droplet_deploy.backup.store import download_dir, root
+from droplet_deploy.backup.store import download_dir, root, verdicts
 from droplet_deploy.core import validate
 from droplet_deploy.core.errors import UsageError
 from droplet_deploy.core.ui import Reporter
@@ -59,11 +59,13 @@ def list_(c, env=None, host=None):
             session.ui.line(f"no backups of {session.settings.env} in {where}")
             return
         ui = session.ui
+        checked = verdicts(session.target, session.settings)
         ui.line(f"backups of {session.settings.env} in {where}:")
-        ui.line(f"  {'ID':<32} {'REVISION':<12}  {'SIZE':>10}  {'FILES':>5}  IMAGE")
+        ui.line(f"  {'ID':<32} {'REVISION':<12}  {'SIZE':>10}  {'FILES':>5}  {'CHECK':<7}  IMAGE")
         for m in found.backups:
-            ui.line(f"  {m.id:<32} {m.revision[:12]:<12}  {mf.human_size(m.size):>10}  {len(m.files):>5}  {m.image}"
-                    + (f"  ({m.note})" if m.note else ""))
+            check = "-" if m.id not in checked else "passed" if checked[m.id] else "FAILED"
+            ui.line(f"  {m.id:<32} {m.revision[:12]:<12}  {mf.human_size(m.size):>10}  {len(m.files):>5}  "
+                    f"{check:<7}  {m.image}" + (f"  ({m.note})" if m.note else ""))
         for name in found.unreadable:
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
