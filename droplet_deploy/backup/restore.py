@@ -11,7 +11,8 @@ rather than stopping the app and swapping the file, because:
   replayed into the new one; the backup API works through SQLite's own locking and WAL;
 - it runs as the app's user, so the live file keeps its owner and mode;
 - nothing stops, so the proxy keeps serving, and it works the same on a volume just recreated empty.
-A custom ``restore_command`` (for ``pg_restore`` and the like) reads the dump on stdin instead.
+A custom ``restore_command`` reads the dump on stdin instead. A ``db_kind: postgres`` dump is loaded with
+``pg_restore`` in the db service's container, in one transaction, with the writers stopped (``writers``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from droplet_deploy.backup import manifest as mf
-from droplet_deploy.backup import postgres, store
+from droplet_deploy.backup import postgres, store, writers
 from droplet_deploy.backup.create import Summary, create, run_quietly
 from droplet_deploy.backup.verify import Report, verify
 from droplet_deploy.commands import backup as cmd
@@ -92,9 +93,10 @@ def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
             raise BackupError(f"no running {postgres.service_of(settings)} container to restore into on "
                               f"{session.where}", hint="start the db service, then restore")
         entry = found.entry(found.database_file)
-        with session.ui.step("restore", f"{found.id}: {mf.human_size(entry.size if entry else 0)} dump "
-                             f"with pg_restore into {db.name}"):
-            postgres.restore(session, found, db)
+        with writers.stopped(session, serving):
+            with session.ui.step("restore", f"{found.id}: {mf.human_size(entry.size if entry else 0)} dump "
+                                 f"with pg_restore into {db.name}"):
+                postgres.restore(session, found, db)
         return
     with session.ui.step("restore", found.id):
         entry = found.entry(found.database_file)

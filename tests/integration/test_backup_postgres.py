@@ -138,6 +138,10 @@ def test_dump_in_the_db_service_verified_by_a_restore_and_restored_over_changed_
                   "insert into quotes (text) values ('four');")
     restored = project.inv("backup.restore", backup_id, "--yes")
     assert f"restored {backup_id}" in restored.stdout, restored.stdout
+    # The app stopped for the restore (no write lands in the middle) and came back proven at its revision.
+    out = restored.stdout
+    assert out.index("==> stop writers app") < out.index("==> restore") < out.index("==> start writers app")
+    assert "serving again" in out and "dump with pg_restore into" in out
     assert quotes(project) == ["one", "two", "three"]
     assert psql(project, "select name from authors") == "ann"
     # The state before the restore is a backup of its own, holding the changed rows.
@@ -192,6 +196,25 @@ def test_retention_keeps_the_newest_verified_backup_when_all_newer_failed(pg_pro
     pruned = project.inv("backup.prune", "--keep", "1")
     left = sorted(p.name for p in backups_dir(project).iterdir())
     assert left == sorted([good, newer[-1], pinned.name]), (left, pruned.stdout)
+
+
+def test_rollback_with_data_restores_the_backup_taken_before_the_release_undone(pg_project):
+    project = pg_project
+    first = project.head()
+    project.configure(environments={"test": {"backup_before_deploy": True}})
+    routes = project.path / "app" / "routes.py"
+    routes.write_text(routes.read_text() + "\n# the release to undo\n")
+    second = project.commit("the release to undo")
+    deployed = project.inv("deploy.test")
+    assert "backup " in deployed.stdout and project.health()["revision"] == second
+    psql(project, "insert into quotes (text) values ('written by the bad release'); delete from authors;")
+
+    rolled = project.inv("deploy.rollback", "--with-data")
+    assert project.health()["revision"] == first, rolled.stdout
+    assert quotes(project) == ["one", "two", "three"] and psql(project, "select name from authors") == "ann"
+    assert "==> stop writers app" in rolled.stdout and "serving again" in rolled.stdout, rolled.stdout
+    assert scratch_left(project) == []
+    assert PASSWORD not in rolled.stdout + rolled.stderr + deployed.stdout
 
 
 def test_a_production_deploy_over_ssh_backs_up_the_db_service_first(project, tmp_path):
