@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from droplet_deploy import __version__
+from droplet_deploy.backup import copies, postgres, store
 from droplet_deploy.backup import manifest as mf
-from droplet_deploy.backup import postgres, store
 from droplet_deploy.backup.verify import verify
 from droplet_deploy.commands import backup as cmd
 from droplet_deploy.commands import files
@@ -52,11 +52,13 @@ class Summary:
     path: str
     seconds: float
     pruned: list[str] = field(default_factory=list)
+    copies: list[str] = field(default_factory=list)
 
     def line(self, where: str) -> str:
         m = self.manifest
         return (f"backup {m.id}: {mf.human_size(m.size)} in {self.seconds:.1f}s "
                 f"({m.env} on {where}, revision {m.revision[:12]}, {len(m.files)} files)"
+                + (f"; copied to {', '.join(self.copies)}" if self.copies else "")
                 + (f"; pruned {len(self.pruned)} old" if self.pruned else ""))
 
 
@@ -130,6 +132,7 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
             target.run(files.remove_tree(incoming), check=False)
 
     _check_new(session, found)
+    sent = copies.send(session, found)
     seconds = time.monotonic() - started
     try:
         # Never the backup a rollback --with-data would restore (deploy.releases.needed).
@@ -140,7 +143,7 @@ def create(session: Session, *, note: str = "", protect: Sequence[str] = ()) -> 
         # The backup itself is complete; failing to delete old ones must not turn it into a failure.
         session.ui.note(f"retention: could not prune old backups: {exc}")
         pruned = []
-    return Summary(found, directory, seconds, pruned)
+    return Summary(found, directory, seconds, pruned, sent)
 
 
 def _source(session: Session, snapshot: Snapshot) -> Container:

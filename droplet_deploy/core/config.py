@@ -84,6 +84,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "db_kind": (_STR, None),
     "db_user": (_STR, None),
     "db_name": (_STR, None),
+    # Where each backup is copied once it passed its check: ssh://<host>/<dir> and s3://<bucket>/<prefix>.
+    "backup_copy": (_LIST, []),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -215,6 +217,7 @@ class Settings:
     db_kind: str | None = None
     db_user: str | None = None
     db_name: str | None = None
+    backup_copy: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -458,7 +461,8 @@ def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
 
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
     """Values of the right type that still cannot work; each topic is one small check."""
-    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, _check_database):
+    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, _check_database,
+                  _check_copies):
         check(values, origins)
     _check_files(values, origins, root)
     if values["host"] is not None and not values["host"].strip():
@@ -572,6 +576,16 @@ def _check_database(values: dict[str, Any], origins: dict[str, str]) -> None:
         if values[key] is not None and not _DB_ROLE_RE.match(values[key]):
             raise ConfigError(origins[key], f"{_show(values[key])} is not a PostgreSQL name",
                               "use letters, digits and '_', starting with a letter or '_'")
+
+
+_COPY_RE = re.compile(r"^(ssh://[^/\s]+/[^\s]*[^/\s][^\s]*|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?)$")
+
+
+def _check_copies(values: dict[str, Any], origins: dict[str, str]) -> None:
+    for index, place in enumerate(values["backup_copy"] or []):
+        if not _COPY_RE.match(place):
+            raise ConfigError(f"{origins['backup_copy']}[{index}]", f"{_show(place)} is not a place to copy to",
+                              "write ssh://<host>/<absolute dir> or s3://<bucket>/<prefix>")
 
 
 def _check_files(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:

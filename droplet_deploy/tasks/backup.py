@@ -66,6 +66,8 @@ def list_(c, env=None, host=None):
             check = "-" if m.id not in checked else "passed" if checked[m.id] else "FAILED"
             ui.line(f"  {m.id:<32} {m.revision[:12]:<12}  {mf.human_size(m.size):>10}  {len(m.files):>5}  "
                     f"{check:<7}  {m.image}" + (f"  ({m.note})" if m.note else ""))
+        for place, ids in backups.copies.listed(session).items():
+            ui.line(f"  copies at {place}: " + (", ".join(ids) if ids else "none"))
         for name in found.unreadable:
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
@@ -103,9 +105,10 @@ def prune(c, keep=None, env=None, host=None):
 
 
 @task(help={**WHERE, "backup-id": "the backup to restore (see `inv backup.list`)",
-            "yes": "restore without asking (for scripts); a backup of the current state is still taken first"})
+            "yes": "restore without asking (for scripts); a backup of the current state is still taken first",
+            "from": "take the backup from this backup_copy place (ssh://... or s3://...) onto the host first"})
 @clean_errors
-def restore(c, backup_id, yes=False, env=None, host=None):
+def restore(c, backup_id, yes=False, env=None, host=None, from_=None):
     """Restore a backup's database into the running stack, after backing up the current state."""
     if not yes and not sys.stdin.isatty():
         raise UsageError("backup.restore replaces the live database and there is no terminal to confirm on",
@@ -114,6 +117,8 @@ def restore(c, backup_id, yes=False, env=None, host=None):
         def confirm(found: mf.Manifest) -> bool:
             return yes or _ask(session, found)
 
+        if from_:
+            backups.copies.bring_back(session, from_, backup_id)
         done = backups.restore(session, backup_id, confirm=confirm, report=_report(session.ui))
         if done is None:
             session.ui.line("restore cancelled; nothing was changed")

@@ -255,3 +255,44 @@ def test_a_production_deploy_over_ssh_backs_up_the_db_service_first(project, tmp
         restored = project.inv("backup.restore", stored.name, "--yes", "--host", "prod")
         assert quotes(project, "prod") == ["one", "two", "three"], restored.stdout
         assert project.health()["revision"] == next_rev
+
+
+def test_copies_to_a_second_ssh_host_and_an_s3_bucket_and_a_restore_from_each(pg_project, tmp_path):
+    from tests.support.s3 import ensure_s3_available, running_s3
+    from tests.support.sshd import ensure_sshd_available, running_sshd
+
+    for reason in (ensure_sshd_available(), ensure_s3_available()):  # each raises in CI
+        if reason:
+            pytest.skip(reason)
+    project = pg_project
+    vault_dir = tmp_path / "vault"
+    with running_sshd(tmp_path / "sshd-vault", alias="vault") as vault, running_s3(tmp_path / "s3") as s3:
+        s3.client().create_bucket(Bucket="offsite")
+        ssh_place, s3_place = f"ssh://vault{vault_dir}", "s3://offsite/shop"
+        project.configure(environments={"test": {
+            "backup_copy": [ssh_place, s3_place],
+            "ssh_config": str(vault.ssh_config), "known_hosts": str(vault.known_hosts)}})
+        aws = s3.env()
+        made = project.inv("backup", **aws)
+        (summary,) = [line for line in made.stdout.splitlines() if line.startswith("backup ")]
+        backup_id = summary.split()[1].rstrip(":")
+        assert f"copied to {ssh_place}, {s3_place}" in summary, made.stdout
+        copied = vault_dir / "test" / backup_id
+        assert (copied / "database.pgdump").read_bytes() == \
+            (backups_dir(project) / backup_id / "database.pgdump").read_bytes()
+        assert stat.S_IMODE(os.stat(copied / "database.pgdump").st_mode) == 0o600
+        keys = {o["Key"] for o in s3.client().list_objects_v2(Bucket="offsite")["Contents"]}
+        assert {f"shop/test/{backup_id}/database.pgdump", f"shop/test/{backup_id}/manifest.json"} <= keys
+        listed = project.inv("backup.list", **aws).stdout
+        assert f"copies at {ssh_place}: {backup_id}" in listed and f"copies at {s3_place}: {backup_id}" in listed
+
+        for place in (s3_place, ssh_place):
+            # The droplet lost its backups: only the copy is left.
+            subprocess.run(["rm", "-rf", str(backups_dir(project) / backup_id)], check=True)
+            psql(project, "delete from quotes; delete from authors;")
+            restored = project.inv("backup.restore", backup_id, "--yes", "--from", place, **aws)
+            assert f"restored {backup_id}" in restored.stdout, restored.stdout
+            assert quotes(project) == ["one", "two", "three"] and psql(project, "select name from authors") == "ann"
+            assert (backups_dir(project) / backup_id / "manifest.json").exists()
+        assert scratch_left(project) == []
+        assert aws["AWS_SECRET_ACCESS_KEY"] not in made.stdout + made.stderr + restored.stdout

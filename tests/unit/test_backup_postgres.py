@@ -87,3 +87,20 @@ def test_retention_always_spares_the_newest_verified():
     assert good == ids[1]
     assert mf.choose_prune(ids, 1, (good,)) == [ids[0], ids[2]]
     assert mf.newest_verified(ids, {}) is None
+
+
+@pytest.mark.parametrize("place", ["ftp://host/dir", "ssh://vault/", "s3://", "s3://UPPER/x", "ssh://a b/dir"])
+def test_a_copy_place_that_is_neither_ssh_nor_s3_is_named(root, place):
+    with pytest.raises(ConfigError) as info:
+        load(config(backup_copy=[place]), root=root)
+    assert info.value.key == "deploy.backup_copy[0]" and "is not a place to copy to" in str(info.value)
+
+
+def test_copy_places_parse_into_host_and_directory_or_bucket_and_prefix(root):
+    from droplet_deploy.backup.copies import Place
+
+    settings = load(config(backup_copy=["ssh://backup@vault:2222/srv/offsite/", "s3://shop-backups/droplet/x"]),
+                    root=root)
+    ssh, s3 = (Place.parse(text) for text in settings.backup_copy)
+    assert (ssh.kind, ssh.where, ssh.path) == ("ssh", "backup@vault:2222", "/srv/offsite")
+    assert (s3.kind, s3.where, s3.path) == ("s3", "shop-backups", "droplet/x")
