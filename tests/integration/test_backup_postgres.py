@@ -65,7 +65,7 @@ def db_container(project, env: str = "test") -> str:
     return container
 
 
-def wait_for_db(project, env: str = "test", timeout: float = 60.0) -> None:
+def wait_for_db(project, env: str = "test", timeout: float = 120.0) -> None:
     from tests.conftest import wait_for
 
     wait_for(lambda: subprocess.run(["docker", "exec", db_container(project, env), "pg_isready", "-q", "-h",
@@ -201,7 +201,12 @@ def test_retention_keeps_the_newest_verified_backup_when_all_newer_failed(pg_pro
 def test_rollback_with_data_restores_the_backup_taken_before_the_release_undone(pg_project):
     project = pg_project
     first = project.head()
-    project.configure(environments={"test": {"backup_before_deploy": True}})
+    project.configure(environments={"test": {"backup_before_deploy": True, "keep_backups": 1}})
+    # Folders the toolkit did not name, beside its own: an operator's pinned copy and another tool's dumps.
+    theirs = [backups_dir(project) / "20250101T000000Z-abc.keep", backups_dir(project) / "nightly-pg_dumpall"]
+    for folder in theirs:
+        folder.mkdir(parents=True)
+        (folder / "data").write_text("not the toolkit's")
     routes = project.path / "app" / "routes.py"
     routes.write_text(routes.read_text() + "\n# the release to undo\n")
     second = project.commit("the release to undo")
@@ -213,6 +218,8 @@ def test_rollback_with_data_restores_the_backup_taken_before_the_release_undone(
     assert project.health()["revision"] == first, rolled.stdout
     assert quotes(project) == ["one", "two", "three"] and psql(project, "select name from authors") == "ann"
     assert "==> stop writers app" in rolled.stdout and "serving again" in rolled.stdout, rolled.stdout
+    project.inv("backup")  # and a backup more, with keep_backups: 1
+    assert all((folder / "data").read_text() == "not the toolkit's" for folder in theirs)
     assert scratch_left(project) == []
     assert PASSWORD not in rolled.stdout + rolled.stderr + deployed.stdout
 

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.support.postgres import IMAGE as POSTGRES_IMAGE
 from tests.support.postgres import ensure_postgres_available
 from tests.support.thirdparty import wheels_for
@@ -45,6 +46,9 @@ def test_a_pre_switch_migration_reaches_the_db_service_as_the_app_does(project):
     first_rev = project.commit("the local PostgreSQL image")
     project.inv("deploy.test")
     assert project.health()["revision"] == first_rev
+    (db,) = project.containers(service="db")
+    wait_for(lambda: subprocess.run(["docker", "exec", db, "pg_isready", "-q", "-h", "127.0.0.1", "-U", "shop"],
+                                    capture_output=True).returncode == 0, timeout=120)
     assert psql(project, "select count(*) from pg_tables where schemaname = 'public'") == "0"
 
     project.configure(hooks={"pre_switch": [["python3", "-m", "migrations"]]})
