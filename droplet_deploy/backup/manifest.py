@@ -17,6 +17,9 @@ from typing import Any
 FORMAT = 1
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
+# Written beside the manifest by each check of the backup (the one right after it is made, and backup.verify):
+# whether it passed. Retention always keeps the newest backup whose last check passed.
+VERDICT = "verified.json"
 SQLITE_FILE = "database.sqlite3"
 DUMP_FILE = "database.dump"
 
@@ -252,3 +255,26 @@ def human_size(size: int) -> str:
             return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def verdict_text(ok: bool, detail: str, at: str) -> str:
+    return json.dumps({"ok": ok, "detail": detail, "at": at}, sort_keys=True) + "\n"
+
+
+def parse_verdicts(text: str) -> dict[str, bool]:
+    """The output of ``commands.backup.read_verdicts``: each backup directory's name and whether its last check
+    passed (a verdict that does not parse counts as failed)."""
+    found = {}
+    for chunk in text.split("\x1e")[1:]:
+        header, _, body = chunk.partition("\n")
+        name = header.strip().rstrip("/").rsplit("/", 1)[-1]
+        try:
+            found[name] = json.loads(body).get("ok") is True
+        except (ValueError, AttributeError):
+            found[name] = False
+    return found
+
+
+def newest_verified(ids: Iterable[str], verdicts: Mapping[str, bool]) -> str | None:
+    passed = sorted(i for i in ids if verdicts.get(i))
+    return passed[-1] if passed else None

@@ -11,7 +11,8 @@ rather than stopping the app and swapping the file, because:
   replayed into the new one; the backup API works through SQLite's own locking and WAL;
 - it runs as the app's user, so the live file keeps its owner and mode;
 - nothing stops, so the proxy keeps serving, and it works the same on a volume just recreated empty.
-A custom ``restore_command`` (for ``pg_restore`` and the like) reads the dump on stdin instead.
+A custom ``restore_command`` reads the dump on stdin instead. A ``db_kind: postgres`` dump is loaded with
+``pg_restore`` in the db service's container, in one transaction, with the writers stopped (``writers``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from droplet_deploy.backup import manifest as mf
-from droplet_deploy.backup import store
+from droplet_deploy.backup import postgres, store, writers
 from droplet_deploy.backup.create import Summary, create, run_quietly
 from droplet_deploy.backup.verify import Report, verify
 from droplet_deploy.commands import backup as cmd
@@ -68,6 +69,11 @@ def restorable(session: Session, backup_id: str, report: Report) -> mf.Manifest:
     settings = session.settings
     session.backend.require("restore")
     found = verify(session, backup_id, report)  # a damaged backup is never restored
+    if found.database.get("kind") == postgres.KIND:
+        if not postgres.is_postgres(settings):
+            raise BackupError(f"backup {backup_id} holds a PostgreSQL dump but {settings.env} is not set up for one",
+                              hint=f"set deploy.environments.{settings.env}.db_kind: postgres and backup_service")
+        return found
     if not found.is_sqlite and not settings.restore_command:
         raise BackupError(f"backup {backup_id} was made by backup_command; restoring it needs restore_command",
                           hint=f"set deploy.environments.{settings.env}.restore_command (it reads the dump on stdin)")
@@ -81,6 +87,17 @@ def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
     """The restore step: ``found``'s database into the live one, through ``serving``. Under the caller's lock,
     after the caller backed up the current state."""
     settings = session.settings
+    if found.database.get("kind") == postgres.KIND:
+        db = postgres.db_container(session)
+        if db is None:
+            raise BackupError(f"no running {postgres.service_of(settings)} container to restore into on "
+                              f"{session.where}", hint="start the db service, then restore")
+        entry = found.entry(found.database_file)
+        with writers.stopped(session, serving):
+            with session.ui.step("restore", f"{found.id}: {mf.human_size(entry.size if entry else 0)} dump "
+                                 f"with pg_restore into {db.name}"):
+                postgres.restore(session, found, db)
+        return
     with session.ui.step("restore", found.id):
         entry = found.entry(found.database_file)
         source = posixpath.join(store.path_of(settings, found.id), found.database_file)

@@ -16,6 +16,7 @@ import os
 import posixpath
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from droplet_deploy.backup import manifest as mf
@@ -102,13 +103,27 @@ def prune(target: Target, settings: Settings, keep: int, protect: tuple[str, ...
     """Delete all but the newest ``keep`` sealed backups, and unfinished ones nothing has touched for
     ``UNFINISHED_STALE_MINUTES``; return the names removed."""
     found = listing(target, settings)
-    doomed = mf.choose_prune([m.id for m in found.backups], keep, protect)
+    ids = [m.id for m in found.backups]
+    # Whatever keep says, never the last backup known to restore: all newer ones may have failed their check.
+    good = mf.newest_verified(ids, verdicts(target, settings))
+    doomed = mf.choose_prune(ids, keep, (*protect, *([good] if good else [])))
     for backup_id in doomed:
         target.run(files.remove_tree(path_of(settings, backup_id)))
     stale = stale_unfinished(target, settings, found.unfinished)
     for name in stale:
         target.run(files.remove_tree(posixpath.join(root(settings), name)))
     return doomed + stale
+
+
+def verdicts(target: Target, settings: Settings) -> dict[str, bool]:
+    """Each sealed backup's last check: passed or not (one never checked is absent)."""
+    return mf.parse_verdicts(target.probe(cmd.read_verdicts(root(settings))).stdout)
+
+
+def record_verdict(target: Target, settings: Settings, backup_id: str, ok: bool, detail: str) -> None:
+    at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    target.write_text(posixpath.join(path_of(settings, backup_id), mf.VERDICT), mf.verdict_text(ok, detail, at),
+                      mode=0o600)
 
 
 def stale_unfinished(target: Target, settings: Settings, unfinished: list[str]) -> list[str]:

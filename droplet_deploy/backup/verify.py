@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from droplet_deploy.backup import manifest as mf
-from droplet_deploy.backup import store
+from droplet_deploy.backup import postgres, store
 from droplet_deploy.commands import backup as cmd
 from droplet_deploy.commands import docker
 from droplet_deploy.core.errors import BackupError, BackupInvalid
@@ -47,8 +47,17 @@ def verify(session: Session, backup_id: str, report: Report) -> mf.Manifest:
             raise BackupError(f"could not run the database check in {image} on {target.name}: "
                               f"exit {result.exit_status}: {(result.stderr.strip().splitlines() or [''])[-1][:200]}")
         problems += _report_db(found, result.ok and verdict == "ok", verdict, report)
+    elif found.database.get("kind") == postgres.KIND:
+        if problems:
+            report(Check("database", False, f"{found.database_file}: not restored, its checksum does not match"))
+        else:
+            proof = postgres.prove(session, found)
+            report(Check("database", proof.ok, f"{found.database_file}: {proof.detail}"))
+            problems += [] if proof.ok else [f"{found.database_file}: {proof.detail}"]
     else:
         report(Check("database", True, f"{found.database_file} made by backup_command: checked by sha256 only"))
+    if not target.dry:
+        store.record_verdict(target, settings, backup_id, not problems, "; ".join(problems) or "passed")
     if problems:
         raise BackupInvalid(backup_id, problems)
     return found

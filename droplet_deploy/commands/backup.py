@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from droplet_deploy.commands import files
+from droplet_deploy.commands import files, postgres
 from droplet_deploy.core.redact import display
 
 # Runs inside the app container and writes the copy to stdout. SQLite's online backup API takes a consistent
@@ -106,10 +106,12 @@ _CLAIM = '[ ! -e "$2" ] && mkdir -m 700 -- "$1"'
 _SUMS = 'cd "$1" && shift && sha256sum -- "$@"'
 _SIZES = 'cd "$1" && shift && stat -c "%s %n" -- "$@"'
 _MANIFESTS = 'for d in "$1"/*/; do [ -f "$d/manifest.json" ] && printf "\\036%s\\n" "$d" && cat "$d/manifest.json"; done; exit 0'
+_VERDICTS = ('for d in "$1"/*/; do [ -f "$d/verified.json" ] && printf "\\036%s\\n" "$d" && cat "$d/verified.json"; '
+             'done; exit 0')
 
 CHECK_MOUNT = "/backup"
 _SCRIPT_NAMES = {SNAPSHOT_SCRIPT: "<sqlite-snapshot.py>", RESTORE_SCRIPT: "<sqlite-restore.py>",
-                 INTEGRITY_SCRIPT: "<sqlite-check.py>"}
+                 INTEGRITY_SCRIPT: "<sqlite-check.py>", **postgres.script_names()}
 
 
 def shown(argv: Sequence[str]) -> str:
@@ -188,6 +190,11 @@ def read_manifests(base: str) -> list[str]:
     """Every sealed backup's manifest, each preceded by a record separator line naming its directory (the glob
     skips dot-names: a backup still being written is not one)."""
     return ["sh", "-c", _MANIFESTS, "backup-list", base]
+
+
+def read_verdicts(base: str) -> list[str]:
+    """Every sealed backup's last check (``verified.json``), each preceded by a line naming its directory."""
+    return ["sh", "-c", _VERDICTS, "backup-verdicts", base]
 
 
 def check_in_throwaway(image: str, directory: str, file: str) -> list[str]:

@@ -111,6 +111,15 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "build_timeout": (_FLOAT, 3600.0),
     "pre_switch_timeout": (_FLOAT, 3600.0),
     "link_timeout": (_FLOAT, 15.0),
+    # Backups of a database service: where they run (a compose service; unset: the app service) and what the
+    # database is (sqlite: the built-in copy of db_path; postgres: pg_dump/pg_restore in that service's container,
+    # as db_user on db_name, unset: its POSTGRES_USER/POSTGRES_DB).
+    "backup_service": (_STR, None),
+    "db_kind": (_STR, None),
+    "db_user": (_STR, None),
+    "db_name": (_STR, None),
+    # Where each backup is copied once it passed its check: ssh://<host>/<dir> and s3://<bucket>/<prefix>.
+    "backup_copy": (_LIST, []),
 }
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
@@ -277,6 +286,11 @@ class Settings:
     build_timeout: float = 3600.0
     pre_switch_timeout: float = 3600.0
     link_timeout: float = 15.0
+    backup_service: str | None = None
+    db_kind: str | None = None
+    db_user: str | None = None
+    db_name: str | None = None
+    backup_copy: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -529,6 +543,8 @@ def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
     """Values of the right type that still cannot work; each topic is one small check."""
     for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, front_settings.check):
+    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, _check_database,
+                  _check_copies):
         check(values, origins)
     _check_files(values, origins, root)
     if values["host"] is not None and not values["host"].strip():
@@ -625,6 +641,44 @@ def _check_choices(values: dict[str, Any], origins: dict[str, str]) -> None:
     if not values["proxy_image"].strip() or any(ch.isspace() for ch in values["proxy_image"]):
         raise ConfigError(origins["proxy_image"], f"{values['proxy_image']!r} is not an image name",
                           "name an image like nginx:1.27-alpine")
+
+
+DB_KINDS = ("sqlite", "postgres")
+_DB_ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$")
+
+
+def _check_database(values: dict[str, Any], origins: dict[str, str]) -> None:
+    service = values["backup_service"]
+    if service is not None and not _SERVICE_RE.match(service):
+        raise ConfigError(origins["backup_service"], f"{_show(service)} is not a compose service name",
+                          "name the service that holds the database, e.g. backup_service: db")
+    if service is not None and service == values["proxy_service"]:
+        raise ConfigError(origins["backup_service"], "is the proxy service",
+                          "name the service that holds the database (e.g. db), or remove it for the app service")
+    kind = values["db_kind"]
+    if kind is not None and kind not in DB_KINDS:
+        raise ConfigError(origins["db_kind"], f"{_show(kind)} is not a database kind",
+                          "use sqlite (the built-in copy of db_path) or postgres (pg_dump in backup_service)")
+    if kind is not None and values["backup_command"] is not None:
+        raise ConfigError(origins["db_kind"], "is set together with backup_command",
+                          f"remove backup_command to use the built-in {kind} backup, or db_kind to run your command")
+    for key in ("db_user", "db_name"):
+        if values[key] is not None and kind != "postgres":
+            raise ConfigError(origins[key], "applies to db_kind: postgres only",
+                              f"set db_kind: postgres or remove {key}")
+        if values[key] is not None and not _DB_ROLE_RE.match(values[key]):
+            raise ConfigError(origins[key], f"{_show(values[key])} is not a PostgreSQL name",
+                              "use letters, digits and '_', starting with a letter or '_'")
+
+
+_COPY_RE = re.compile(r"^(ssh://[^/\s]+/[^\s]*[^/\s][^\s]*|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?)$")
+
+
+def _check_copies(values: dict[str, Any], origins: dict[str, str]) -> None:
+    for index, place in enumerate(values["backup_copy"] or []):
+        if not _COPY_RE.match(place):
+            raise ConfigError(f"{origins['backup_copy']}[{index}]", f"{_show(place)} is not a place to copy to",
+                              "write ssh://<host>/<absolute dir> or s3://<bucket>/<prefix>")
 
 
 def _check_files(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:

@@ -56,7 +56,7 @@ def list_(c, env=None, host=None):
     """The backups kept on the host, oldest first."""
     from droplet_deploy import backup as backups
     from droplet_deploy.backup import manifest as mf
-    from droplet_deploy.backup.store import root
+    from droplet_deploy.backup.store import root, verdicts
     with session_for(c, env, host) as session:
         found = backups.listing(session.target, session.settings)
         where = f"{root(session.settings)} on {session.where}"
@@ -64,11 +64,15 @@ def list_(c, env=None, host=None):
             session.ui.line(f"no backups of {session.settings.env} in {where}")
             return
         ui = session.ui
+        checked = verdicts(session.target, session.settings)
         ui.line(f"backups of {session.settings.env} in {where}:")
-        ui.line(f"  {'ID':<32} {'REVISION':<12}  {'SIZE':>10}  {'FILES':>5}  IMAGE")
+        ui.line(f"  {'ID':<32} {'REVISION':<12}  {'SIZE':>10}  {'FILES':>5}  {'CHECK':<7}  IMAGE")
         for m in found.backups:
-            ui.line(f"  {m.id:<32} {m.revision[:12]:<12}  {mf.human_size(m.size):>10}  {len(m.files):>5}  {m.image}"
-                    + (f"  ({m.note})" if m.note else ""))
+            check = "-" if m.id not in checked else "passed" if checked[m.id] else "FAILED"
+            ui.line(f"  {m.id:<32} {m.revision[:12]:<12}  {mf.human_size(m.size):>10}  {len(m.files):>5}  "
+                    f"{check:<7}  {m.image}" + (f"  ({m.note})" if m.note else ""))
+        for place, ids in backups.copies.listed(session).items():
+            ui.line(f"  copies at {place}: " + (", ".join(ids) if ids else "none"))
         for name in found.unreadable:
             ui.line(f"  {name:<32} (manifest unreadable: `inv backup.verify {name}` says why)")
         for name in found.unfinished:
@@ -110,9 +114,10 @@ def prune(c, keep=None, env=None, host=None):
 
 
 @task(help={**WHERE, "backup-id": "the backup to restore (see `inv backup.list`)",
-            "yes": "restore without asking (for scripts); a backup of the current state is still taken first"})
+            "yes": "restore without asking (for scripts); a backup of the current state is still taken first",
+            "from": "take the backup from this backup_copy place (ssh://... or s3://...) onto the host first"})
 @clean_errors
-def restore(c, backup_id, yes=False, env=None, host=None):
+def restore(c, backup_id, yes=False, env=None, host=None, from_=None):
     """Restore a backup's database into the running stack, after backing up the current state."""
     from droplet_deploy import backup as backups
     if not yes and not sys.stdin.isatty():
@@ -122,6 +127,8 @@ def restore(c, backup_id, yes=False, env=None, host=None):
         def confirm(found: mf.Manifest) -> bool:
             return yes or _ask(session, found)
 
+        if from_:
+            backups.copies.bring_back(session, from_, backup_id)
         done = backups.restore(session, backup_id, confirm=confirm, report=_report(session.ui))
         if done is None:
             session.ui.line("restore cancelled; nothing was changed")

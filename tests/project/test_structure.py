@@ -49,6 +49,9 @@ ALLOWED_LOCAL_IMPORTS = {
         "fabric and paramiko load only for a remote backend",
     ("droplet_deploy/engines/__init__.py", "droplet_deploy.engines.compose.ssh"):
         "fabric and paramiko load only for a remote backend",
+    ("droplet_deploy/backup/copies.py", "droplet_deploy.host.connect"):
+        "fabric and paramiko load only when a backup is copied to another host",
+    ("droplet_deploy/backup/copies.py", "boto3"): "the optional s3 extra loads only when a bucket is configured",
 }
 
 
