@@ -542,9 +542,8 @@ def _string_values(where: str, mapping: dict[str, Any]) -> dict[str, str]:
 
 def _check_semantics(values: dict[str, Any], origins: dict[str, str], root: Path) -> None:
     """Values of the right type that still cannot work; each topic is one small check."""
-    for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, front_settings.check):
     for check in (_check_names, _check_commands, _check_urls, _check_paths, _check_choices, _check_database,
-                  _check_copies):
+                  _check_copies, front_settings.check):
         check(values, origins)
     _check_files(values, origins, root)
     if values["host"] is not None and not values["host"].strip():
