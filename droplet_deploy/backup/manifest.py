@@ -187,7 +187,9 @@ def _inside(path: str) -> bool:
 def parse_listing(text: str) -> tuple[list[Manifest], list[str], list[str]]:
     """Split the output of ``commands.backup.read_manifests``: (backups, names whose manifest is unreadable,
     names holding the manifest of another id: a copy someone made, e.g. renamed to ``<id>.keep`` to pin it)."""
-    good, bad, copies = [], [], []
+    good: list[Manifest] = []
+    bad: list[str] = []
+    copies: list[str] = []
     for chunk in text.split("\x1e")[1:]:
         header, _, body = chunk.partition("\n")
         name = header.strip().rstrip("/").rsplit("/", 1)[-1]
@@ -196,7 +198,10 @@ def parse_listing(text: str) -> tuple[list[Manifest], list[str], list[str]]:
         except ValueError:
             bad.append(name)
             continue
-        (good if found.id == name else copies).append(found if found.id == name else name)
+        if found.id == name:
+            good.append(found)
+        else:
+            copies.append(name)
     return good, bad, copies
 
 

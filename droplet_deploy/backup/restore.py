@@ -101,8 +101,12 @@ def put_back(session: Session, found: mf.Manifest, serving: Container) -> None:
     with session.ui.step("restore", found.id):
         entry = found.entry(found.database_file)
         source = posixpath.join(store.path_of(settings, found.id), found.database_file)
-        command = (settings.restore_command if not found.is_sqlite
-                   else cmd.restore_into(settings.db_path, entry.sha256 if entry else ""))
+        if found.is_sqlite and settings.db_path:
+            command = cmd.restore_into(settings.db_path, entry.sha256 if entry else "")
+        elif not found.is_sqlite and settings.restore_command:
+            command = list(settings.restore_command)
+        else:  # restorable() refuses these before anything changes
+            raise BackupError(f"backup {found.id} cannot be restored with the settings of {settings.env}")
         try:
             run_quietly(session.target, cmd.load_with(serving.id, command, source))
         except CommandFailed as exc:

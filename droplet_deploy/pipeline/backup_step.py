@@ -27,15 +27,15 @@ def backup_hook(session: Session, revision: Revision) -> str | None:
     ui, settings = session.ui, session.settings
     if not wanted(settings, session.backend.backs_up_by_default):
         ui.note(f"off for {settings.env} (set backup_before_deploy: true to back up before each deploy)")
-        return
+        return None
     if not has_database(settings):
         ui.note("db_path is null and no backup_command is set: the app has no database to back up")
-        return
+        return None
     try:
         summary = create(session, note=f"before deploy of {revision.full}")
     except NothingToBackUp:
         ui.note("no app container running yet (first deploy): nothing to back up")
-        return
+        return None
     except NoDatabaseFile as exc:
         raise BackupError(f"backup before deploy failed: {exc.message}",
                           hint=f"{exc.hint}; the deploy stopped before changing anything") from None

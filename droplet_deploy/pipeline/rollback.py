@@ -123,7 +123,10 @@ def _back_up_current(session: Session, data: Manifest) -> str:
 
 def _restore(session: Session, data: Manifest, safety: str) -> None:
     serving = session.backend.backup_snapshot().serving
-    if serving is None and not session.target.dry:
+    if serving is None:
+        if session.target.dry:
+            session.ui.note(f"would restore backup {data.id} into the app container serving after the rollback")
+            return
         raise RollbackImpossible(f"no app container serves after the rollback to restore {data.id} into",
                                  hint="see `inv deploy.status`")
     try:
