@@ -76,11 +76,10 @@ class _Layout:
     def of(cls, settings: Settings) -> _Layout:
         custom = settings.backup_command
         kind = "command" if custom else postgres.KIND if postgres.is_postgres(settings) else "sqlite"
-        if kind == "sqlite" and settings.db_path is None:  # has_database() keeps callers from getting here
-            raise NothingToBackUp("db_path is null and no backup_command is set: there is no database to back up")
         return cls(
             kind=kind,
             db_file={"command": mf.DUMP_FILE, postgres.KIND: postgres.DUMP_FILE}.get(kind, mf.SQLITE_FILE),
+            # db_path is set for a sqlite backup: callers check has_database() first.
             command=list(custom) if custom else [] if kind == postgres.KIND else cmd.snapshot(settings.db_path or ""),
             compose_copy=posixpath.join("config", posixpath.basename(settings.compose_file)),
             env_copy=posixpath.join("config", posixpath.basename(settings.env_file)) if settings.env_file else None,
