@@ -48,6 +48,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # body when it reports one and the label otherwise (auto).
     "health_revision": (_STR, "auto"),
     "check_endpoints": (_LIST, ["/api/health"]),
+    # Services on the release (a worker on the app's image, a service built of its own) recreated before the app's
+    # switch rather than after it, in this order: for a worker the new release's code needs running first.
+    "services_first": (_LIST, []),
     "drain_seconds": (_INT, 15),
     "keep_images": (_INT, 5),
     "keep_releases": (_INT, 5),
@@ -181,6 +184,7 @@ class Settings:
     health_interval: float
     health_revision: str
     check_endpoints: list[str]
+    services_first: list[str]
     drain_seconds: int
     keep_images: int
     keep_releases: int

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from droplet_deploy.pipeline import service_images
 from droplet_deploy.pipeline.backup_step import backup_hook
 from droplet_deploy.session import Session
 from droplet_deploy.steps.build import build_image
@@ -91,8 +92,10 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
             entry["backup"] = backup_hook(session, revision) or ""
     with ui.step("build", image), ui.live("building") as live:
         build_image(target, settings, revision, no_cache=options.no_cache, progress=live.feed)
+    built = service_images.build_all(session, revision, no_cache=options.no_cache)
     with ui.step("verify.build", image):
         verify_step(session, image, revision)
+    service_images.verify_all(session, built, revision)
     if settings.hooks.pre_switch:
         with ui.step("hooks.pre_switch", image):
             pre_switch(session, image)

@@ -10,12 +10,14 @@ from invoke import Context
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import NotDeployed
 from droplet_deploy.engines.base import Backend, Check, RestartPlan
-from droplet_deploy.engines.compose import checks, override_file
+from droplet_deploy.engines.compose import checks, override_file, release_services
+from droplet_deploy.engines.compose.compose_file import ReleaseServices
 from droplet_deploy.engines.compose.rollout import rollout
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.session import Session
 from droplet_deploy.steps import images, preflight
+from droplet_deploy.steps.build import ServiceBuild
 from droplet_deploy.steps.preflight import Item
 from droplet_deploy.transaction.release_files import InUse, Rollback
 from droplet_deploy.transport.target import LocalTarget, Result
@@ -78,11 +80,25 @@ class ComposeBackend(Backend):
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
                 back_to: Rollback | None = None) -> Outcome:
         session = self.session
-        outcome = rollout(self.stack_for(back_to), image, revision, say=session.ui.note, health_timeout=timeout,
+        stack = self.stack_for(back_to)
+        # Every service on the release goes with the app: a rollback's from the compose file kept with it.
+        first, after = release_services.in_order(session.settings, self.services_of(stack).names)
+        wait = timeout or session.settings.health_timeout
+        release_services.update(stack, image, revision, first, say=session.ui.note, timeout=wait)
+        outcome = rollout(stack, image, revision, say=session.ui.note, health_timeout=timeout,
                           defer=session.defer if drain_beside else None)
+        release_services.update(stack, image, revision, after, say=session.ui.note, timeout=wait)
         if back_to is not None and back_to.files is not None:
             override_file.install(session.target, session.state_dir, back_to.files)
         return outcome
+
+    def services_of(self, stack: Stack) -> ReleaseServices:
+        if stack.services is None:
+            stack.services = override_file.read_release_services(self.session, stack)
+        return stack.services
+
+    def built_services(self) -> Sequence[ServiceBuild]:
+        return self.services_of(self.stack).built
 
     def restart(self, plan: RestartPlan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
         target, compose = self.session.target, self.stack.compose(image)
@@ -91,7 +107,8 @@ class ComposeBackend(Backend):
             return None
         # The rollout's `up --no-recreate --scale` creates the new app container from the compose file and env
         # file as they are now (the old one, left alone, keeps what it was created with).
-        outcome = self.rollout(image, revision, timeout=timeout) if plan.roll else None
+        outcome = rollout(self.stack, image, revision, say=self.session.ui.note, health_timeout=timeout) \
+            if plan.roll else None
         for service in plan.one_by_one:
             self.session.ui.note(f"recreating {service}")
             target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)

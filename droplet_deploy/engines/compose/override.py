@@ -34,13 +34,15 @@ import yaml
 from droplet_deploy.commands import proxy as proxy_cmd
 from droplet_deploy.core.config import Settings
 from droplet_deploy.engines import nginx
-from droplet_deploy.engines.compose.compose_file import AppService
+from droplet_deploy.engines.compose.compose_file import AppService, ReleaseServices
+from droplet_deploy.steps.build import service_image
 
 # `!reset` in override files arrived in Compose 2.24.0.
 MIN_VERSION = (2, 24, 0)
 # The variable through which the toolkit names the app's image to compose (deploy.stack.compose_variables).
 IMAGE_VARIABLE = "APP_IMAGE"
 CONFIG_NAME = "deploy_proxy_nginx"
+NO_OTHERS = ReleaseServices()  # a compose file with no service besides the app and the proxy
 # Where the docs show a proxy service to copy, for users who must edit their compose file themselves.
 DOCS = "docs/configuration.md#your-compose-file"
 
@@ -54,9 +56,12 @@ class Change:
     on_app: bool = True  # the edit is to the app service (else: to the file, e.g. a service to add)
 
 
-def changes(app: AppService, *, has_proxy: bool, settings: Settings) -> list[Change]:
+def changes(app: AppService, *, has_proxy: bool, settings: Settings,
+            others: ReleaseServices = NO_OTHERS) -> list[Change]:
     """What stands between the compose file as written and a zero-downtime rollout; empty: deploy it as it is."""
-    found = []
+    found = [Change(f"service {name}: the app's image", None, on_app=False) for name in _built_like_app(others)]
+    found += [Change(f"service {b.service}: its image built by the toolkit ({b.dockerfile})", None, on_app=False)
+              for b in others.built]
     if not app.image_is_deployed_tag:
         found.append(Change("image: the built tag",
                             "set `image: ${APP_IMAGE}` (the toolkit passes the tag it built and verified)"))
@@ -188,7 +193,14 @@ def proxy_service(app: AppService, settings: Settings, config: str) -> dict:
     return spec
 
 
-def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool) -> dict:
+def _built_like_app(others: ReleaseServices) -> tuple[str, ...]:
+    """The services on the app's image that the file builds (``build: .``): the override gives them its image.
+    (Those naming ``${APP_IMAGE}`` get it from the variable.)"""
+    return tuple(name for name in others.on_app_image if name in others.building_like_app)
+
+
+def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool,
+          others: ReleaseServices = NO_OTHERS) -> dict:
     """The override document for one release (``image``), as a plain mapping with ``!reset`` markers."""
     services: dict[str, Any] = {app.name: {
         # The release's tag, unless the toolkit names another (APP_IMAGE): a one-off command of the serving release
@@ -198,6 +210,12 @@ def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_
         "container_name": _Reset(None),
         "ports": _Reset([]),
     }}
+    for name in _built_like_app(others):
+        services[name] = {"image": f"${{{IMAGE_VARIABLE}:-{image}}}", "build": _Reset(None)}
+    tag = image.rpartition(":")[2]
+    for built in others.built:
+        # A literal tag: a rollback's kept override names that release's own image of the service.
+        services[built.service] = {"image": service_image(settings, built.service, tag), "build": _Reset(None)}
     override: dict[str, Any] = {"services": services}
     if not has_proxy:
         name = config_name(doc)
@@ -212,9 +230,10 @@ HEADER = ("# Written by the deploy toolkit for {image}, on every deploy and roll
           "# It lets {compose_file} deploy with zero downtime as it is (docs/configuration.md#your-compose-file).\n")
 
 
-def render(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool) -> str:
-    text = yaml.dump(build(doc, app, settings, image, has_proxy=has_proxy), Dumper=_Dumper, sort_keys=False,
-                     width=120)
+def render(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool,
+           others: ReleaseServices = NO_OTHERS) -> str:
+    text = yaml.dump(build(doc, app, settings, image, has_proxy=has_proxy, others=others), Dumper=_Dumper,
+                     sort_keys=False, width=120)
     # PyYAML quotes a tagged "null"; compose reads both alike, and its docs write it bare.
     text = text.replace("!reset 'null'", "!reset null")
     return HEADER.format(image=image, compose_file=settings.compose_file) + text

@@ -13,6 +13,7 @@ from droplet_deploy.commands.compose import Compose
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import PreflightFailed
 from droplet_deploy.engines.compose import state
+from droplet_deploy.engines.compose.compose_file import ReleaseServices
 from droplet_deploy.engines.snapshot import Container
 from droplet_deploy.transaction.release_files import InUse, Kept
 from droplet_deploy.transport.target import Target
@@ -70,6 +71,8 @@ class Stack:
         # the original's did.
         self.project_directory: str | None = None
         self.env_file: str | None = None  # None: the configured env file
+        # The services besides the app the release updates, once its compose file was read (override_file.prepare).
+        self.services: ReleaseServices | None = None
         self._detected: tuple[tuple[str, ...], str] | None = None
         self._detecting = threading.Lock()  # preflight's checks run at once, and several need the binary
 
