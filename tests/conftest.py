@@ -183,7 +183,9 @@ def remove_project_resources(name: str) -> None:
     networks = [n for n in out("docker", "network", "ls", "--format", "{{.Name}}") if n.startswith(name)]
     if networks:
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    images = out("docker", "image", "ls", name, "--format", "{{.Repository}}:{{.Tag}}")
+    # The app's images and its services' own (<name>-<service>).
+    images = [*out("docker", "image", "ls", name, "--format", "{{.Repository}}:{{.Tag}}"),
+              *out("docker", "image", "ls", "--filter", f"reference={name}-*", "--format", "{{.Repository}}:{{.Tag}}")]
     if images:
         subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
 

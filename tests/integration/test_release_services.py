@@ -1,0 +1,97 @@
+"""Every service built from this repository is on the release: a worker on the app's image and a frontend with a
+Dockerfile of its own are built at the revision, verified, recreated after the switch and proven by their labels
+(the frontend by its health check too); a change to the frontend alone deploys with 0 failed requests on the
+public port; a broken frontend build and a frontend image that fails verify leave every container as it was; a
+rollback brings every service back; deploy.status names a worker left on another revision.
+
+Real Docker and Compose, the `inv` command as users run it; one stack for the whole story (each deploy costs).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import PROXY_IMAGE
+from tests.support import stack
+from tests.support.load import Load
+
+pytestmark = pytest.mark.integration
+
+RATE = 20
+SETTLE = 1.5
+
+
+def every_container(project) -> dict[str, set[str]]:
+    return {service: set(project.containers(service=service)) for service in ("app", "worker", "frontend", "proxy")}
+
+
+def test_a_worker_and_a_frontend_follow_the_release_and_a_rollback(project):
+    first = stack.add_worker_and_frontend(project, PROXY_IMAGE, "frontend v1")
+    deployed = project.inv("deploy.test")
+    assert f"==> build frontend: {project.name}-frontend:{first[:12]}" in deployed.stdout
+    assert f"==> verify.build frontend: {project.name}-frontend:{first[:12]}" in deployed.stdout
+    assert project.health()["revision"] == first
+    assert stack.revisions(project, "worker") == {first}
+    assert stack.revisions(project, "frontend") == {first}
+    assert stack.frontend_page(project) == "frontend v1"
+
+    # A commit that changes only the frontend, under load on the public port.
+    project.write("frontend/index.html", "frontend v2\n")
+    second = project.commit("the frontend's page only")
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+        result, report = load.during(lambda: project.inv("deploy.test"), SETTLE)
+    assert report.failed == 0, report.describe()
+    assert f"recreating frontend at {second[:12]}" in result.stdout
+    assert stack.frontend_page(project) == "frontend v2"
+    (front,) = stack.containers(project, "frontend")
+    assert (front["revision"], front["image"], front["health"]) == (second, f"{project.name}-frontend:{second[:12]}",
+                                                                   "healthy")
+    assert stack.revisions(project, "worker") == {second} and project.health()["revision"] == second
+    running = every_container(project)
+
+    # A frontend that does not build: nothing running changes.
+    dockerfile = project.path / "frontend" / "Dockerfile"
+    good = dockerfile.read_text()
+    dockerfile.write_text(good.replace("USER 65534:65534", "RUN exit 7\nUSER 65534:65534"))
+    project.commit("a frontend that does not build")
+    failed = project.inv("deploy.test", check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert every_container(project) == running
+
+    # A frontend image that fails verify (it runs as root): named, and nothing running changes.
+    dockerfile.write_text(good.replace("USER 65534:65534", "USER 0"))
+    project.commit("a frontend that runs as root")
+    failed = project.inv("deploy.test", check=False)
+    assert failed.returncode == 1
+    assert f"verify.build: service frontend ({project.name}-frontend:" in failed.stderr
+    assert "non-root user" in failed.stderr
+    assert every_container(project) == running
+    assert stack.frontend_page(project) == "frontend v2"
+
+    # The rollback brings the app, the worker and the frontend back to the first release.
+    with Load(project.url + "/api/health", rate=RATE, max_seconds=300) as load:
+        _, report = load.during(lambda: project.inv("deploy.rollback"), SETTLE)
+    assert report.failed == 0, report.describe()
+    assert project.health()["revision"] == first
+    assert stack.revisions(project, "worker") == {first}
+    assert stack.revisions(project, "frontend") == {first}
+    assert stack.frontend_page(project) == "frontend v1"
+
+    status = json.loads(project.inv("deploy.status", "--json").stdout)
+    assert status["services"]["worker"] == first and status["services"]["frontend"] == first
+    assert status["behind"] == []
+
+    # A worker started by hand from the newer image is named by status.
+    labels = [f"com.docker.compose.project={project.compose_project()}", "com.docker.compose.service=worker",
+              "com.docker.compose.oneoff=False", "com.docker.compose.container-number=9"]
+    subprocess.run(["docker", "run", "-d", "--name", f"{project.name}-by-hand",
+                    *(arg for label in labels for arg in ("--label", label)),
+                    f"{project.name}:{second[:12]}", "python3", "-c", "import time; time.sleep(600)"],
+                   check=True, capture_output=True)
+    shown = project.inv("deploy.status").stdout
+    assert f"warning: worker ({project.name}-by-hand) runs revision {second[:12]}, the app {first[:12]}" in shown
+    status = json.loads(project.inv("deploy.status", "--json").stdout)
+    assert status["behind"] == [{"service": "worker", "name": f"{project.name}-by-hand", "revision": second}]
