@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 REVISION_LABEL = "org.opencontainers.image.revision"
+# On every image the toolkit builds, naming the app: deploy.clean finds its dangling build images by it.
+BUILT_FOR_LABEL = "droplet-deploy.app"
 
 
 def server_version() -> list[str]:
@@ -34,6 +36,16 @@ def image_inspect(image: str, fmt: str = "{{json .}}") -> list[str]:
 
 def images(repository: str) -> list[str]:
     return ["docker", "image", "ls", repository, "--format", "{{json .}}"]
+
+
+def dangling_images(app_name: str) -> list[str]:
+    """Untagged images the toolkit built for ``app_name`` (a tag moved on when the same revision was rebuilt)."""
+    return ["docker", "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true", "--filter",
+            f"label={BUILT_FOR_LABEL}={app_name}"]
+
+
+def image_sizes(images: Sequence[str]) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Size}}", *images]
 
 
 def remove_images(images: Sequence[str]) -> list[str]:

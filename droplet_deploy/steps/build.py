@@ -31,9 +31,13 @@ class ServiceBuild:
     args: Mapping[str, str] = field(default_factory=dict)
 
 
+def service_repository(settings: Settings, service: str) -> str:
+    """Where a service's own images go: beside the app's, so retention finds them by the app's name."""
+    return f"{settings.app_name}-{service.lower()}"
+
+
 def service_image(settings: Settings, service: str, tag: str) -> str:
-    """The tag of a service's own image: beside the app's, so retention and clean find it by the app's name."""
-    return f"{settings.app_name}-{service.lower()}:{tag}"
+    return f"{service_repository(settings, service)}:{tag}"
 
 
 def build_image(target: Target, settings: Settings, revision: Revision, *, no_cache: bool = False,
@@ -43,7 +47,8 @@ def build_image(target: Target, settings: Settings, revision: Revision, *, no_ca
     image = settings.image(revision.tag)
     context = context_dir or settings.context
     _build(target, image, revision, context=context, dockerfile=posixpath.join(context, settings.dockerfile),
-           build_args=settings.build_args, stage=settings.build_target, no_cache=no_cache, progress=progress)
+           build_args=settings.build_args, stage=settings.build_target, no_cache=no_cache, progress=progress,
+           app_name=settings.app_name)
     return image
 
 
@@ -53,15 +58,17 @@ def build_service(target: Target, settings: Settings, revision: Revision, build:
     image = service_image(settings, build.service, revision.tag)
     _build(target, image, revision, context=build.context, dockerfile=build.dockerfile,
            build_args={**settings.build_args, **build.args}, stage=build.target, no_cache=no_cache,
-           progress=progress)
+           progress=progress, app_name=settings.app_name)
     return image
 
 
 def _build(target: Target, image: str, revision: Revision, *, context: str, dockerfile: str,
-           build_args: Mapping[str, str], stage: str | None, no_cache: bool, progress: Progress) -> None:
+           build_args: Mapping[str, str], stage: str | None, no_cache: bool, progress: Progress,
+           app_name: str) -> None:
     target.run(
         docker.build(image=image, revision=revision.full, context=context, dockerfile=dockerfile,
-                     build_args=build_args, target=stage, no_cache=no_cache),
+                     build_args=build_args, target=stage, no_cache=no_cache,
+                     labels={docker.BUILT_FOR_LABEL: app_name}),
         stream=True,
         progress=progress,
     )

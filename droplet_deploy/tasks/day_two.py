@@ -9,6 +9,7 @@ import sys
 from invoke import Collection, Exit, task
 
 from droplet_deploy.core import validate
+from droplet_deploy.operations import clean as clean_ops
 from droplet_deploy.operations import lifecycle as lifecycle_ops
 from droplet_deploy.operations import logs as logs_ops
 from droplet_deploy.operations import one_off as one_off_ops
@@ -134,12 +135,21 @@ def unlock(c, env=None, host=None, force=False, accept_new_host_key=False):
         session.ui.line(unlock_ops.unlock(session, force=force))
 
 
+@task(name="clean", help={**WHERE, "dry": "list what would be removed and the bytes it would free; remove nothing"})
+@clean_errors
+def clean(c, dry=False, env=None, host=None, accept_new_host_key=False):
+    """Remove this app's images beyond keep_images that no release needs, its dangling build images and the
+    project's stopped containers; never another project's, never a volume. Prints the bytes freed."""
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        clean_ops.clean(session, dry=dry or session.target.dry)
+
+
 def _stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
-TASKS = (status, logs, exec_, start, stop, restart, unlock)
+TASKS = (status, logs, exec_, start, stop, restart, unlock, clean)
 
 
 def register(collection: Collection) -> None:

@@ -95,3 +95,41 @@ def test_a_worker_and_a_frontend_follow_the_release_and_a_rollback(project):
     assert f"warning: worker ({project.name}-by-hand) runs revision {second[:12]}, the app {first[:12]}" in shown
     status = json.loads(project.inv("deploy.status", "--json").stdout)
     assert status["behind"] == [{"service": "worker", "name": f"{project.name}-by-hand", "revision": second}]
+
+    # deploy.clean beside another project's images and containers: theirs untouched, ours beyond retention gone.
+    subprocess.run(["docker", "rm", "-f", f"{project.name}-by-hand"], check=True, capture_output=True)
+    other_image = f"{project.name}other:1"
+    subprocess.run(["docker", "tag", f"{project.name}:{first[:12]}", other_image], check=True)
+    made = {}
+    for who, compose_project in (("other", f"{project.name}other-test"), ("ours", project.compose_project())):
+        made[who] = subprocess.run(
+            ["docker", "create", "--name", f"{project.name}-{who}-stopped", "--label",
+             f"com.docker.compose.project={compose_project}", "--label", "com.docker.compose.service=worker",
+             "--label", "com.docker.compose.oneoff=False", other_image, "true"],
+            check=True, capture_output=True, text=True).stdout.strip()
+    project.configure(keep_images=1)
+    ours = set(image_refs(project.name))
+    dry = project.inv("deploy.clean", "--dry").stdout
+    assert "would free" in dry and f"would remove stopped container {project.name}-ours-stopped" in dry
+    assert set(image_refs(project.name)) == ours, "--dry removes nothing"
+    cleaned = project.inv("deploy.clean").stdout
+    assert "freed" in cleaned and " bytes;" in cleaned
+    left = set(image_refs(project.name))
+    assert left < ours and f"{project.name}:{first[:12]}" in left and f"{project.name}:{second[:12]}" in left
+    assert f"{project.name}-frontend:{first[:12]}" in left and f"{project.name}-frontend:{second[:12]}" in left
+    assert subprocess.run(["docker", "image", "inspect", other_image], capture_output=True).returncode == 0
+    assert container_exists(made["other"]) and not container_exists(made["ours"])
+    project.inv("deploy.rollback")
+    assert project.health()["revision"] == second and stack.revisions(project, "frontend") == {second}
+
+
+def image_refs(name: str) -> list[str]:
+    found = []
+    for reference in (name, f"{name}-*"):
+        found += subprocess.run(["docker", "image", "ls", "--filter", f"reference={reference}", "--format",
+                                 "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=True).stdout.split()
+    return found
+
+
+def container_exists(container: str) -> bool:
+    return subprocess.run(["docker", "inspect", container], capture_output=True).returncode == 0

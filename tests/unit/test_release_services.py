@@ -4,6 +4,8 @@ proven, verify.build's checks of a service's own image, and deploy.status naming
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from droplet_deploy.engines.compose import compose_file, override
@@ -11,8 +13,9 @@ from droplet_deploy.engines.compose import override_file as adopt
 from droplet_deploy.engines.compose import release_services as updating
 from droplet_deploy.engines.snapshot import Container, Snapshot
 from droplet_deploy.operations import status as status_op
-from droplet_deploy.steps import verify
+from droplet_deploy.steps import images, verify
 from droplet_deploy.steps.build import ServiceBuild, service_image
+from droplet_deploy.transport.target import Result
 from tests.unit.test_adopt import ScriptedTarget, on_stack, session_with, settings_for
 
 STACK = """\
@@ -157,3 +160,28 @@ def test_status_names_a_service_left_on_another_revision():
     assert data["behind"] == [{"service": "worker", "name": "shop-test-worker-1", "revision": old}]
     assert data["services"] == {"web": rev, "worker": old, "db": None, "frontend": rev}
     assert not status_op.behind(status_of(container("web", rev), container("worker", rev)))
+
+
+class ImagesTarget:
+    """Answers `docker image ls <repository>` from a fixed list; records what it removes."""
+
+    name, dry = "fake", False
+
+    def __init__(self, listing: dict[str, list[tuple[str, str]]]):
+        self.listing, self.removed = listing, []
+
+    def probe(self, argv, *, check=False, timeout=None):
+        rows = [json.dumps({"Tag": tag, "ID": tag, "CreatedAt": created}) for tag, created in self.listing[argv[3]]]
+        return Result(tuple(argv), 0, "\n".join(rows), "")
+
+    def run(self, argv, *, check=True, **_):
+        self.removed += list(argv[3:])
+
+
+def test_a_services_images_are_kept_exactly_as_long_as_the_apps(tmp_path):
+    settings = settings_for(tmp_path, STACK)
+    target = ImagesTarget({"shop": [("aaa", "2026-12-03 08:00"), ("bbb", "2026-12-03 09:00")],
+                           "shop-frontend": [("aaa", "2026-12-03 08:00"), ("old", "2026-12-01 08:00"),
+                                             ("bbb", "2026-12-03 09:00"), ("run", "2026-11-01 08:00")]})
+    removed = images.prune_services(target, settings, ["frontend"], {"shop-frontend:run"})  # type: ignore[arg-type]
+    assert removed == ["shop-frontend:old"] and target.removed == ["shop-frontend:old"]

@@ -131,7 +131,12 @@ class ComposeBackend(Backend):
 
     def prune_images(self, keep: set[str]) -> list[str]:
         session = self.session
-        return images.prune(session.target, session.settings, keep) if not session.target.dry else []
+        if session.target.dry:
+            return []
+        pruned = images.prune(session.target, session.settings, keep)
+        built = [b.service for b in self.built_services()]
+        running = {c.image for c in self.snapshot(upstream=False).containers}
+        return pruned + images.prune_services(session.target, session.settings, built, keep | running)
 
     def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
                      follow: bool) -> list[list[str]]:

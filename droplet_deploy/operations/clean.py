@@ -1,0 +1,78 @@
+"""``deploy.clean``: remove what the toolkit made for this app and nothing needs, and say how many bytes that frees.
+
+    images    this app's (and its services' own) beyond ``keep_images`` that no container runs and no rollback
+              needs (``retention.needed``), the same choice as the prune after a deploy
+    dangling  untagged images the toolkit built for this app (its ``droplet-deploy.app`` label)
+    stopped   this compose project's stopped containers
+
+Never another project's images or containers (everything is chosen by this app's name or project label), never a
+volume. ``dry`` lists the same and removes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from droplet_deploy.commands import docker
+from droplet_deploy.session import Session
+from droplet_deploy.steps import images
+from droplet_deploy.steps.build import service_repository
+from droplet_deploy.transaction import retention
+
+
+@dataclass(frozen=True)
+class Doomed:
+    what: str  # "image", "dangling image", "stopped container"
+    ref: str
+    size: int  # bytes; 0 where unknown (a container's own layer)
+
+
+def plan(session: Session) -> list[Doomed]:
+    target, settings = session.target, session.settings
+    snapshot = session.backend.snapshot(upstream=False)
+    in_use = {c.image for c in snapshot.containers} | set(retention.needed_now(session).images)
+    app = images.choose_prunable(images.kept_images(target, settings), settings.keep_images, in_use)
+    kept_tags = {i.tag for i in images.kept_images(target, settings) if i not in app}
+    found = [i.ref for i in app]
+    for service in (b.service for b in session.backend.built_services()):
+        repository = service_repository(settings, service)
+        listed = target.probe(docker.images(repository), check=True).stdout
+        found += [i.ref for i in images.parse_images(listed, repository) if i.tag not in kept_tags
+                  and i.ref not in in_use]
+    dangling = target.probe(docker.dangling_images(settings.app_name), check=True).stdout.split()
+    sizes = _sizes(session, [*found, *dangling])
+    return [*(Doomed("image", ref, sizes.get(ref, 0)) for ref in found),
+            *(Doomed("dangling image", ref[:19], sizes.get(ref, 0)) for ref in dangling),
+            *(Doomed("stopped container", c.name, 0) for c in snapshot.containers if not c.running)]
+
+
+def _sizes(session: Session, refs: list[str]) -> dict[str, int]:
+    if not refs:
+        return {}
+    result = session.target.probe(docker.image_sizes(refs))
+    sizes = result.stdout.split()
+    return {ref: int(size) for ref, size in zip(refs, sizes, strict=False) if size.isdigit()}
+
+
+def clean(session: Session, *, dry: bool) -> int:
+    """Remove (or with ``dry`` list) what ``plan`` finds; the bytes freed (or that would be)."""
+    ui, target = session.ui, session.target
+    doomed = plan(session)
+    total = sum(d.size for d in doomed)
+    for d in doomed:
+        ui.note(f"{'would remove' if dry else 'removing'} {d.what} {d.ref}" + (f" ({mb(d.size)})" if d.size else ""))
+    if not dry and doomed:
+        removing = [d.ref for d in doomed if d.what != "stopped container"]
+        if removing:
+            target.run(docker.remove_images(removing), check=False)
+        containers = [c.id for c in session.backend.snapshot(upstream=False).containers if not c.running]
+        if containers:
+            target.run(docker.remove(containers, force=True), check=False)
+    verb = "would free" if dry else "freed"
+    ui.line(f"deploy.clean: {len(doomed)} item(s), {verb} {mb(total)} ({total} bytes; images' sizes, a layer "
+            "shared with a kept image stays)" if doomed else "deploy.clean: nothing to remove")
+    return total
+
+
+def mb(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
