@@ -51,6 +51,11 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # Services on the release (a worker on the app's image, a service built of its own) recreated before the app's
     # switch rather than after it, in this order: for a worker the new release's code needs running first.
     "services_first": (_LIST, []),
+    # The plan's backend + frontend shape: the proxy the toolkit adds sends api_path to the app and everything else
+    # to this service (static files behind its own web server, listening on frontend_port), each rolled the same way.
+    "frontend_service": (_STR, None),
+    "frontend_port": (_INT, 8080),
+    "api_path": (_STR, "/api/"),
     "drain_seconds": (_INT, 15),
     "keep_images": (_INT, 5),
     "keep_releases": (_INT, 5),
@@ -92,6 +97,7 @@ _NULL_MEANS = {"db_path": "no database"}
 RANGES: dict[str, validate.Range] = {
     "public_port": validate.PORT,
     "app_port": validate.PORT,
+    "frontend_port": validate.PORT,
     "health_timeout": validate.TIMEOUT,
     "health_interval": validate.INTERVAL,
     "connect_timeout": validate.TIMEOUT,
@@ -185,6 +191,9 @@ class Settings:
     health_revision: str
     check_endpoints: list[str]
     services_first: list[str]
+    frontend_service: str | None
+    frontend_port: int
+    api_path: str
     drain_seconds: int
     keep_images: int
     keep_releases: int
@@ -491,7 +500,8 @@ def _check_commands(values: dict[str, Any], origins: dict[str, str]) -> None:
 
 
 def _check_urls(values: dict[str, Any], origins: dict[str, str]) -> None:
-    for key, paths in (("health_path", [values["health_path"]]), ("check_endpoints", values["check_endpoints"])):
+    for key, paths in (("health_path", [values["health_path"]]), ("check_endpoints", values["check_endpoints"]),
+                       ("api_path", [values["api_path"]])):
         for path in paths:
             if not path.startswith("/"):
                 raise ConfigError(origins[key], f"{path!r} must start with '/'",
@@ -499,6 +509,11 @@ def _check_urls(values: dict[str, Any], origins: dict[str, str]) -> None:
             if _URL_UNSAFE_RE.search(path):
                 raise ConfigError(origins[key], f"{path!r} holds a space or control character",
                                   "percent-encode it, e.g. %20 for a space")
+
+
+    if not re.match(r"^/[A-Za-z0-9_./-]*$", values["api_path"]):
+        raise ConfigError(origins["api_path"], f"{values['api_path']!r} holds characters nginx would misread",
+                          "write a plain path prefix, e.g. api_path: /api/")
 
 
 def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:

@@ -54,11 +54,16 @@ SERVICES = """\
 """
 
 
-def add_worker_and_frontend(project, base_image: str, page: str = "frontend v1") -> str:
-    """The worker and the frontend in the project's test compose file; committed, the revision returned."""
+def add_worker_and_frontend(project, base_image: str, page: str = "frontend v1", *, own_proxy: bool = True) -> str:
+    """The worker and the frontend in the project's test compose file; committed, the revision returned. Without
+    ``own_proxy`` the file's proxy service goes: the toolkit adds its own (the frontend shape needs it)."""
     compose = project.path / "docker-compose.test.yml"
     text = compose.read_text()
-    compose.write_text(text.replace("\n  proxy:\n", "\n" + SERVICES.format(base=base_image) + "  proxy:\n", 1))
+    text = text.replace("\n  proxy:\n", "\n" + SERVICES.format(base=base_image) + "  proxy:\n", 1)
+    if not own_proxy:
+        start, end = text.index("\n  proxy:\n"), text.index("\nvolumes:\n")
+        text = text[:start] + "\n" + text[end:]
+    compose.write_text(text)
     project.write("frontend/Dockerfile", FRONTEND_DOCKERFILE)
     project.write("frontend/nginx.conf", FRONTEND_NGINX)
     project.write("frontend/index.html", page + "\n")

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
-from droplet_deploy.engines.compose import compose_file, override
+from droplet_deploy.core.errors import ConfigError
+from droplet_deploy.engines import nginx
+from droplet_deploy.engines.compose import compose_file, frontend, override
 from droplet_deploy.engines.compose import override_file as adopt
 from droplet_deploy.engines.compose import release_services as updating
 from droplet_deploy.engines.snapshot import Container, Snapshot
@@ -185,3 +188,46 @@ def test_a_services_images_are_kept_exactly_as_long_as_the_apps(tmp_path):
                                              ("bbb", "2026-12-03 09:00"), ("run", "2026-11-01 08:00")]})
     removed = images.prune_services(target, settings, ["frontend"], {"shop-frontend:run"})  # type: ignore[arg-type]
     assert removed == ["shop-frontend:old"] and target.removed == ["shop-frontend:old"]
+
+
+FRONT_STACK = """\
+services:
+  web: {build: ., expose: ["8000"]}
+  frontend:
+    build: ./frontend
+    container_name: shop-front
+    ports: ["80:8080"]
+"""
+
+
+def test_the_frontend_shape_routes_api_to_the_app_and_the_rest_to_a_frontend_rolled_like_it(tmp_path):
+    settings = settings_for(tmp_path, FRONT_STACK, frontend_service="frontend", frontend_port=8080)
+    doc = compose_file.load(FRONT_STACK, "docker-compose.yml")
+    app = compose_file.app_service(doc, "web", "docker-compose.yml")
+    text = override.render(doc, app, settings, "shop:abc", has_proxy=False, others=services_of(FRONT_STACK))
+    assert "frontend:\n    image: shop-frontend:abc\n    build: !reset null\n    container_name: !reset null\n" \
+           "    ports: !reset []\n" in text
+    proxy = yaml.safe_load(text.replace("!reset", ""))["services"]["proxy"]
+    assert proxy["depends_on"] == ["web", "frontend"]
+    assert proxy["command"][-6:] == ["/etc/nginx/upstream/app.conf", "web", "8000",
+                                     "/etc/nginx/upstream/frontend.conf", "frontend", "8080"]
+    config = nginx.routed_config("/u/app.conf", "/u/frontend.conf", "/api/")
+    assert "location /api/ {\n        proxy_pass http://app_upstream;" in config
+    assert "location / {\n        proxy_pass http://frontend_upstream;" in config
+    assert "include /u/frontend.conf;" in config and config.count("{") == config.count("}")
+    rolled = frontend.settings_for(settings)
+    assert (rolled.app_service, rolled.app_port, rolled.upstream_file, rolled.health_path, rolled.health_revision) \
+        == ("frontend", 8080, "/etc/nginx/upstream/frontend.conf", "/", "label")
+
+
+def test_the_frontend_shape_is_refused_in_one_line_where_it_cannot_work(tmp_path):
+    doc = compose_file.load(FRONT_STACK, "docker-compose.yml")
+    missing = settings_for(tmp_path, FRONT_STACK, frontend_service="spa")
+    assert frontend.problems(doc, missing, has_proxy=False) == [
+        "deploy.frontend_service is 'spa', which is not a service of its own in the file (services: web, frontend); "
+        "name the frontend's service"]
+    own_proxy = settings_for(tmp_path, FRONT_STACK, frontend_service="frontend")
+    assert "the file has its own 'proxy'" in frontend.problems(doc, own_proxy, has_proxy=True)[0]
+    assert frontend.problems(doc, settings_for(tmp_path, FRONT_STACK), has_proxy=True) == []
+    with pytest.raises(ConfigError, match="api_path.*nginx would misread"):
+        settings_for(tmp_path, FRONT_STACK, api_path="/api/;return")

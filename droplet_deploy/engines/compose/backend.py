@@ -10,7 +10,7 @@ from invoke import Context
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import NotDeployed
 from droplet_deploy.engines.base import Backend, Check, RestartPlan
-from droplet_deploy.engines.compose import checks, override_file, release_services
+from droplet_deploy.engines.compose import checks, frontend, override_file, release_services
 from droplet_deploy.engines.compose.compose_file import ReleaseServices
 from droplet_deploy.engines.compose.rollout import rollout
 from droplet_deploy.engines.compose.stack import Stack
@@ -82,15 +82,32 @@ class ComposeBackend(Backend):
         session = self.session
         stack = self.stack_for(back_to)
         # Every service on the release goes with the app: a rollback's from the compose file kept with it.
-        first, after = release_services.in_order(session.settings, self.services_of(stack).names)
-        wait = timeout or session.settings.health_timeout
+        settings, front = session.settings, session.settings.frontend_service
+        first, after = release_services.in_order(settings, [n for n in self.services_of(stack).names if n != front])
+        wait = timeout or settings.health_timeout
         release_services.update(stack, image, revision, first, say=session.ui.note, timeout=wait)
         outcome = rollout(stack, image, revision, say=session.ui.note, health_timeout=timeout,
                           defer=session.defer if drain_beside else None)
+        if front is not None:
+            self.roll_frontend(stack, image, revision, timeout=timeout, first_start=outcome.first_deploy)
         release_services.update(stack, image, revision, after, say=session.ui.note, timeout=wait)
         if back_to is not None and back_to.files is not None:
             override_file.install(session.target, session.state_dir, back_to.files)
         return outcome
+
+    def roll_frontend(self, stack: Stack, image: str, revision: str, *, timeout: float | None,
+                      first_start: bool) -> None:
+        """The frontend through the same zero-downtime rollout as the app, on its own upstream file; on the
+        stack's first start it came up with it and is only proven."""
+        session, front = self.session, self.session.settings.frontend_service
+        assert front is not None
+        if first_start:
+            release_services.update(stack, image, revision, [front], say=session.ui.note,
+                                    timeout=timeout or session.settings.health_timeout)
+            return
+        session.ui.note(f"rolling {front} beside its old container(s)")
+        rollout(stack.about(frontend.settings_for(session.settings)), image, revision, say=session.ui.note,
+                health_timeout=timeout)
 
     def services_of(self, stack: Stack) -> ReleaseServices:
         if stack.services is None:

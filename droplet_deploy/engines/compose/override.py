@@ -177,12 +177,16 @@ def proxy_ports(app: AppService, settings: Settings) -> list[dict[str, Any]]:
 
 
 def proxy_service(app: AppService, settings: Settings, config: str) -> dict:
+    front = settings.frontend_service
+    command = proxy_cmd.start(settings.upstream_file, app.name, settings.app_port) if not front else \
+        proxy_cmd.start_routes((settings.upstream_file, app.name, settings.app_port),
+                               (nginx.frontend_file(settings.upstream_file), front, settings.frontend_port))
     spec: dict[str, Any] = {
         "image": settings.proxy_image,
-        "command": proxy_cmd.start(settings.upstream_file, app.name, settings.app_port),
+        "command": command,
         "configs": [{"source": config, "target": nginx.CONFIG_PATH}],
         "ports": [],  # set by build: its addresses are compose's to interpolate, not escaped as literal text
-        "depends_on": [app.name],
+        "depends_on": [app.name, *([front] if front else [])],
         "healthcheck": {"test": proxy_cmd.alive(), "interval": "10s", "timeout": "3s", "retries": 3,
                         "start_period": "5s"},
     }
@@ -216,13 +220,18 @@ def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_
     for built in others.built:
         # A literal tag: a rollback's kept override names that release's own image of the service.
         services[built.service] = {"image": service_image(settings, built.service, tag), "build": _Reset(None)}
+    if settings.frontend_service:
+        # Rolled like the app (two side by side while it changes): no fixed name, no host port of its own.
+        services.setdefault(settings.frontend_service, {}).update(container_name=_Reset(None), ports=_Reset([]))
     override: dict[str, Any] = {"services": services}
     if not has_proxy:
         name = config_name(doc)
         proxy = _literal(proxy_service(app, settings, name))
         proxy["ports"] = proxy_ports(app, settings)
         services[settings.proxy_service] = proxy
-        override["configs"] = {name: {"content": _literal(nginx.config(settings.upstream_file))}}
+        content = nginx.config(settings.upstream_file) if not settings.frontend_service else \
+            nginx.routed_config(settings.upstream_file, nginx.frontend_file(settings.upstream_file), settings.api_path)
+        override["configs"] = {name: {"content": _literal(content)}}
     return override
 
 

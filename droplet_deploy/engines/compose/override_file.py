@@ -13,7 +13,7 @@ import posixpath
 from droplet_deploy.commands import files
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import ComposeFileError, DeployError
-from droplet_deploy.engines.compose import compose_file, override
+from droplet_deploy.engines.compose import compose_file, frontend, override
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.session import Session
 from droplet_deploy.steps.preflight import Item
@@ -67,6 +67,7 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
     if port:
         problems.append(port)
     problems += first_problems(settings, others)
+    problems += frontend.problems(doc, settings, has_proxy=has_proxy)
     if problems:
         return Item("compose shape", False, f"{settings.compose_file}: " + "; ".join(problems))
 

@@ -109,6 +109,14 @@ class Stack:
         back.env_file = kept.env_file or NO_ENV_FILE
         return back
 
+    def about(self, settings: Settings) -> Stack:
+        """The same compose files and directory, read with other settings (the frontend's rollout: frontend.py)."""
+        other = Stack(self.target, settings, overrides=self.overrides)
+        other.compose_file, other.project_directory, other.env_file = \
+            self.compose_file, self.project_directory, self.env_file
+        other._detected = self._detected
+        return other
+
     def in_use(self) -> InUse:
         """The files this stack runs with, as a release keeps them."""
         env = self.env_file or self.settings.env_file_path

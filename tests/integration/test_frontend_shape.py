@@ -1,0 +1,44 @@
+"""The plan's backend + frontend shape: the toolkit's proxy routes `/` to a frontend with its own Dockerfile (its
+own nginx, static files) and `/api` to the app, and a release rolls each side beside its old container, so a
+first deploy and a redeploy that changes both lose no request on either path under 20 requests/s each.
+
+Real Docker and Compose, the `inv` command as users run it, one stack, two deploys.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import PROXY_IMAGE
+from tests.support import releases, stack
+from tests.support.load import Load
+
+pytestmark = pytest.mark.integration
+
+RATE = 20
+SETTLE = 1.5
+
+
+def test_slash_and_api_lose_no_request_while_the_frontend_and_the_app_both_change(project):
+    # The app answers only under /api now: its checks are there too.
+    project.configure(environments={"test": {"frontend_service": "frontend", "frontend_port": 8080,
+                                             "check_endpoints": ["/api/health"]}})
+    first = stack.add_worker_and_frontend(project, PROXY_IMAGE, "frontend v1", own_proxy=False)
+    deployed = project.inv("deploy.test")
+    assert "frontend runs " + first[:12] in deployed.stdout
+    assert project.get("/").text.strip() == "frontend v1"
+    assert project.health()["revision"] == first
+
+    project.write("frontend/index.html", "frontend v2\n")
+    second = releases.one_line_change(project, "both sides")
+    with Load(project.url + "/", rate=RATE, max_seconds=300) as page, \
+            Load(project.url + "/api/health", rate=RATE, max_seconds=300) as api:
+        result, api_report = api.during(lambda: project.inv("deploy.test"), SETTLE)
+    page_report = page.report()
+    assert api_report.failed == 0, api_report.describe()
+    assert page_report.failed == 0, page_report.describe()
+    assert page_report.requests >= RATE * 5 and api_report.last_revision() == second
+    assert "rolling frontend beside its old container(s)" in result.stdout
+    assert project.get("/").text.strip() == "frontend v2"
+    (front,) = stack.containers(project, "frontend")
+    assert front["revision"] == second and stack.revisions(project, "worker") == {second}
