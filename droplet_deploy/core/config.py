@@ -64,6 +64,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "remote_dir": (_STR, None),
     "env_file": (_STR, None),
     "min_free_mb": (_INT, 1024),
+    # Below this much free space where Docker keeps images, preflight warns and a deploy ends with deploy.clean's
+    # step (0: never).
+    "clean_below_mb": (_INT, 4096),
     "lock_stale_seconds": (_FLOAT, 120.0),
     "ssh_config": (_STR, None),
     "known_hosts": (_STR, None),
@@ -106,6 +109,7 @@ RANGES: dict[str, validate.Range] = {
     "keep_releases": validate.KEEP,
     "keep_backups": validate.KEEP,
     "min_free_mb": validate.MEGABYTES,
+    "clean_below_mb": validate.MEGABYTES,
     "lock_stale_seconds": validate.LOCK_STALE,
     "replicas": validate.REPLICAS,
 }
@@ -202,6 +206,7 @@ class Settings:
     remote_dir: str | None
     env_file: str | None
     min_free_mb: int
+    clean_below_mb: int
     lock_stale_seconds: float
     ssh_config: str | None
     known_hosts: str | None

@@ -20,8 +20,8 @@ from droplet_deploy.session import Session
 from droplet_deploy.steps.build import build_image
 from droplet_deploy.steps.revision import Revision, current
 from droplet_deploy.steps.verify import verify_image
+from droplet_deploy.transaction import clean, history
 from droplet_deploy.transaction import env_file as envfile
-from droplet_deploy.transaction import history
 from droplet_deploy.transaction import release_files as kept
 from droplet_deploy.transaction import retention as releases
 from droplet_deploy.transaction.frame import Transaction
@@ -63,7 +63,7 @@ def deploy(session: Session, options: Options) -> None:
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
-        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout", "prune"]
+        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout", "prune", "clean"]
         txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 
@@ -109,5 +109,6 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     entry["release"] = keeping.id
     with ui.step("prune"):
         prune(session, image, keeping.id)
+    clean.when_low(session)
     if result.previous is not None:
         ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")

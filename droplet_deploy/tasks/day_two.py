@@ -9,7 +9,6 @@ import sys
 from invoke import Collection, Exit, task
 
 from droplet_deploy.core import validate
-from droplet_deploy.operations import clean as clean_ops
 from droplet_deploy.operations import lifecycle as lifecycle_ops
 from droplet_deploy.operations import logs as logs_ops
 from droplet_deploy.operations import one_off as one_off_ops
@@ -27,6 +26,7 @@ from droplet_deploy.tasks.flags import (
     number_flag,
     session_for,
 )
+from droplet_deploy.transaction import clean as clean_ops
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 SERVICE_HELP = "only these services, comma-separated (default: all)"

@@ -29,6 +29,8 @@ def test_slash_and_api_lose_no_request_while_the_frontend_and_the_app_both_chang
     assert project.get("/").text.strip() == "frontend v1"
     assert project.health()["revision"] == first
 
+    # As on a droplet with a small disk: preflight warns, and the deploy ends with deploy.clean's step.
+    project.configure(clean_below_mb=1_000_000_000)
     project.write("frontend/index.html", "frontend v2\n")
     second = releases.one_line_change(project, "both sides")
     with Load(project.url + "/", rate=RATE, max_seconds=300) as page, \
@@ -39,6 +41,8 @@ def test_slash_and_api_lose_no_request_while_the_frontend_and_the_app_both_chang
     assert page_report.failed == 0, page_report.describe()
     assert page_report.requests >= RATE * 5 and api_report.last_revision() == second
     assert "rolling frontend beside its old container(s)" in result.stdout
+    assert "under clean_below_mb (1000000000 MB): this deploy ends with deploy.clean" in result.stdout
+    assert "==> clean " in result.stdout and "deploy.clean: " in result.stdout
     assert project.get("/").text.strip() == "frontend v2"
     (front,) = stack.containers(project, "frontend")
     assert front["revision"] == second and stack.revisions(project, "worker") == {second}

@@ -18,6 +18,7 @@ from droplet_deploy.engines.snapshot import Container, Snapshot
 from droplet_deploy.operations import status as status_op
 from droplet_deploy.steps import images, verify
 from droplet_deploy.steps.build import ServiceBuild, service_image
+from droplet_deploy.transaction import clean
 from droplet_deploy.transport.target import Result
 from tests.unit.test_adopt import ScriptedTarget, on_stack, session_with, settings_for
 
@@ -231,3 +232,10 @@ def test_the_frontend_shape_is_refused_in_one_line_where_it_cannot_work(tmp_path
     assert frontend.problems(doc, settings_for(tmp_path, FRONT_STACK), has_proxy=True) == []
     with pytest.raises(ConfigError, match="api_path.*nginx would misread"):
         settings_for(tmp_path, FRONT_STACK, api_path="/api/;return")
+
+
+def test_the_disk_counts_as_low_only_under_a_threshold_that_is_set_and_a_size_that_was_read():
+
+    assert clean.low(4096, 1000) and not clean.low(4096, 5000)
+    assert not clean.low(0, 10) and not clean.low(4096, None)
+    assert clean.mb(412_504_320) == "412.5 MB"

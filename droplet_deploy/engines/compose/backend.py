@@ -19,6 +19,7 @@ from droplet_deploy.session import Session
 from droplet_deploy.steps import images, preflight
 from droplet_deploy.steps.build import ServiceBuild
 from droplet_deploy.steps.preflight import Item
+from droplet_deploy.transaction import clean
 from droplet_deploy.transaction.release_files import InUse, Rollback
 from droplet_deploy.transport.target import LocalTarget, Result
 
@@ -69,7 +70,8 @@ class ComposeBackend(Backend):
 
     def host_checks(self) -> list[Check]:
         # Only checkable from here for a local stack; a host's port is its own business.
-        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False))]
+        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False)),
+                lambda: clean.disk_item(self.session)]
 
     def snapshot(self, *, upstream: bool = True) -> Snapshot:
         return self.stack.snapshot(upstream=upstream)

@@ -7,16 +7,20 @@
 
 Never another project's images or containers (everything is chosen by this app's name or project label), never a
 volume. ``dry`` lists the same and removes nothing.
+
+A deploy runs the same step after its prune when the disk where Docker keeps images has less than
+``clean_below_mb`` free; preflight warns of it first (``disk_item``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from droplet_deploy.commands import docker
+from droplet_deploy.commands import docker, files
 from droplet_deploy.session import Session
 from droplet_deploy.steps import images
 from droplet_deploy.steps.build import service_repository
+from droplet_deploy.steps.preflight import Item, parse_df_free_mb
 from droplet_deploy.transaction import retention
 
 
@@ -76,3 +80,36 @@ def clean(session: Session, *, dry: bool) -> int:
 
 def mb(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
+
+
+# Docker's default data root: where images and build layers land.
+DOCKER_ROOT = "/var/lib/docker"
+
+
+def free_mb(session: Session) -> int | None:
+    """Free MB where Docker keeps images on the target (the nearest existing parent of its data root)."""
+    return parse_df_free_mb(session.target.probe(files.free_kib_nearest(DOCKER_ROOT)).stdout)
+
+
+def low(settings_below: int, free: int | None) -> bool:
+    return settings_below > 0 and free is not None and free < settings_below
+
+
+def disk_item(session: Session) -> Item:
+    """Preflight's look at the disk for images: never a failure (min_free_mb is that), a warning in words."""
+    below, free = session.settings.clean_below_mb, free_mb(session)
+    if free is None:
+        return Item("image disk", True, f"free space of {DOCKER_ROOT} unknown on {session.where}")
+    if low(below, free):
+        return Item("image disk", True, f"warning: {free} MB free at {DOCKER_ROOT}, under clean_below_mb "
+                                        f"({below} MB): this deploy ends with deploy.clean")
+    return Item("image disk", True, f"{free} MB free at {DOCKER_ROOT}")
+
+
+def when_low(session: Session) -> None:
+    """The deploy's clean step, when the disk for images is under ``clean_below_mb``."""
+    below = session.settings.clean_below_mb
+    free = free_mb(session) if below > 0 and not session.target.dry else None
+    if low(below, free):
+        with session.ui.step("clean", f"{free} MB free at {DOCKER_ROOT}, under clean_below_mb ({below} MB)"):
+            clean(session, dry=False)
