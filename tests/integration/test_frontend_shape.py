@@ -24,6 +24,9 @@ def test_slash_and_api_lose_no_request_while_the_frontend_and_the_app_both_chang
     project.configure(environments={"test": {"frontend_service": "frontend", "frontend_port": 8080,
                                              "check_endpoints": ["/api/health"]}})
     first = stack.add_worker_and_frontend(project, PROXY_IMAGE, "frontend v1", own_proxy=False)
+    planned = project.inv("--dry", "deploy.test").stdout
+    assert "frontend: its image built by the toolkit (frontend/Dockerfile)" in planned
+    assert project.containers(service="frontend") == [], "a dry run starts nothing"
     deployed = project.inv("deploy.test")
     assert "frontend runs " + first[:12] in deployed.stdout
     assert project.get("/").text.strip() == "frontend v1"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from invoke import Context
 
+from droplet_deploy.commands import docker
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import NotDeployed
 from droplet_deploy.engines.base import Backend, Check, RestartPlan
@@ -17,8 +18,9 @@ from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.session import Session
 from droplet_deploy.steps import images, preflight
-from droplet_deploy.steps.build import ServiceBuild
+from droplet_deploy.steps.build import ServiceBuild, service_image
 from droplet_deploy.steps.preflight import Item
+from droplet_deploy.steps.revision import Revision
 from droplet_deploy.transaction import clean
 from droplet_deploy.transaction.release_files import InUse, Rollback
 from droplet_deploy.transport.target import LocalTarget, Result
@@ -57,8 +59,19 @@ class ComposeBackend(Backend):
                 preflight.in_order(self.compose_shape(stack, image, back_to),
                                    lambda: checks.compose_file(stack, image)),
                 *self.host_checks(),
+                *([lambda: self.services_kept(stack, back_to)] if back_to is not None else []),
             ],
         ]
+
+    def services_kept(self, stack: Stack, back_to: Rollback) -> Item:
+        """A rollback brings back each service's own image of that release: every one must still be here."""
+        tag = Revision.of(back_to.record.revision).tag
+        wanted = [service_image(self.session.settings, b.service, tag) for b in self.services_of(stack).built]
+        missing = [i for i in wanted if not self.session.target.probe(docker.image_inspect(i, "{{.Id}}")).ok]
+        if missing:
+            return Item("service images", False, f"{', '.join(missing)} no longer kept (pruned): roll back to a "
+                                                 "newer release with --to REV")
+        return Item("service images", True, f"{len(wanted)} kept" if wanted else "no service built of its own")
 
     def compose_shape(self, stack: Stack, image: str, back_to: Rollback | None) -> Check:
         found = back_to.files if back_to is not None else None
