@@ -239,3 +239,13 @@ def test_the_disk_counts_as_low_only_under_a_threshold_that_is_set_and_a_size_th
     assert clean.low(4096, 1000) and not clean.low(4096, 5000)
     assert not clean.low(0, 10) and not clean.low(4096, None)
     assert clean.mb(412_504_320) == "412.5 MB"
+
+
+def test_the_copy_of_the_compose_file_a_release_kept_is_read_as_the_project_sees_it(tmp_path):
+    target = ScriptedTarget(STACK, "2.40.3")
+    session = session_with(target, settings_for(tmp_path, STACK))
+    kept = session.backend.stack
+    kept.compose_file = str(tmp_path / ".deploy" / "test" / "releases" / "r1" / "docker-compose.yml")
+    found = adopt.read_release_services(session, kept)
+    assert found.on_app_image == ("worker", "scheduler")
+    assert [b.context for b in found.built] == ["frontend"]

@@ -60,7 +60,7 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
     except DeployError as exc:
         return Item("compose shape", False, str(exc))
     has_proxy = compose_file.has_service(doc, settings.proxy_service)
-    others = release_services(settings, doc, stack.compose_file)
+    others = release_services(settings, doc)
     stack.services = others
     problems = override.blockers(app)
     port = override.port_problem(app, settings.app_port)
@@ -92,9 +92,11 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
     return Item("compose shape", True, f"{settings.compose_file} as written, with {path}: " + describe(app, found))
 
 
-def release_services(settings: Settings, doc: dict, compose_path: str) -> compose_file.ReleaseServices:
-    """The services besides the app a release of this compose file builds and updates."""
-    return compose_file.release_services(doc, settings.app_service, compose_path, context=settings.context,
+def release_services(settings: Settings, doc: dict) -> compose_file.ReleaseServices:
+    """The services besides the app a release of this compose file builds and updates. Build paths resolve from
+    where the configured compose file sits in the project (as the build sees them), also for the copy a release
+    kept in the state directory."""
+    return compose_file.release_services(doc, settings.app_service, settings.compose_file, context=settings.context,
                                          dockerfile=settings.dockerfile, proxy=settings.proxy_service)
 
 
@@ -102,7 +104,7 @@ def read_release_services(session: Session, stack: Stack) -> compose_file.Releas
     """The same, for a task that writes no override (``inv build``, ``inv verify.build``)."""
     settings = session.settings
     doc = compose_file.load(read_compose(session.target, settings, stack.compose_file), settings.compose_file)
-    return release_services(settings, doc, stack.compose_file)
+    return release_services(settings, doc)
 
 
 def first_problems(settings: Settings, others: compose_file.ReleaseServices) -> list[str]:
