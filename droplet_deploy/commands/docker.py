@@ -44,6 +44,20 @@ def dangling_images(app_name: str) -> list[str]:
             f"label={BUILT_FOR_LABEL}={app_name}"]
 
 
+def project_volumes(project: str) -> list[str]:
+    """The volumes compose made for ``project`` (its project label), by name."""
+    return ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
+
+
+def volume_users(volume: str) -> list[str]:
+    """The names of the running containers that mount ``volume``."""
+    return ["docker", "ps", "--format", "{{.Names}}", "--filter", f"volume={volume}"]
+
+
+def remove_volume(volume: str) -> list[str]:
+    return ["docker", "volume", "rm", volume]
+
+
 def image_sizes(images: Sequence[str]) -> list[str]:
     return ["docker", "image", "inspect", "--format", "{{.Size}}", *images]
 

@@ -9,6 +9,7 @@ import sys
 from invoke import Collection, Exit, task
 
 from droplet_deploy.core import validate
+from droplet_deploy.core.errors import UsageError
 from droplet_deploy.operations import lifecycle as lifecycle_ops
 from droplet_deploy.operations import logs as logs_ops
 from droplet_deploy.operations import one_off as one_off_ops
@@ -135,13 +136,28 @@ def unlock(c, env=None, host=None, force=False, accept_new_host_key=False):
         session.ui.line(unlock_ops.unlock(session, force=force))
 
 
-@task(name="clean", help={**WHERE, "dry": "list what would be removed and the bytes it would free; remove nothing"})
+@task(name="clean", help={
+    **WHERE,
+    "dry": "list what would be removed and the bytes it would free; remove nothing",
+    "volume": "also remove this volume of the project (as the compose file names it) and all its data, once "
+              "confirmed; never one a running container mounts",
+    "yes": "with --volume: remove it without asking (for scripts)",
+})
 @clean_errors
-def clean(c, dry=False, env=None, host=None, accept_new_host_key=False):
+def clean(c, dry=False, volume=None, yes=False, env=None, host=None, accept_new_host_key=False):
     """Remove this app's images beyond keep_images that no release needs, its dangling build images and the
-    project's stopped containers; never another project's, never a volume. Prints the bytes freed."""
+    project's stopped containers; never another project's, a volume only by name. Prints the bytes freed."""
+    if volume and not (yes or dry) and not sys.stdin.isatty():
+        raise UsageError(f"deploy.clean --volume {volume} deletes its data and there is no terminal to confirm on",
+                         hint="pass --yes to remove it without asking")
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
-        clean_ops.clean(session, dry=dry or session.target.dry)
+        dry = dry or session.target.dry
+        if volume:
+            clean_ops.chosen_volume(session, volume)  # a wrong name is one line before anything is removed
+        clean_ops.clean(session, dry=dry)
+        if volume:
+            clean_ops.remove_volume(session, volume, dry=dry, confirm=lambda full: yes or input(
+                f"Remove volume {full} and all its data? Type {volume} to confirm: ").strip() == volume)
 
 
 def _stdout(text: str) -> None:

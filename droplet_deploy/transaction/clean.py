@@ -6,7 +6,8 @@
     stopped   this compose project's stopped containers
 
 Never another project's images or containers (everything is chosen by this app's name or project label), never a
-volume. ``dry`` lists the same and removes nothing.
+volume unless one is named (``volume``), is this project's, no running container mounts it, and the person at the
+terminal confirmed it by typing its name (or passed ``--yes``). ``dry`` lists the same and removes nothing.
 
 A deploy runs the same step after its prune when the disk where Docker keeps images has less than
 ``clean_below_mb`` free; preflight warns of it first (``disk_item``).
@@ -14,9 +15,11 @@ A deploy runs the same step after its prune when the disk where Docker keeps ima
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from droplet_deploy.commands import docker, files
+from droplet_deploy.core.errors import UsageError
 from droplet_deploy.session import Session
 from droplet_deploy.steps import images
 from droplet_deploy.steps.build import service_repository
@@ -113,3 +116,34 @@ def when_low(session: Session) -> None:
     if low(below, free):
         with session.ui.step("clean", f"{free} MB free at {DOCKER_ROOT}, under clean_below_mb ({below} MB)"):
             clean(session, dry=False)
+
+
+def chosen_volume(session: Session, name: str) -> str:
+    """The docker volume ``name`` (as the compose file names it) of this project, when nothing running mounts it;
+    else one line saying why not."""
+    project, target = session.settings.project, session.target
+    ours = target.probe(docker.project_volumes(project), check=True).stdout.split()
+    full = f"{project}_{name}"
+    if full not in ours:
+        shown = ", ".join(v.removeprefix(f"{project}_") for v in ours) or "none"
+        raise UsageError(f"--volume {name!r} is not a volume of {project} (its volumes: {shown})",
+                         hint="name one of them as the compose file does")
+    users = target.probe(docker.volume_users(full), check=True).stdout.split()
+    if users:
+        raise UsageError(f"--volume {name!r}: {full} is mounted by {', '.join(users)}, which run",
+                         hint=f"stop them first ({session.command('deploy.stop')}); nothing was removed")
+    return full
+
+
+def remove_volume(session: Session, name: str, *, confirm: Callable[[str], bool], dry: bool) -> bool:
+    """Remove this project's volume ``name`` once ``confirm`` says yes; whether it was (or would be) removed."""
+    full = chosen_volume(session, name)
+    if dry:
+        session.ui.note(f"would remove volume {full} and all its data (asked by name)")
+        return True
+    if not confirm(full):
+        session.ui.line(f"kept volume {full}: not confirmed")
+        return False
+    session.target.run(docker.remove_volume(full))
+    session.ui.line(f"removed volume {full} (asked by name)")
+    return True

@@ -123,6 +123,29 @@ def test_a_worker_and_a_frontend_follow_the_release_and_a_rollback(project):
     assert project.health()["revision"] == second and stack.revisions(project, "frontend") == {second}
 
 
+    # A volume only by name, never one in use, never another project's.
+    volumes = {}
+    for who, compose_project in (("other", f"{project.name}other-test"), ("ours", project.compose_project())):
+        volumes[who] = f"{compose_project}_spare"
+        subprocess.run(["docker", "volume", "create", "--label", f"com.docker.compose.project={compose_project}",
+                        volumes[who]], check=True, capture_output=True)
+    in_use = project.inv("deploy.clean", "--volume", "app-data", "--yes", check=False)
+    assert in_use.returncode == 2 and "is mounted by" in in_use.stderr and "Traceback" not in in_use.stderr
+    unknown = project.inv("deploy.clean", "--volume", "nope", "--yes", check=False)
+    assert unknown.returncode == 2 and "is not a volume of" in unknown.stderr and "spare" in unknown.stderr
+    asked = project.inv("deploy.clean", "--volume", "spare", check=False)
+    assert asked.returncode == 2 and "no terminal to confirm on" in asked.stderr
+    assert volume_exists(volumes["ours"])
+    project.inv("deploy.clean", "--volume", "spare", "--yes")
+    assert not volume_exists(volumes["ours"]) and volume_exists(volumes["other"])
+    assert volume_exists(f"{project.compose_project()}_app-data")
+    subprocess.run(["docker", "volume", "rm", volumes["other"]], capture_output=True)
+
+
+def volume_exists(name: str) -> bool:
+    return subprocess.run(["docker", "volume", "inspect", name], capture_output=True).returncode == 0
+
+
 def image_refs(name: str) -> list[str]:
     found = []
     for reference in (name, f"{name}-*"):
