@@ -151,13 +151,8 @@ def clean(c, dry=False, volume=None, yes=False, env=None, host=None, accept_new_
         raise UsageError(f"deploy.clean --volume {volume} deletes its data and there is no terminal to confirm on",
                          hint="pass --yes to remove it without asking")
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
-        dry = dry or session.target.dry
-        if volume:
-            clean_ops.chosen_volume(session, volume)  # a wrong name is one line before anything is removed
-        clean_ops.clean(session, dry=dry)
-        if volume:
-            clean_ops.remove_volume(session, volume, dry=dry, confirm=lambda full: yes or input(
-                f"Remove volume {full} and all its data? Type {volume} to confirm: ").strip() == volume)
+        clean_ops.run(session, dry=dry or session.target.dry, volume=volume, confirm=lambda full: yes or input(
+            f"Remove volume {full} and all its data? Type {volume} to confirm: ").strip() == volume)
 
 
 def _stdout(text: str) -> None:

@@ -24,7 +24,7 @@ from droplet_deploy.session import Session
 from droplet_deploy.steps import images
 from droplet_deploy.steps.build import service_repository
 from droplet_deploy.steps.preflight import Item, parse_df_free_mb
-from droplet_deploy.transaction import retention
+from droplet_deploy.transaction import lock, retention
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,14 @@ def remove_volume(session: Session, name: str, *, confirm: Callable[[str], bool]
     session.target.run(docker.remove_volume(full))
     session.ui.line(f"removed volume {full} (asked by name)")
     return True
+
+
+def run(session: Session, *, dry: bool, volume: str | None, confirm: Callable[[str], bool]) -> None:
+    """``deploy.clean``: under the deploy lock, so nothing is removed while a deploy builds or needs it."""
+    if volume:
+        chosen_volume(session, volume)  # a wrong name is one line before anything is removed
+    with lock.held(session.target, session.state_dir, lock.me("clean"), session.unlock_hint(),
+                   stale_after=session.settings.lock_stale_seconds, say=session.ui.note):
+        clean(session, dry=dry)
+        if volume:
+            remove_volume(session, volume, dry=dry, confirm=confirm)

@@ -1,8 +1,9 @@
 """The plan's backend + frontend shape: the toolkit's proxy routes `/` to a frontend with its own Dockerfile (its
 own nginx, static files) and `/api` to the app, and a release rolls each side beside its old container, so a
-first deploy and a redeploy that changes both lose no request on either path under 20 requests/s each.
+first deploy and a redeploy that changes both, and the rollback, lose no request on either path under 20
+requests/s each.
 
-Real Docker and Compose, the `inv` command as users run it, one stack, two deploys.
+Real Docker and Compose, the `inv` command as users run it, one stack, two deploys and a rollback.
 """
 
 from __future__ import annotations
@@ -49,3 +50,13 @@ def test_slash_and_api_lose_no_request_while_the_frontend_and_the_app_both_chang
     assert project.get("/").text.strip() == "frontend v2"
     (front,) = stack.containers(project, "frontend")
     assert front["revision"] == second and stack.revisions(project, "worker") == {second}
+
+    # The rollback brings both sides back, rolled the same way: 0 failed on either path.
+    with Load(project.url + "/", rate=RATE, max_seconds=300) as page, \
+            Load(project.url + "/api/health", rate=RATE, max_seconds=300) as api:
+        _, api_report = api.during(lambda: project.inv("deploy.rollback"), SETTLE)
+    page_report = page.report()
+    assert api_report.failed == 0, api_report.describe()
+    assert page_report.failed == 0, page_report.describe()
+    assert project.get("/").text.strip() == "frontend v1" and project.health()["revision"] == first
+    assert stack.revisions(project, "frontend") == {first} and stack.revisions(project, "worker") == {first}
