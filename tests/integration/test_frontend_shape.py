@@ -51,6 +51,13 @@ def test_slash_and_api_lose_no_request_while_the_frontend_and_the_app_both_chang
     (front,) = stack.containers(project, "frontend")
     assert front["revision"] == second and stack.revisions(project, "worker") == {second}
 
+    # deploy.restart rolls the frontend too: it takes the traffic at /.
+    with Load(project.url + "/", rate=RATE, max_seconds=300) as page:
+        restarted, page_report = page.during(lambda: project.inv("deploy.restart"), SETTLE)
+    assert page_report.failed == 0, page_report.describe()
+    assert "frontend: a new container beside the old one, rolled like app" in restarted.stdout
+    assert stack.revisions(project, "frontend") == {second}
+
     # The rollback brings both sides back, rolled the same way: 0 failed on either path.
     with Load(project.url + "/", rate=RATE, max_seconds=300) as page, \
             Load(project.url + "/api/health", rate=RATE, max_seconds=300) as api:

@@ -142,6 +142,9 @@ class ComposeBackend(Backend):
         outcome = rollout(self.stack, image, revision, say=self.session.ui.note, health_timeout=timeout) \
             if plan.roll else None
         for service in plan.one_by_one:
+            if service == self.session.settings.frontend_service:  # it takes traffic at /: rolled, never recreated
+                self.roll_frontend(self.stack, image, revision, timeout=timeout, first_start=False)
+                continue
             self.session.ui.note(f"recreating {service}")
             target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)
         return outcome
@@ -153,6 +156,9 @@ class ComposeBackend(Backend):
                          f"{(app.revision or '?')[:12]}) beside the old one, created with the env file and compose "
                          "settings as they are now")
         for service in plan.one_by_one:
+            if service == settings.frontend_service:
+                notes.append(f"{service}: a new container beside the old one, rolled like {settings.app_service}")
+                continue
             why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
                 else "not behind the proxy, so it cannot be rolled"
             notes.append(f"{service}: recreated on its own ({why})")
