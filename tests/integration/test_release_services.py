@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from tests.conftest import PROXY_IMAGE
+from tests.integration.test_remote import configure_prod
 from tests.support import stack
 from tests.support.load import Load
 
@@ -156,3 +157,16 @@ def image_refs(name: str) -> list[str]:
 
 def container_exists(container: str) -> bool:
     return subprocess.run(["docker", "inspect", container], capture_output=True).returncode == 0
+
+
+def test_over_ssh_the_frontend_and_the_worker_are_built_on_the_host_at_the_revision(project, sshd, tmp_path):
+    """The same on a host (the test sshd): the frontend's context ships with the release and is built there."""
+    prod = configure_prod(project, sshd, tmp_path)
+    project.configure(environments={"prod": {"compose_file": "docker-compose.test.yml"}})
+    head = stack.add_worker_and_frontend(project, PROXY_IMAGE, "frontend on the host")
+    result = prod.deploy()
+    assert f"==> verify.build frontend: {project.name}-frontend:{head[:12]}" in result.stdout
+    assert project.health()["revision"] == head
+    assert stack.revisions(project, "worker", env="prod") == {head}
+    assert stack.revisions(project, "frontend", env="prod") == {head}
+    assert stack.frontend_page(project, env="prod") == "frontend on the host"

@@ -70,9 +70,9 @@ def add_worker_and_frontend(project, base_image: str, page: str = "frontend v1",
     return project.commit("a worker and a frontend")
 
 
-def containers(project, service: str) -> list[dict]:
+def containers(project, service: str, env: str = "test") -> list[dict]:
     """The running containers of ``service``: id, revision label, health."""
-    ids = project.containers(service=service)
+    ids = project.containers(env, service=service)
     if not ids:
         return []
     found = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
@@ -82,12 +82,12 @@ def containers(project, service: str) -> list[dict]:
              "health": ((c["State"].get("Health") or {}).get("Status"))} for c in found]
 
 
-def revisions(project, service: str) -> set[str | None]:
-    return {c["revision"] for c in containers(project, service)}
+def revisions(project, service: str, env: str = "test") -> set[str | None]:
+    return {c["revision"] for c in containers(project, service, env)}
 
 
-def frontend_page(project) -> str:
+def frontend_page(project, env: str = "test") -> str:
     """What the running frontend serves, asked inside its container (it publishes no port)."""
-    (container,) = project.containers(service="frontend")
+    (container,) = project.containers(env, service="frontend")
     return subprocess.run(["docker", "exec", container, "curl", "-fsS", "http://127.0.0.1:8080/"],
                           capture_output=True, text=True, check=True).stdout.strip()
