@@ -147,8 +147,13 @@ def _deep_merge(into: dict, new: dict) -> None:
             into[key] = value
 
 
+# Every project name the session made: when it ends, the dangling images their builds left go too.
+MADE: set[str] = set()
+
+
 def make_project(tmp_path: Path, *, files: list[str] | None = None) -> Project:
     name = f"dt{uuid.uuid4().hex[:8]}"
+    MADE.add(name)
     path = tmp_path / "project"
     path.mkdir()
     for rel in files or repo_files():
@@ -183,9 +188,30 @@ def remove_project_resources(name: str) -> None:
     networks = [n for n in out("docker", "network", "ls", "--format", "{{.Name}}") if n.startswith(name)]
     if networks:
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    images = out("docker", "image", "ls", name, "--format", "{{.Repository}}:{{.Tag}}")
+    # The app's images and its services' own (<name>-<service>).
+    images = [*out("docker", "image", "ls", name, "--format", "{{.Repository}}:{{.Tag}}"),
+              *out("docker", "image", "ls", "--filter", f"reference={name}-*", "--format", "{{.Repository}}:{{.Tag}}")]
     if images:
         subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
+
+
+def remove_dangling_builds(names: set[str]) -> None:
+    """The untagged images the toolkit's builds for ``names`` left (a tag moved to a rebuild): each carries its
+    app's ``droplet-deploy.app`` label, so nobody else's image is chosen."""
+    for name in sorted(names):
+        found = subprocess.run(["docker", "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true",
+                                "--filter", f"label=droplet-deploy.app={name}"],
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            subprocess.run(["docker", "image", "rm", *found], capture_output=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_cleans_what_it_built():
+    """At the end of the session: each test removed its project's tagged images already; these are the rest."""
+    yield
+    if MADE and docker_available() is None:
+        remove_dangling_builds(MADE)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import shlex
 from collections.abc import Collection, Mapping, Sequence
 
 REVISION_LABEL = "org.opencontainers.image.revision"
+# On every image the toolkit builds, naming the app: deploy.clean finds its dangling build images by it.
+BUILT_FOR_LABEL = "droplet-deploy.app"
 
 
 def server_version() -> list[str]:
@@ -39,6 +41,30 @@ def image_inspect(image: str, fmt: str = "{{json .}}") -> list[str]:
 
 def images(repository: str) -> list[str]:
     return ["docker", "image", "ls", repository, "--format", "{{json .}}"]
+
+
+def dangling_images(app_name: str) -> list[str]:
+    """Untagged images the toolkit built for ``app_name`` (a tag moved on when the same revision was rebuilt)."""
+    return ["docker", "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true", "--filter",
+            f"label={BUILT_FOR_LABEL}={app_name}"]
+
+
+def project_volumes(project: str) -> list[str]:
+    """The volumes compose made for ``project`` (its project label), by name."""
+    return ["docker", "volume", "ls", "--quiet", "--filter", f"label=com.docker.compose.project={project}"]
+
+
+def volume_users(volume: str) -> list[str]:
+    """The names of the running containers that mount ``volume``."""
+    return ["docker", "ps", "--format", "{{.Names}}", "--filter", f"volume={volume}"]
+
+
+def remove_volume(volume: str) -> list[str]:
+    return ["docker", "volume", "rm", volume]
+
+
+def image_sizes(images: Sequence[str]) -> list[str]:
+    return ["docker", "image", "inspect", "--format", "{{.Size}}", *images]
 
 
 def remove_images(images: Sequence[str]) -> list[str]:

@@ -58,6 +58,17 @@ _ALIVE = ('for f in /run/nginx.pid /var/run/nginx.pid; do [ -s "$f" ] && kill -0
           'exit 1')
 
 
+# The same for a proxy with several upstream files (the app's and the frontend's): a triple of parameters each.
+_START_ROUTES = ('while [ "$#" -ge 3 ]; do mkdir -p "$(dirname "$1")" && { [ -s "$1" ] || '
+                 'printf "server %s:%s;\\n" "$2" "$3" > "$1"; } || exit 1; shift 3; done; '
+                 'exec nginx -g "daemon off;"')
+
+
+def start_routes(*routes: tuple[str, str, int]) -> list[str]:
+    """The start command of a proxy with one upstream file per ``(file, service, port)``."""
+    return ["sh", "-c", _START_ROUTES, "proxy-start", *(str(v) for route in routes for v in route)]
+
+
 def start(upstream_file: str, app_service: str, app_port: int) -> list[str]:
     return ["sh", "-c", _START, "proxy-start", upstream_file, app_service, str(app_port)]
 

@@ -51,6 +51,14 @@ FIELDS: dict[str, tuple[str, Any]] = {
     # The Host header of every health probe: a name the app accepts (Django's ALLOWED_HOSTS). Unset: the first of
     # the environment's public names when it has any, else localhost (Settings.probe_host).
     "health_host": (_STR, None),
+    # Services on the release (a worker on the app's image, a service built of its own) recreated before the app's
+    # switch rather than after it, in this order: for a worker the new release's code needs running first.
+    "services_first": (_LIST, []),
+    # The plan's backend + frontend shape: the proxy the toolkit adds sends api_path to the app and everything else
+    # to this service (static files behind its own web server, listening on frontend_port), each rolled the same way.
+    "frontend_service": (_STR, None),
+    "frontend_port": (_INT, 8080),
+    "api_path": (_STR, "/api/"),
     "drain_seconds": (_INT, 15),
     "keep_images": (_INT, 5),
     "keep_releases": (_INT, 5),
@@ -59,6 +67,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "remote_dir": (_STR, None),
     "env_file": (_STR, None),
     "min_free_mb": (_INT, 1024),
+    # Below this much free space where Docker keeps images, preflight warns and a deploy ends with deploy.clean's
+    # step (0: never).
+    "clean_below_mb": (_INT, 4096),
     "lock_stale_seconds": (_FLOAT, 120.0),
     "ssh_config": (_STR, None),
     "known_hosts": (_STR, None),
@@ -132,6 +143,7 @@ _NULL_MEANS = {"db_path": "no database", "swarm_registry_image": "whole images b
 RANGES: dict[str, validate.Range] = {
     "public_port": validate.PORT,
     "app_port": validate.PORT,
+    "frontend_port": validate.PORT,
     "health_timeout": validate.TIMEOUT,
     "health_interval": validate.INTERVAL,
     "connect_timeout": validate.TIMEOUT,
@@ -140,6 +152,7 @@ RANGES: dict[str, validate.Range] = {
     "keep_releases": validate.KEEP,
     "keep_backups": validate.KEEP,
     "min_free_mb": validate.MEGABYTES,
+    "clean_below_mb": validate.MEGABYTES,
     "lock_stale_seconds": validate.LOCK_STALE,
     "replicas": validate.REPLICAS,
     "http_port": validate.PORT,
@@ -236,6 +249,10 @@ class Settings:
     health_revision: str
     check_endpoints: list[str]
     health_host: str | None
+    services_first: list[str]
+    frontend_service: str | None
+    frontend_port: int
+    api_path: str
     drain_seconds: int
     keep_images: int
     keep_releases: int
@@ -244,6 +261,7 @@ class Settings:
     remote_dir: str | None
     env_file: str | None
     min_free_mb: int
+    clean_below_mb: int
     lock_stale_seconds: float
     ssh_config: str | None
     known_hosts: str | None
@@ -594,7 +612,8 @@ def _check_commands(values: dict[str, Any], origins: dict[str, str]) -> None:
 
 
 def _check_urls(values: dict[str, Any], origins: dict[str, str]) -> None:
-    for key, paths in (("health_path", [values["health_path"]]), ("check_endpoints", values["check_endpoints"])):
+    for key, paths in (("health_path", [values["health_path"]]), ("check_endpoints", values["check_endpoints"]),
+                       ("api_path", [values["api_path"]])):
         for path in paths:
             if not path.startswith("/"):
                 raise ConfigError(origins[key], f"{path!r} must start with '/'",
@@ -602,6 +621,11 @@ def _check_urls(values: dict[str, Any], origins: dict[str, str]) -> None:
             if _URL_UNSAFE_RE.search(path):
                 raise ConfigError(origins[key], f"{path!r} holds a space or control character",
                                   "percent-encode it, e.g. %20 for a space")
+
+
+    if not re.match(r"^/[A-Za-z0-9_./-]*$", values["api_path"]):
+        raise ConfigError(origins["api_path"], f"{values['api_path']!r} holds characters nginx would misread",
+                          "write a plain path prefix, e.g. api_path: /api/")
 
 
 def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:

@@ -12,6 +12,7 @@ from droplet_deploy.core.config import Settings
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.session import Session
 from droplet_deploy.steps import preflight
+from droplet_deploy.steps.build import ServiceBuild
 from droplet_deploy.steps.preflight import Item
 from droplet_deploy.steps.revision import Revision
 from droplet_deploy.transaction.release_files import InUse, Rollback
@@ -84,6 +85,11 @@ class Backend:
         ui = self.session.ui
         return preflight.run(self.preflight(image, back_to=back_to),
                              lambda item: ui.check(item.ok, item.name, item.detail))
+
+    def built_services(self) -> Sequence[ServiceBuild]:
+        """The services besides the app with a ``build:`` of their own: built, verified and updated with the
+        release (none where the engine does not build them)."""
+        return ()
 
     def snapshot(self, *, upstream: bool = True) -> Snapshot:
         """What runs now; ``upstream=False`` when which container serves does not matter to the caller."""

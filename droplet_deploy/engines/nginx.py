@@ -6,6 +6,8 @@ rewrites to name one app container before a graceful ``nginx -s reload``.
 
 from __future__ import annotations
 
+import posixpath
+
 # Where the configuration goes in the proxy container. Replacing default.conf also replaces nginx:alpine's own
 # default server, which would otherwise claim port 80 too.
 CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
@@ -65,3 +67,47 @@ server {
 def config(upstream_file: str) -> str:
     """``upstream_file`` is validated to plain path characters (config.py), so it cannot break the syntax."""
     return _TEMPLATE.replace("@UPSTREAM_FILE@", upstream_file).replace("@LISTEN_PORT@", str(LISTEN_PORT))
+
+
+_LOCATION = """\
+    location @PATH@ {
+        proxy_pass http://@UPSTREAM@;
+""" + FORWARDED_HEADERS + """\
+        proxy_connect_timeout 5s;
+        proxy_send_timeout 60s;
+        proxy_read_timeout 60s;
+        proxy_next_upstream error timeout;
+        proxy_next_upstream_tries 2;
+        proxy_next_upstream_timeout 10s;
+    }
+"""
+
+_ROUTED = """\
+# Written by the deploy toolkit: the proxy in front of the app and its frontend. Rewritten on every deploy.
+""" + REQUEST_ID_MAP + """
+upstream app_upstream {
+    include @UPSTREAM_FILE@;
+}
+upstream frontend_upstream {
+    include @FRONTEND_FILE@;
+}
+
+server {
+    listen @LISTEN_PORT@ default_server;
+    server_name _;
+
+""" + HEALTH_LOCATION + "@API@" + "@FRONT@" + "}\n"
+
+
+def routed_config(upstream_file: str, frontend_file: str, api_path: str) -> str:
+    """``api_path`` to the app, everything else to the frontend: each upstream its own file, switched on its own.
+    The paths are validated to plain characters (config.py)."""
+    api = _LOCATION.replace("@PATH@", api_path).replace("@UPSTREAM@", "app_upstream")
+    front = _LOCATION.replace("@PATH@", "/").replace("@UPSTREAM@", "frontend_upstream")
+    return (_ROUTED.replace("@API@", api).replace("@FRONT@", front).replace("@UPSTREAM_FILE@", upstream_file)
+            .replace("@FRONTEND_FILE@", frontend_file).replace("@LISTEN_PORT@", str(LISTEN_PORT)))
+
+
+def frontend_file(upstream_file: str) -> str:
+    """The frontend's upstream file, beside the app's."""
+    return posixpath.join(posixpath.dirname(upstream_file), "frontend.conf")

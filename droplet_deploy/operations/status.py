@@ -76,8 +76,29 @@ def render(status: Status, unlock_hint: str = "inv deploy.unlock",
         *([f"  release    {status.release_dir}"] if status.release_dir else []),
         *_env_file_lines(status.env_file, restart_hint),
         *_container_lines(status),
+        *_behind_lines(status),
         *_release_lines(status),
     ]
+
+
+def behind(status: Status) -> list[Container]:
+    """Running containers labelled with another revision than the serving app's: a worker left on an old image
+    (started by hand, or by a deploy that stopped before it got to it). Unlabelled images (a database) do not
+    count, nor the app's own containers beside the serving one (a rollout in progress)."""
+    serving = status.serving
+    if serving is None or serving.revision is None:
+        return []
+    return [c for c in status.containers if c.running and c.revision and c.revision != serving.revision
+            and c.service != serving.service]
+
+
+def _behind_lines(status: Status) -> list[str]:
+    found = behind(status)
+    if not found:
+        return []
+    app = (status.serving.revision or "")[:12] if status.serving else ""
+    return [f"  warning: {c.service} ({c.name}) runs revision {(c.revision or '')[:12]}, the app {app}: a deploy or "
+            f"`inv deploy.restart --service {c.service}` brings it to the app's release" for c in found]
 
 
 def as_json(status: Status) -> dict[str, Any]:
@@ -111,6 +132,8 @@ def as_json(status: Status) -> dict[str, Any]:
             "proof": r.proof, "backup": r.backup, "release": r.release,
         } for r in reversed(status.releases)],
         "unreadable_history_lines": status.unreadable,
+        "services": {c.service: c.revision for c in status.containers if c.running},
+        "behind": [{"service": c.service, "name": c.name, "revision": c.revision} for c in behind(status)],
     }
 
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from droplet_deploy.front import publish as front
+from droplet_deploy.pipeline import service_images
 from droplet_deploy.pipeline.backup_step import backup_hook
 from droplet_deploy.pipeline.db_path_check import after_first_deploy
 from droplet_deploy.session import Session
 from droplet_deploy.steps.build import build_image
 from droplet_deploy.steps.revision import Revision, current
 from droplet_deploy.steps.verify import verify_image
+from droplet_deploy.transaction import clean, history
 from droplet_deploy.transaction import env_file as envfile
-from droplet_deploy.transaction import history
 from droplet_deploy.transaction import release_files as kept
 from droplet_deploy.transaction import retention as releases
 from droplet_deploy.transaction.frame import Transaction
@@ -65,7 +66,7 @@ def deploy(session: Session, options: Options) -> None:
         with txn.recorded() as entry:
             _steps(session, options, revision, image, entry)
         txn.summary = f"{'planned' if session.target.dry else 'deployed'} {revision.tag} to {settings.env} on {session.where}"
-        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout", "prune"]
+        txn.timed = ["preflight", "backup", "build", "verify.build", "hooks.pre_switch", "rollout", "prune", "clean"]
         txn.suffix = f", revision proven by {entry['proof']}" if entry.get("proof") else ""
 
 
@@ -94,10 +95,12 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
             entry["backup"] = backup_hook(session, revision) or ""
     with ui.step("build", image), ui.live("building") as live:
         build_image(target, settings, revision, no_cache=options.no_cache, progress=live.feed)
+    built = service_images.build_all(session, revision, no_cache=options.no_cache)
     # The rollout's first read of what runs goes on beside verify.build (reads only: nothing starts before it).
     session.backend.read_ahead()
     with ui.step("verify.build", image):
         verify_step(session, image, revision)
+    service_images.verify_all(session, built, revision)
     if settings.hooks.pre_switch:
         with ui.step("hooks.pre_switch", image):
             pre_switch(session, image)
@@ -115,5 +118,6 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
             front.publish(session, revision.full)
     with ui.step("prune"):
         prune(session, image, keeping.id)
+    clean.when_low(session)
     if result.previous is not None:
         ui.note(f"previous: {result.previous.name} at {(result.previous.revision or '?')[:12]}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from droplet_deploy.commands import docker
 from droplet_deploy.core.config import Settings
+from droplet_deploy.steps.build import service_repository
 from droplet_deploy.transport.target import Target
 
 
@@ -44,6 +46,20 @@ def choose_prunable(images: list[Image], keep: int, in_use: set[str]) -> list[Im
 def prune(target: Target, settings: Settings, in_use: set[str]) -> list[str]:
     """Remove the app's images past ``keep_images`` that no container uses; the references removed."""
     doomed = [i.ref for i in choose_prunable(kept_images(target, settings), settings.keep_images, in_use)]
+    if doomed:
+        target.run(docker.remove_images(doomed), check=False)
+    return doomed
+
+
+def prune_services(target: Target, settings: Settings, services: Sequence[str], in_use: set[str]) -> list[str]:
+    """The images of services built of their own whose tag no kept app image has: a rollback to any kept release
+    finds each of its services' images too, and nothing older stays."""
+    kept = {i.tag for i in kept_images(target, settings)}
+    doomed = []
+    for service in services:
+        repository = service_repository(settings, service)
+        found = parse_images(target.probe(docker.images(repository), check=True).stdout, repository)
+        doomed += [i.ref for i in found if i.tag not in kept and i.ref not in in_use]
     if doomed:
         target.run(docker.remove_images(doomed), check=False)
     return doomed

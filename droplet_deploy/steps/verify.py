@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from droplet_deploy.commands import docker
@@ -182,12 +182,60 @@ def judge_sections(sections: dict[str, Ran], settings: Settings, image: str) -> 
 
 def verify_image(target: Target, settings: Settings, image: str, revision: str,
                  report: Callable[[Check], None] | None = None) -> list[Check]:
+    return _passed(run_checks(target, settings, image, revision), image, report)
+
+
+def _passed(found: Iterable[Check], what: str, report: Callable[[Check], None] | None) -> list[Check]:
+    """Every check, each reported as it comes; ``VerifyFailed`` naming ``what`` when any failed."""
     checks = []
-    for check in run_checks(target, settings, image, revision):
+    for check in found:
         checks.append(check)
         if report:
             report(check)
     failed = [c for c in checks if not c.ok]
     if failed:
-        raise VerifyFailed(image, [c.name for c in failed], [c.fix for c in failed])
+        raise VerifyFailed(what, [c.name for c in failed], [c.fix for c in failed])
     return checks
+
+
+# A service built of its own has no check_command: the "imports" section tells whether its image is a Python one.
+PYTHON_PROBE = ["sh", "-c", "command -v python3 || command -v python"]
+
+
+def judge_service(sections: dict[str, Ran], workdir: str) -> Iterator[Check]:
+    """A service's own image: non-root and no env file always; no bytecode under its WORKDIR when it is a Python
+    image (the whole filesystem would find the interpreter's own)."""
+    python = sections["imports"].exit_status == 0
+    bytecode = sections["bytecode"]
+    if not python:
+        yield Check("no bytecode", True, "not a Python image")
+    elif workdir in ("", "/"):
+        yield Check("no bytecode", True, "Python image without a WORKDIR to search")
+    else:
+        yield check_bytecode(bytecode.exit_status, bytecode.stdout, workdir)
+    yield check_user(sections["user"].exit_status, sections["user"].stdout)
+    yield check_no_env(sections["env"].exit_status, sections["env"].stdout)
+
+
+def run_service_checks(target: Target, settings: Settings, image: str, revision: str) -> Iterator[Check]:
+    inspected = target.probe(docker.image_inspect(image, "{{json .Config}}"))
+    if not inspected.ok:
+        yield Check("image exists", False, f"{image} not found on {target.name}; run `inv build` first", fix=BUILD_FIRST)
+        return
+    config = json.loads(inspected.stdout or "null") or {}
+    yield check_revision(config.get("Labels"), revision)
+    workdir = str(config.get("WorkingDir") or "")
+    marker = uuid.uuid4().hex
+    ran = target.probe(verify_cmd.in_one_container(image, marker, workdir or "/", _own_env_name(settings),
+                                                   PYTHON_PROBE), timeout=CHECK_TIMEOUT)
+    sections = parse_sections(ran.stdout, marker)
+    if sections is None:
+        yield Check("checks ran", False, f"{image} has no `sh` to run the checks in", fix=FIND_FIX)
+        return
+    yield from judge_service(sections, workdir)
+
+
+def verify_service_image(target: Target, settings: Settings, service: str, image: str, revision: str,
+                         report: Callable[[Check], None] | None = None) -> list[Check]:
+    """verify.build for a service with a build of its own; the failure names the service."""
+    return _passed(run_service_checks(target, settings, image, revision), f"service {service} ({image})", report)

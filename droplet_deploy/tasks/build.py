@@ -14,7 +14,8 @@ from droplet_deploy.tasks.flags import ENV_HELP, HOST_HELP, VERBOSE_HELP, clean_
 })
 @clean_errors
 def build(c, env=None, host=None, no_cache=False, allow_dirty=False, verbose=False):
-    """Build the app image for the current git revision."""
+    """Build the app image, and every other service's with a build of its own, for the current git revision."""
+    from droplet_deploy.pipeline.service_images import build_all
     from droplet_deploy.steps.build import build_image
     from droplet_deploy.steps.revision import current
     with session_for(c, env, host, verbose=verbose) as session:
@@ -24,4 +25,5 @@ def build(c, env=None, host=None, no_cache=False, allow_dirty=False, verbose=Fal
                 session.backend.prepare_release(revision)
         with session.ui.step("build", session.settings.image(revision.tag)), session.ui.live("building") as live:
             image = build_image(session.target, session.settings, revision, no_cache=no_cache, progress=live.feed)
-        session.ui.line(f"built {image} (revision {revision.full})")
+        others = [image for _, image in build_all(session, revision, no_cache=no_cache)]
+        session.ui.line(f"built {', '.join([image, *others])} (revision {revision.full})")

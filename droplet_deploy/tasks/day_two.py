@@ -9,6 +9,7 @@ import sys
 from invoke import Collection, Exit, task
 
 from droplet_deploy.core import validate
+from droplet_deploy.core.errors import UsageError
 from droplet_deploy.tasks.flags import (
     ACCEPT_NEW_HELP,
     ENV_HELP,
@@ -19,6 +20,7 @@ from droplet_deploy.tasks.flags import (
     number_flag,
     session_for,
 )
+from droplet_deploy.transaction import clean as clean_ops
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 SERVICE_HELP = "only these services, comma-separated (default: all)"
@@ -135,12 +137,31 @@ def unlock(c, env=None, host=None, force=False, accept_new_host_key=False):
         session.ui.line(unlock_ops.unlock(session, force=force))
 
 
+@task(name="clean", help={
+    **WHERE,
+    "dry": "list what would be removed and the bytes it would free; remove nothing",
+    "volume": "also remove this volume of the project (as the compose file names it) and all its data, once "
+              "confirmed; never one a running container mounts",
+    "yes": "with --volume: remove it without asking (for scripts)",
+})
+@clean_errors
+def clean(c, dry=False, volume=None, yes=False, env=None, host=None, accept_new_host_key=False):
+    """Remove this app's images beyond keep_images that no release needs, its dangling build images and the
+    project's stopped containers; never another project's, a volume only by name. Prints the bytes freed."""
+    if volume and not (yes or dry) and not sys.stdin.isatty():
+        raise UsageError(f"deploy.clean --volume {volume} deletes its data and there is no terminal to confirm on",
+                         hint="pass --yes to remove it without asking")
+    with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
+        clean_ops.run(session, dry=dry or session.target.dry, volume=volume, confirm=lambda full: yes or input(
+            f"Remove volume {full} and all its data? Type {volume} to confirm: ").strip() == volume)
+
+
 def _stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
-TASKS = (status, logs, exec_, start, stop, restart, unlock)
+TASKS = (status, logs, exec_, start, stop, restart, unlock, clean)
 
 
 def register(collection: Collection) -> None:

@@ -81,6 +81,8 @@ class Engine:
     #: called after every command, to interrupt a rollout at a chosen point
     after: Callable[[tuple[str, ...]], None] | None = None
     issued: int = 0  # containers created so far: the next id
+    #: services that come back on another revision than the release's when recreated (an image not rebuilt)
+    stale: dict[str, str] = field(default_factory=dict)
 
     def add(self, service: str, image: str, revision: str | None, *, running: bool = True) -> FakeContainer:
         number = 1 + max((int(c.name.rsplit("-", 1)[1]) for c in self.containers if c.service == service), default=0)
@@ -304,6 +306,13 @@ class FakeTarget:
             return 0, "", ""
         if "--scale" in argv:
             self.engine.add(self.engine.app, image, revision)
+            return 0, "", ""
+        if "--no-deps" in argv and argv[-1] not in (self.engine.app, self.engine.proxy):
+            # A service on the release (a worker on the app's image): replaced by one at the release's revision,
+            # unless the model says it keeps an old image (``stale``).
+            service = argv[-1]
+            self.engine.containers = [c for c in self.engine.containers if c.service != service]
+            self.engine.add(service, image, self.engine.stale.get(service, revision))
             return 0, "", ""
         if argv[-1] == self.engine.proxy:
             self.engine.add(self.engine.proxy, "nginx", None)

@@ -6,6 +6,7 @@ exist, and what the command said. The integration tests run the same code on the
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -289,3 +290,39 @@ def test_rollback_to_a_pruned_image_says_what_is_kept_and_touches_nothing(engine
     assert f"image {OLD_IMAGE} of revision {OLD[:12]} is no longer kept (pruned)" in str(refused.value)
     assert f"kept revisions: {NEW[:12]} (serving)" in str(refused.value)
     assert target.runs == [] and apps(engine) == [(NEW, True)], "nothing ran: not even the lock"
+
+
+WITH_WORKERS = COMPOSE + """\
+  worker:
+    image: ${APP_IMAGE}
+    command: ["python3", "-m", "app.worker"]
+  scheduler:
+    image: ${APP_IMAGE}
+"""
+
+
+def test_services_on_the_release_follow_the_switch_and_services_first_go_before_the_app_starts(engine, root):
+    settings = engine_settings(root)
+    settings = dataclasses.replace(settings, services_first=["scheduler"])
+    serving_old(engine)
+    engine.add("worker", OLD_IMAGE, OLD)
+    target = FakeTarget(engine)
+    session, out = session_on(target, settings)
+    target.files[settings.compose_file] = WITH_WORKERS
+    session.backend.rollout(NEW_IMAGE, NEW, timeout=None)
+    ups = [argv[-1] for argv in target.runs if "up" in argv]
+    assert ups == ["scheduler", "app", "worker"], "scheduler first, then the app beside, the worker after the switch"
+    assert {c.service: c.revision for c in engine.containers if c.running} == {
+        "proxy": None, "app": NEW, "worker": NEW, "scheduler": NEW}
+    assert f"worker runs {NEW[:12]}" in out.getvalue()
+
+
+def test_a_service_that_does_not_come_up_at_the_revision_is_named(engine, settings):
+    serving_old(engine)
+    engine.stale["worker"] = OLD
+    target = FakeTarget(engine)
+    session, _ = session_on(target, settings)
+    target.files[settings.compose_file] = WITH_WORKERS
+    with pytest.raises(RolloutFailed, match=rf"service worker: shop-test-worker-\d+ runs {NEW_IMAGE}, labelled "
+                                            rf"revision {OLD[:12]}, not {NEW[:12]}"):
+        session.backend.rollout(NEW_IMAGE, NEW, timeout=None)

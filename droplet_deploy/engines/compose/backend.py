@@ -7,16 +7,21 @@ from collections.abc import Sequence
 
 from invoke import Context
 
+from droplet_deploy.commands import docker
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import NotDeployed
 from droplet_deploy.engines.base import Backend, Check, RestartPlan
-from droplet_deploy.engines.compose import checks, override_file
+from droplet_deploy.engines.compose import checks, frontend, override_file, release_services
+from droplet_deploy.engines.compose.compose_file import ReleaseServices
 from droplet_deploy.engines.compose.rollout import rollout
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.session import Session
 from droplet_deploy.steps import images, preflight
+from droplet_deploy.steps.build import ServiceBuild, service_image
 from droplet_deploy.steps.preflight import Item
+from droplet_deploy.steps.revision import Revision
+from droplet_deploy.transaction import clean
 from droplet_deploy.transaction.release_files import InUse, Rollback
 from droplet_deploy.transport.target import LocalTarget, Result
 
@@ -56,8 +61,19 @@ class ComposeBackend(Backend):
                 *self.host_checks(),
                 # A first deploy must take over the project that runs the file today, with its volumes.
                 *([] if back_to else [lambda: checks.takeover_items(stack, local=not self.ships_release)]),
+                *([lambda: self.services_kept(stack, back_to)] if back_to is not None else []),
             ],
         ]
+
+    def services_kept(self, stack: Stack, back_to: Rollback) -> Item:
+        """A rollback brings back each service's own image of that release: every one must still be here."""
+        tag = Revision.of(back_to.record.revision).tag
+        wanted = [service_image(self.session.settings, b.service, tag) for b in self.services_of(stack).built]
+        missing = [i for i in wanted if not self.session.target.probe(docker.image_inspect(i, "{{.Id}}")).ok]
+        if missing:
+            return Item("service images", False, f"{', '.join(missing)} no longer kept (pruned): roll back to a "
+                                                 "newer release with --to REV")
+        return Item("service images", True, f"{len(wanted)} kept" if wanted else "no service built of its own")
 
     def compose_shape(self, stack: Stack, image: str, back_to: Rollback | None) -> Check:
         found = back_to.files if back_to is not None else None
@@ -69,7 +85,8 @@ class ComposeBackend(Backend):
 
     def host_checks(self) -> list[Check]:
         # Only checkable from here for a local stack; a host's port is its own business.
-        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False), self.session.target)]
+        return [lambda: checks.public_port(self.session.settings, self.snapshot(upstream=False), self.session.target),
+                lambda: clean.disk_item(self.session)]
 
     def snapshot(self, *, upstream: bool = True) -> Snapshot:
         return self.stack.snapshot(upstream=upstream)
@@ -83,11 +100,42 @@ class ComposeBackend(Backend):
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
                 back_to: Rollback | None = None) -> Outcome:
         session = self.session
-        outcome = rollout(self.stack_for(back_to), image, revision, say=session.ui.note, health_timeout=timeout,
+        stack = self.stack_for(back_to)
+        # Every service on the release goes with the app: a rollback's from the compose file kept with it.
+        settings, front = session.settings, session.settings.frontend_service
+        first, after = release_services.in_order(settings, [n for n in self.services_of(stack).names if n != front])
+        wait = timeout or settings.health_timeout
+        release_services.update(stack, image, revision, first, say=session.ui.note, timeout=wait)
+        outcome = rollout(stack, image, revision, say=session.ui.note, health_timeout=timeout,
                           defer=session.defer if drain_beside else None)
+        if front is not None:
+            self.roll_frontend(stack, image, revision, timeout=timeout, first_start=outcome.first_deploy)
+        release_services.update(stack, image, revision, after, say=session.ui.note, timeout=wait)
         if back_to is not None and back_to.files is not None:
             override_file.install(session.target, session.state_dir, back_to.files)
         return outcome
+
+    def roll_frontend(self, stack: Stack, image: str, revision: str, *, timeout: float | None,
+                      first_start: bool) -> None:
+        """The frontend through the same zero-downtime rollout as the app, on its own upstream file; on the
+        stack's first start it came up with it and is only proven."""
+        session, front = self.session, self.session.settings.frontend_service
+        assert front is not None
+        if first_start:
+            release_services.update(stack, image, revision, [front], say=session.ui.note,
+                                    timeout=timeout or session.settings.health_timeout)
+            return
+        session.ui.note(f"rolling {front} beside its old container(s)")
+        rollout(stack.about(frontend.settings_for(session.settings)), image, revision, say=session.ui.note,
+                health_timeout=timeout)
+
+    def services_of(self, stack: Stack) -> ReleaseServices:
+        if stack.services is None:
+            stack.services = override_file.read_release_services(self.session, stack)
+        return stack.services
+
+    def built_services(self) -> Sequence[ServiceBuild]:
+        return self.services_of(self.stack).built
 
     def restart(self, plan: RestartPlan, image: str, revision: str, *, timeout: float | None) -> Outcome | None:
         target, compose = self.session.target, self.stack.compose(image)
@@ -96,8 +144,12 @@ class ComposeBackend(Backend):
             return None
         # The rollout's `up --no-recreate --scale` creates the new app container from the compose file and env
         # file as they are now (the old one, left alone, keeps what it was created with).
-        outcome = self.rollout(image, revision, timeout=timeout) if plan.roll else None
+        outcome = rollout(self.stack, image, revision, say=self.session.ui.note, health_timeout=timeout) \
+            if plan.roll else None
         for service in plan.one_by_one:
+            if service == self.session.settings.frontend_service:  # it takes traffic at /: rolled, never recreated
+                self.roll_frontend(self.stack, image, revision, timeout=timeout, first_start=False)
+                continue
             self.session.ui.note(f"recreating {service}")
             target.run(compose.up([service], no_deps=True, force_recreate=True), stream=True)
         return outcome
@@ -109,6 +161,9 @@ class ComposeBackend(Backend):
                          f"{(app.revision or '?')[:12]}) beside the old one, created with the env file and compose "
                          "settings as they are now")
         for service in plan.one_by_one:
+            if service == settings.frontend_service:
+                notes.append(f"{service}: a new container beside the old one, rolled like {settings.app_service}")
+                continue
             why = "it holds the public port: a moment of downtime" if service == settings.proxy_service \
                 else "not behind the proxy, so it cannot be rolled"
             notes.append(f"{service}: recreated on its own ({why})")
@@ -119,7 +174,12 @@ class ComposeBackend(Backend):
 
     def prune_images(self, keep: set[str]) -> list[str]:
         session = self.session
-        return images.prune(session.target, session.settings, keep) if not session.target.dry else []
+        if session.target.dry:
+            return []
+        pruned = images.prune(session.target, session.settings, keep)
+        built = [b.service for b in self.built_services()]
+        running = {c.image for c in self.snapshot(upstream=False).containers}
+        return pruned + images.prune_services(session.target, session.settings, built, keep | running)
 
     def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
                      follow: bool) -> list[list[str]]:

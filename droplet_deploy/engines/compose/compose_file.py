@@ -8,6 +8,7 @@ unknown, never guessed.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from droplet_deploy.core.errors import ComposeFileError
+from droplet_deploy.steps.build import ServiceBuild
 
 
 class _Loader(yaml.SafeLoader):
@@ -195,6 +197,72 @@ def app_service(doc: Mapping, name: str, where: str) -> AppService:
         network_mode=str(spec["network_mode"]) if spec.get("network_mode") else None,
         restart=str(spec["restart"]) if spec.get("restart") else None,
     )
+
+
+@dataclass(frozen=True)
+class ReleaseServices:
+    """The services besides the app that a release updates: those on the app's image (a worker with
+    ``image: ${APP_IMAGE}``, or the app's own ``build:``) and those with a build of their own."""
+
+    on_app_image: tuple[str, ...] = ()
+    built: tuple[ServiceBuild, ...] = ()
+    building_like_app: tuple[str, ...] = ()  # of on_app_image, those the file builds (``build: .``)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.on_app_image, *(b.service for b in self.built))
+
+
+def _build_args(value: Any) -> dict[str, str]:
+    """A ``build.args`` mapping or ``KEY=VALUE`` list, read with defaults; a variable without one is left to
+    compose's environment at build time, which the toolkit's build does not read: it is left out."""
+    pairs = value.items() if isinstance(value, dict) else (str(v).partition("=")[::2] for v in value or ())
+    found = {}
+    for key, raw in pairs:
+        text = with_defaults(raw) if raw is not None else None
+        if text is not None:
+            found[str(key)] = text
+    return found
+
+
+def service_build(name: str, build: Any, compose_dir: str) -> ServiceBuild:
+    """A ``build:`` (a context path, or the long form) with its paths joined to the compose file's directory, as
+    compose resolves them."""
+    spec = build if isinstance(build, dict) else {"context": build}
+    context = posixpath.normpath(posixpath.join(compose_dir, with_defaults(spec.get("context") or ".") or "."))
+    dockerfile = posixpath.normpath(posixpath.join(context, with_defaults(spec.get("dockerfile") or "Dockerfile")
+                                                   or "Dockerfile"))
+    target = with_defaults(spec["target"]) if spec.get("target") else None
+    return ServiceBuild(name, context, dockerfile, target, _build_args(spec.get("args")))
+
+
+def release_services(doc: Mapping, app: str, compose_file: str, *, context: str, dockerfile: str,
+                     proxy: str) -> ReleaseServices:
+    """Which services besides ``app`` (and the toolkit's ``proxy``) run the release: the app's image when the
+    file names it so (``${APP_IMAGE}``) or builds them as it builds the app (the same context, Dockerfile and
+    target as the app's ``build:``, or as the toolkit's own build), else a build of their own."""
+    compose_dir = posixpath.dirname(compose_file)
+    found = services(doc)
+    app_spec = found.get(app, {})
+    same_as_app: set[tuple[str, str, str | None]] = {
+        (posixpath.normpath(context), posixpath.normpath(posixpath.join(context, dockerfile)), None)}
+    if app_spec.get("build") is not None:
+        own = service_build(app, app_spec["build"], compose_dir)
+        same_as_app.add((own.context, own.dockerfile, own.target))
+    on_app, built, like_app = [], [], []
+    for name, spec in found.items():
+        if name in (app, proxy):
+            continue
+        if "APP_IMAGE" in str(spec.get("image") or ""):
+            on_app.append(name)
+        elif spec.get("build") is not None:
+            build = service_build(name, spec["build"], compose_dir)
+            if (build.context, build.dockerfile, build.target) in same_as_app:
+                on_app.append(name)
+                like_app.append(name)
+            else:
+                built.append(build)
+    return ReleaseServices(tuple(on_app), tuple(built), tuple(like_app))
 
 
 def has_service(doc: Mapping, name: str) -> bool:

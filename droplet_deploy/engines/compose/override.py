@@ -34,13 +34,15 @@ import yaml
 from droplet_deploy.commands import proxy as proxy_cmd
 from droplet_deploy.core.config import Settings
 from droplet_deploy.engines import nginx
-from droplet_deploy.engines.compose.compose_file import AppService
+from droplet_deploy.engines.compose.compose_file import AppService, ReleaseServices
+from droplet_deploy.steps.build import service_image
 
 # `!reset` in override files arrived in Compose 2.24.0.
 MIN_VERSION = (2, 24, 0)
 # The variable through which the toolkit names the app's image to compose (deploy.stack.compose_variables).
 IMAGE_VARIABLE = "APP_IMAGE"
 CONFIG_NAME = "deploy_proxy_nginx"
+NO_OTHERS = ReleaseServices()  # a compose file with no service besides the app and the proxy
 # Where the docs show a proxy service to copy, for users who must edit their compose file themselves.
 DOCS = "docs/configuration.md#your-compose-file"
 
@@ -54,9 +56,12 @@ class Change:
     on_app: bool = True  # the edit is to the app service (else: to the file, e.g. a service to add)
 
 
-def changes(app: AppService, *, has_proxy: bool, settings: Settings) -> list[Change]:
+def changes(app: AppService, *, has_proxy: bool, settings: Settings,
+            others: ReleaseServices = NO_OTHERS) -> list[Change]:
     """What stands between the compose file as written and a zero-downtime rollout; empty: deploy it as it is."""
-    found = []
+    found = [Change(f"service {name}: the app's image", None, on_app=False) for name in _built_like_app(others)]
+    found += [Change(f"service {b.service}: its image built by the toolkit ({b.dockerfile})", None, on_app=False)
+              for b in others.built]
     if not app.image_is_deployed_tag:
         found.append(Change("image: the built tag",
                             "set `image: ${APP_IMAGE}` (the toolkit passes the tag it built and verified)"))
@@ -172,12 +177,16 @@ def proxy_ports(app: AppService, settings: Settings) -> list[dict[str, Any]]:
 
 
 def proxy_service(app: AppService, settings: Settings, config: str) -> dict:
+    front = settings.frontend_service
+    command = proxy_cmd.start(settings.upstream_file, app.name, settings.app_port) if not front else \
+        proxy_cmd.start_routes((settings.upstream_file, app.name, settings.app_port),
+                               (nginx.frontend_file(settings.upstream_file), front, settings.frontend_port))
     spec: dict[str, Any] = {
         "image": settings.proxy_image,
-        "command": proxy_cmd.start(settings.upstream_file, app.name, settings.app_port),
+        "command": command,
         "configs": [{"source": config, "target": nginx.CONFIG_PATH}],
         "ports": [],  # set by build: its addresses are compose's to interpolate, not escaped as literal text
-        "depends_on": [app.name],
+        "depends_on": [app.name, *([front] if front else [])],
         "healthcheck": {"test": proxy_cmd.alive(), "interval": "10s", "timeout": "3s", "retries": 3,
                         "start_period": "5s"},
     }
@@ -188,7 +197,14 @@ def proxy_service(app: AppService, settings: Settings, config: str) -> dict:
     return spec
 
 
-def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool) -> dict:
+def _built_like_app(others: ReleaseServices) -> tuple[str, ...]:
+    """The services on the app's image that the file builds (``build: .``): the override gives them its image.
+    (Those naming ``${APP_IMAGE}`` get it from the variable.)"""
+    return tuple(name for name in others.on_app_image if name in others.building_like_app)
+
+
+def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool,
+          others: ReleaseServices = NO_OTHERS) -> dict:
     """The override document for one release (``image``), as a plain mapping with ``!reset`` markers."""
     services: dict[str, Any] = {app.name: {
         # The release's tag, unless the toolkit names another (APP_IMAGE): a one-off command of the serving release
@@ -198,13 +214,24 @@ def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_
         "container_name": _Reset(None),
         "ports": _Reset([]),
     }}
+    for name in _built_like_app(others):
+        services[name] = {"image": f"${{{IMAGE_VARIABLE}:-{image}}}", "build": _Reset(None)}
+    tag = image.rpartition(":")[2]
+    for built in others.built:
+        # A literal tag: a rollback's kept override names that release's own image of the service.
+        services[built.service] = {"image": service_image(settings, built.service, tag), "build": _Reset(None)}
+    if settings.frontend_service:
+        # Rolled like the app (two side by side while it changes): no fixed name, no host port of its own.
+        services.setdefault(settings.frontend_service, {}).update(container_name=_Reset(None), ports=_Reset([]))
     override: dict[str, Any] = {"services": services}
     if not has_proxy:
         name = config_name(doc)
         proxy = _literal(proxy_service(app, settings, name))
         proxy["ports"] = proxy_ports(app, settings)
         services[settings.proxy_service] = proxy
-        override["configs"] = {name: {"content": _literal(nginx.config(settings.upstream_file))}}
+        content = nginx.config(settings.upstream_file) if not settings.frontend_service else \
+            nginx.routed_config(settings.upstream_file, nginx.frontend_file(settings.upstream_file), settings.api_path)
+        override["configs"] = {name: {"content": _literal(content)}}
     return override
 
 
@@ -212,9 +239,10 @@ HEADER = ("# Written by the deploy toolkit for {image}, on every deploy and roll
           "# It lets {compose_file} deploy with zero downtime as it is (docs/configuration.md#your-compose-file).\n")
 
 
-def render(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool) -> str:
-    text = yaml.dump(build(doc, app, settings, image, has_proxy=has_proxy), Dumper=_Dumper, sort_keys=False,
-                     width=120)
+def render(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_proxy: bool,
+           others: ReleaseServices = NO_OTHERS) -> str:
+    text = yaml.dump(build(doc, app, settings, image, has_proxy=has_proxy, others=others), Dumper=_Dumper,
+                     sort_keys=False, width=120)
     # PyYAML quotes a tagged "null"; compose reads both alike, and its docs write it bare.
     text = text.replace("!reset 'null'", "!reset null")
     return HEADER.format(image=image, compose_file=settings.compose_file) + text

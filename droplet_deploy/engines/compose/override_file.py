@@ -13,7 +13,7 @@ import posixpath
 from droplet_deploy.commands import files
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import ComposeFileError, DeployError
-from droplet_deploy.engines.compose import compose_file, override
+from droplet_deploy.engines.compose import compose_file, frontend, override
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.session import Session
 from droplet_deploy.steps.preflight import Item
@@ -60,14 +60,18 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
     except DeployError as exc:
         return Item("compose shape", False, str(exc))
     has_proxy = compose_file.has_service(doc, settings.proxy_service)
+    others = release_services(settings, doc)
+    stack.services = others
     problems = override.blockers(app)
     port = override.port_problem(app, settings.app_port)
     if port:
         problems.append(port)
+    problems += first_problems(settings, others)
+    problems += frontend.problems(doc, settings, has_proxy=has_proxy)
     if problems:
         return Item("compose shape", False, f"{settings.compose_file}: " + "; ".join(problems))
 
-    found = override.changes(app, has_proxy=has_proxy, settings=settings)
+    found = override.changes(app, has_proxy=has_proxy, settings=settings, others=others)
     if not found:
         if stack.overrides:
             target.run(files.remove_file(path))  # the file is fit now: an old override must not linger
@@ -83,9 +87,33 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
         return Item("compose shape", False, f"{shown} cannot apply the toolkit's compose override (it needs Compose v2.24+); "
                                  f"change {settings.compose_file} yourself: {edits}; or install Compose v2.24+")
 
-    target.write_text(path, override.render(doc, app, settings, image, has_proxy=has_proxy))
+    target.write_text(path, override.render(doc, app, settings, image, has_proxy=has_proxy, others=others))
     stack.overrides = (path,)
     return Item("compose shape", True, f"{settings.compose_file} as written, with {path}: " + describe(app, found))
+
+
+def release_services(settings: Settings, doc: dict) -> compose_file.ReleaseServices:
+    """The services besides the app a release of this compose file builds and updates. Build paths resolve from
+    where the configured compose file sits in the project (as the build sees them), also for the copy a release
+    kept in the state directory."""
+    return compose_file.release_services(doc, settings.app_service, settings.compose_file, context=settings.context,
+                                         dockerfile=settings.dockerfile, proxy=settings.proxy_service)
+
+
+def read_release_services(session: Session, stack: Stack) -> compose_file.ReleaseServices:
+    """The same, for a task that writes no override (``inv build``, ``inv verify.build``)."""
+    settings = session.settings
+    doc = compose_file.load(read_compose(session.target, settings, stack.compose_file), settings.compose_file)
+    return release_services(settings, doc)
+
+
+def first_problems(settings: Settings, others: compose_file.ReleaseServices) -> list[str]:
+    """``services_first`` names only services a release updates."""
+    unknown = [name for name in settings.services_first if name not in others.names]
+    if not unknown:
+        return []
+    return [f"deploy.services_first names {', '.join(unknown)}, which the release does not update (it updates: "
+            f"{', '.join(others.names) or 'no service besides the app'}); list only those"]
 
 
 def install(target: Target, state_dir: str, kept: Kept) -> None:

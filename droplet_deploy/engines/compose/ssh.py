@@ -13,6 +13,7 @@ from droplet_deploy.host import checks, ship
 from droplet_deploy.host.connect import connect
 from droplet_deploy.session import Session
 from droplet_deploy.steps.revision import Revision
+from droplet_deploy.transaction import clean
 from droplet_deploy.transaction.release_files import Rollback
 from droplet_deploy.transport.target import LocalTarget
 
@@ -38,7 +39,7 @@ class SshComposeBackend(ComposeBackend):
 
     def host_checks(self) -> list[Check]:
         session = self.session
-        found: list[Check] = [lambda: checks.disk(session)]
+        found: list[Check] = [lambda: checks.disk(session), lambda: clean.disk_item(session)]
         path = session.settings.env_file_path
         if path:
             found.append(lambda: ship.env_file_check(session.target, path))

@@ -14,6 +14,7 @@ from droplet_deploy.commands.compose import Compose
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import PreflightFailed
 from droplet_deploy.engines.compose import state
+from droplet_deploy.engines.compose.compose_file import ReleaseServices
 from droplet_deploy.engines.snapshot import Container
 from droplet_deploy.transaction.release_files import InUse, Kept
 from droplet_deploy.transport.target import Target
@@ -71,6 +72,8 @@ class Stack:
         # the original's did.
         self.project_directory: str | None = None
         self.env_file: str | None = None  # None: the configured env file
+        # The services besides the app the release updates, once its compose file was read (override_file.prepare).
+        self.services: ReleaseServices | None = None
         self._detected: tuple[tuple[str, ...], str] | None = None
         self._detecting = threading.Lock()  # preflight's checks run at once, and several need the binary
         self._ahead: Future[state.Snapshot] | None = None  # read_ahead's read, until a snapshot takes it
@@ -107,6 +110,14 @@ class Stack:
         back.overrides = (kept.override_file,) if kept.override_file else ()
         back.env_file = kept.env_file or NO_ENV_FILE
         return back
+
+    def about(self, settings: Settings) -> Stack:
+        """The same compose files and directory, read with other settings (the frontend's rollout: frontend.py)."""
+        other = Stack(self.target, settings, overrides=self.overrides)
+        other.compose_file, other.project_directory, other.env_file = \
+            self.compose_file, self.project_directory, self.env_file
+        other._detected = self._detected
+        return other
 
     def in_use(self) -> InUse:
         """The files this stack runs with, as a release keeps them."""
