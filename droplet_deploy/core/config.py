@@ -310,6 +310,7 @@ class Settings:
     db_name: str | None = None
     backup_copy: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    sibling_projects: tuple[str, ...] = ()
 
     @property
     def is_remote(self) -> bool:
@@ -386,7 +387,21 @@ def load(raw: Mapping[str, Any] | None, env: str | None = None, *, root: Path | 
     _check_semantics(values, origins, root)
     if not values["project"]:
         values["project"] = f"{values['app_name']}-{env}"
-    return Settings(env=env, root=root, **values)
+    return Settings(env=env, root=root, **values, sibling_projects=_sibling_projects(raw, env))
+
+
+def _sibling_projects(raw: dict[str, Any], env: str) -> tuple[str, ...]:
+    """The compose projects of this config's other environments (a staging beside production): stacks the
+    toolkit deploys itself, never one to take over. Read as written: each is validated when it is deployed."""
+    found = []
+    for name, section in (raw.get("environments") or {}).items():
+        section = section if isinstance(section, dict) else {}
+        if name == env:
+            continue
+        project = section.get("project") or f"{section.get('app_name') or raw.get('app_name')}-{name}"
+        if isinstance(project, str):
+            found.append(project)
+    return tuple(found)
 
 
 def _deploy_section(raw: Mapping[str, Any] | None) -> dict[str, Any]:

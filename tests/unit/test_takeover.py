@@ -3,6 +3,8 @@ makes of the containers and volumes it finds, and the first deploy's port handov
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from droplet_deploy.commands import docker
@@ -73,6 +75,15 @@ def test_a_fresh_volume_beside_one_with_the_same_services_data_stops_the_deploy(
     assert mine.ok
     # A project that never ran this file is unrelated, even with a volume of the same name.
     assert takeover.volume_item(settings, ["data"], volumes, set()).ok
+
+
+def test_another_environment_of_the_config_is_not_a_stack_to_take_over(settings):
+    compose = "/srv/shop/docker-compose.yml"
+    staging = dataclasses.replace(settings, sibling_projects=("shop-staging",))
+    containers = [Running("c1", "x", "shop-staging", "app", (compose,)),
+                  Running("c2", "y", "legacy", "app", (compose,))]
+    assert takeover.related_projects(staging, compose, containers, []) == {"legacy"}
+    assert takeover.related_projects(settings, compose, containers, []) == {"legacy", "shop-staging"}
 
 
 def test_on_a_host_the_project_publishing_the_port_is_related(settings):

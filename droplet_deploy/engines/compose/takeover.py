@@ -102,6 +102,8 @@ def related_projects(settings: Settings, compose_path: str, containers: Iterable
     path = posixpath.normpath(compose_path)
     found = {c.project for c in containers if path in c.config_files}
     found |= {h.project for h in holders if h.project}
+    # Another environment of this config (a staging beside production) is a stack the toolkit deploys itself.
+    found -= set(settings.sibling_projects)
     found.discard(settings.project)
     found.discard("")
     return found
