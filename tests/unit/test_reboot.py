@@ -7,6 +7,7 @@ import pytest
 
 from droplet_deploy.engines.compose import override_file as adopt
 from droplet_deploy.engines.compose import reboot
+from droplet_deploy.setup import doctor
 from tests.unit.test_adopt import EXISTING, REPO, ScriptedTarget, on_stack, session_with, settings_for
 
 
@@ -63,3 +64,14 @@ def test_preflight_says_nothing_more_when_the_site_comes_back(tmp_path):
     item = adopt.prepare(*on_stack(session_with(adopted, settings_for(tmp_path))), "x:1")
     assert item.ok and "after a reboot" not in item.detail
     assert "    restart: always\n" in next(iter(adopted.written.values())).split("\n  proxy:\n", 1)[1]
+
+
+def test_doctor_warns_with_the_fix_and_passes_a_file_that_comes_back(tmp_path):
+    text = (REPO / "docker-compose.test.yml").read_text()
+    found = doctor._compose_shape(settings_for(tmp_path, text, app_service="app"))
+    assert (found.label, found.failed) == ("WARN", False)
+    assert found.detail == ("docker-compose.yml: after a reboot app and proxy stay down "
+                            "(restart policy not always/unless-stopped)")
+    assert found.fix == "set `restart: unless-stopped` on app, proxy"
+    fine = doctor._compose_shape(settings_for(tmp_path, EXISTING))  # restart: always; the proxy is added
+    assert fine.label == "PASS" and fine.detail.startswith("docker-compose.yml deploys with the toolkit's override")
