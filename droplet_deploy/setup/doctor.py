@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import DeployError
 from droplet_deploy.engines.compose import checks as compose_checks
-from droplet_deploy.engines.compose import compose_file, override
+from droplet_deploy.engines.compose import compose_file, override, reboot
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.host import checks as host_checks
 from droplet_deploy.host import ship
@@ -72,8 +72,12 @@ def _compose_shape(settings: Settings) -> Finding:
         problems.append(port)
     if problems:
         return Finding("compose shape", False, f"{where}: " + "; ".join(problems), "change what it names")
-    changes = override.changes(app, has_proxy=compose_file.has_service(doc, settings.proxy_service),
-                               settings=settings)
+    has_proxy = compose_file.has_service(doc, settings.proxy_service)
+    after_reboot = reboot.note(doc, app.name, settings.proxy_service, proxy_added=not has_proxy)
+    if after_reboot:
+        head, _, fix = after_reboot.partition(": ")
+        return Finding("compose shape", False, f"{where}: {head}", fix, warning=True)
+    changes = override.changes(app, has_proxy=has_proxy, settings=settings)
     if not changes:
         return Finding("compose shape", True, f"{where} deploys as written")
     return Finding("compose shape", True, f"{where} deploys with the toolkit's override: "

@@ -164,10 +164,13 @@ class WorkerNode:
         return f"unix://{self.socket_dir}/docker.sock"
 
 
-def _start_node_container(name: str, socket_dir: str) -> str | None:
-    """Start the engine container; None when it runs, else what failed (privileged first, then the fallback)."""
+def _start_node_container(name: str, socket_dir: str, shared: tuple[str, ...] = ()) -> str | None:
+    """Start the engine container; None when it runs, else what failed (privileged first, then the fallback).
+    ``shared``: directories of this machine the node sees at the same path (a compose file's bind mounts)."""
     common = ["--detach", "--name", name, "--hostname", name, "--volume", "/var/lib/docker",
               "--volume", f"{socket_dir}:{OUTSIDE}", "--label", "org.droplet-deploy.test=swarm-node"]
+    for path in shared:
+        common += ["--volume", f"{path}:{path}"]
     errors = []
     for caps in (["--privileged"],
                  ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
@@ -305,3 +308,67 @@ class SwarmApp:
 
     def remove(self) -> None:
         remove_stack(self.stack)
+
+
+# --- a droplet: the second engine on its own -----------------------------------------------------------------------
+
+@dataclass
+class Droplet:
+    """A second engine in a container, in no swarm: a machine of its own that can be rebooted (``docker restart``)
+    without touching this machine's engine. ``run`` starts a command of this machine in the engine's network
+    namespace, so it sees what a process on that machine sees (its 127.0.0.1, its containers' addresses)."""
+
+    container: str
+    socket_dir: str
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.socket_dir}/docker.sock"
+
+    def pid(self) -> int:
+        return int(_docker("inspect", "--format", "{{.State.Pid}}", self.container).strip())
+
+    def address(self) -> str:
+        """Where this machine reaches the droplet's published ports (the container's address may change on a
+        restart: read it each time)."""
+        return _docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                       self.container).split()[0]
+
+    def argv(self, *command: str) -> list[str]:
+        return ["nsenter", f"--net=/proc/{self.pid()}/ns/net", *command]
+
+    def answers(self, timeout: float = 60) -> bool:
+        return _engine_answers(self.container, timeout)
+
+    def load(self, *images: str) -> None:
+        """``docker save`` here piped into ``docker load`` there: the droplet has no registry to pull from."""
+        saved = subprocess.run(["docker", "save", *images], capture_output=True, check=True, timeout=300).stdout
+        loaded = subprocess.run(["docker", "load"], input=saved, capture_output=True, timeout=300,
+                                env={**os.environ, "DOCKER_HOST": self.docker_host})
+        if loaded.returncode != 0:
+            raise RuntimeError(f"docker load into {self.container}: {loaded.stderr.decode(errors='replace')[-300:]}")
+
+
+@contextlib.contextmanager
+def droplet(*shared: str) -> Iterator[Droplet | str]:
+    """A standalone second engine for the duration; yields why not (a string) when it cannot run here.
+    ``shared``: directories it sees where this machine does (the project a deploy runs in: its bind mounts)."""
+    reason = build_node_image()
+    if reason:
+        yield reason
+        return
+    name = f"droplet-{uuid.uuid4().hex[:8]}"
+    socket_dir = tempfile.mkdtemp(prefix=f"{name}-")
+    reason = _start_node_container(name, socket_dir, shared)
+    if reason:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        yield f"the droplet container does not start: {reason}"
+        return
+    try:
+        if not _engine_answers(name):
+            yield f"dockerd in {name} never answered: {_docker('logs', '--tail', '5', name, check=False)}"
+            return
+        yield Droplet(name, socket_dir)
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, timeout=120)
+        shutil.rmtree(socket_dir, ignore_errors=True)

@@ -246,7 +246,7 @@ def test_a_file_fit_as_written_removes_an_override_left_from_before(tmp_path):
     target = ScriptedTarget(text, "1.29.2", files={stale})
     session = session_with(target, settings)
     item = adopt.prepare(*on_stack(session), "shop:abc")
-    assert item.ok and item.detail == "docker-compose.yml deploys as written"
+    assert item.ok and item.detail.startswith("docker-compose.yml deploys as written")
     assert target.ran == [["rm", "-f", "--", stale]]
     assert session.backend.stack.overrides == ()
 

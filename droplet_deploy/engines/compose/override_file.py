@@ -13,7 +13,7 @@ import posixpath
 from droplet_deploy.commands import files
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import ComposeFileError, DeployError
-from droplet_deploy.engines.compose import compose_file, frontend, override
+from droplet_deploy.engines.compose import compose_file, frontend, override, reboot
 from droplet_deploy.engines.compose.stack import Stack
 from droplet_deploy.session import Session
 from droplet_deploy.steps.preflight import Item
@@ -72,11 +72,14 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
         return Item("compose shape", False, f"{settings.compose_file}: " + "; ".join(problems))
 
     found = override.changes(app, has_proxy=has_proxy, settings=settings, others=others)
+    # Deploys either way; said here so nobody learns it from the first reboot.
+    after_reboot = reboot.note(doc, app.name, settings.proxy_service, proxy_added=not has_proxy)
+    also = f"; {after_reboot}" if after_reboot else ""
     if not found:
         if stack.overrides:
             target.run(files.remove_file(path))  # the file is fit now: an old override must not linger
         stack.overrides = ()
-        return Item("compose shape", True, f"{settings.compose_file} deploys as written")
+        return Item("compose shape", True, f"{settings.compose_file} deploys as written{also}")
 
     try:
         shown, version = compose_version(stack)
@@ -89,7 +92,8 @@ def prepare(session: Session, stack: Stack, image: str) -> Item:
 
     target.write_text(path, override.render(doc, app, settings, image, has_proxy=has_proxy, others=others))
     stack.overrides = (path,)
-    return Item("compose shape", True, f"{settings.compose_file} as written, with {path}: " + describe(app, found))
+    return Item("compose shape", True, f"{settings.compose_file} as written, with {path}: " + describe(app, found)
+                + also)
 
 
 def release_services(settings: Settings, doc: dict) -> compose_file.ReleaseServices:
