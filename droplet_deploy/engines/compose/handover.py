@@ -47,7 +47,7 @@ def starter(stack: Stack, proxy: Container, image: str) -> list[str]:
     settings, target = stack.settings, stack.target
     if stack.overrides and not _file_has_proxy(stack):
         conf = posixpath.join(posixpath.dirname(stack.overrides[0]), "proxy.nginx.conf")
-        target.write_text(conf, nginx.config(settings.upstream_file))
+        target.write_text(conf, nginx.config_for(settings))
         target.run(docker.copy_into(proxy.id, conf, nginx.CONFIG_PATH))
         return docker.start([proxy.id])
     return stack.compose(image).up([settings.proxy_service], no_deps=True, no_recreate=True)

@@ -204,7 +204,7 @@ def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_
         proxy = _literal(proxy_service(app, settings, name))
         proxy["ports"] = proxy_ports(app, settings)
         services[settings.proxy_service] = proxy
-        override["configs"] = {name: {"content": _literal(nginx.config(settings.upstream_file))}}
+        override["configs"] = {name: {"content": _literal(nginx.config_for(settings))}}
     return override
 
 
