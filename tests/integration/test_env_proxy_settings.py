@@ -169,3 +169,14 @@ def test_the_front_proxys_scheme_and_the_clients_address_reach_the_app(echo_app)
     odd = requests.get(url + "/headers", headers={"X-Forwarded-Proto": "javascript"}, timeout=5).json()
     assert odd["x-forwarded-proto"] == "http"
     assert json.dumps(odd).count("javascript") == 0
+
+
+def test_a_changed_limit_reaches_the_running_proxy_at_the_next_deploy(echo_app):
+    url = echo_app.url
+    assert requests.post(url + "/upload", data=b"x" * (5 * 1024 * 1024), timeout=30).status_code == 413
+    echo_app.configure(environments={"test": {"max_body_mb": 8}})
+    echo_app.write("CHANGES.md", "uploads up to 8 MB\n")
+    echo_app.commit("a larger upload limit")
+    echo_app.inv("deploy.test")
+    bigger = requests.post(url + "/upload", data=b"x" * (5 * 1024 * 1024), timeout=30)
+    assert bigger.status_code == 200 and bigger.json() == {"received": 5 * 1024 * 1024}
