@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 
 from droplet_deploy.core.errors import NotDeployed, UsageError
+from droplet_deploy.front import config_lock
 from droplet_deploy.front.proxy import FrontProxy
 from droplet_deploy.front.route import Route
 from droplet_deploy.session import Session
@@ -24,17 +25,18 @@ def switch(session: Session, *, on: bool, message: str | None = None) -> str:
     if message is not None and (len(message) > MESSAGE_LIMIT or not message.strip()):
         raise UsageError(f"--message must be 1 to {MESSAGE_LIMIT} characters, got {len(message)}")
     front = FrontProxy(session.target, settings)
-    routes = front.routes()
-    mine = next((r for r in routes if r.project == settings.project), None)
-    container = front.running()
-    if mine is None or container is None:
-        raise NotDeployed(f"{settings.env} is not routed by a front proxy on {session.where} yet",
-                          hint=f"deploy it first: {session.deploy_command()}")
-    state = _state(message) if on else None
-    changed = mine.with_maintenance(state)
-    updated = [changed if r.project == mine.project else r for r in routes]
-    front.write_route(changed)
-    front.apply(container, mine.listeners, updated, front.certified(container))
+    with config_lock.changing(session.target, settings.front_dir, session.ui.note):
+        routes = front.routes()
+        mine = next((r for r in routes if r.project == settings.project), None)
+        container = front.running()
+        if mine is None or container is None:
+            raise NotDeployed(f"{settings.env} is not routed by a front proxy on {session.where} yet",
+                              hint=f"deploy it first: {session.deploy_command()}")
+        state = _state(message) if on else None
+        changed = mine.with_maintenance(state)
+        updated = [changed if r.project == mine.project else r for r in routes]
+        front.write_route(changed)
+        front.apply(container, mine.listeners, updated, front.certified(container))
     return _said(session, changed, on)
 
 

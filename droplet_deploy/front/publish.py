@@ -11,7 +11,7 @@ from droplet_deploy.commands import files
 from droplet_deploy.commands import front as cmd
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import FrontError
-from droplet_deploy.front import caddy_config
+from droplet_deploy.front import caddy_config, config_lock
 from droplet_deploy.front import route as routes_mod
 from droplet_deploy.front.proxy import FrontProxy, Running
 from droplet_deploy.front.route import Route
@@ -51,27 +51,28 @@ def publish(session: Session, revision: str | None = None) -> None:
     route is checked by host name through the front proxy: it answers healthy at ``revision``."""
     settings, target = session.settings, session.target
     front = FrontProxy(target, settings)
-    others = front.routes()
-    if not settings.hosts:
-        if any(r.project == settings.project for r in others):
-            _withdraw(session, front, [r for r in others if r.project != settings.project])
-        return
-    mine, routes = _routes_with_mine(settings, others)
-    front.install_files()
-    front.write_route(mine)
-    running = front.ensure(mine.listeners, routes)
-    _say_started(session, running)
-    since = front.clock()
-    loaded = front.certified(running.container)
-    # A container started just now runs this very config: loading it again would only cut its orders short.
-    if not (running.created or running.replaced):
-        front.apply(running.container, mine.listeners, routes, loaded)
+    with config_lock.changing(target, settings.front_dir, session.ui.note):
+        others = front.routes()
+        if not settings.hosts:
+            if any(r.project == settings.project for r in others):
+                _withdraw(session, front, [r for r in others if r.project != settings.project])
+            return
+        mine, routes = _routes_with_mine(settings, others)
+        front.install_files()
+        front.write_route(mine)
+        running = front.ensure(mine.listeners, routes)
+        _say_started(session, running)
+        since = front.clock()
+        loaded = front.certified(running.container)
+        # A container started just now runs this very config: loading it again would only cut its orders short.
+        if not (running.created or running.replaced):
+            front.apply(running.container, mine.listeners, routes, loaded)
     names = ", ".join(f"{host}{mine.path or ''}" for host in mine.hosts)
     session.ui.note(f"front proxy routes {names} to 127.0.0.1:{mine.upstream_port}"
                     + (" (in maintenance)" if mine.maintenance else ""))
     if target.dry:
         return
-    secure = certificates(session, front, running.container, mine, routes, since, loaded) \
+    secure = certificates(session, front, running.container, mine, since, loaded) \
         if mine.tls == "auto" else set()
     check_by_name(session, mine, secure, revision)
 
@@ -125,8 +126,8 @@ def _withdraw(session: Session, front: FrontProxy, rest: list[Route]) -> None:
     session.ui.note("front proxy: this environment's host names are routed no more (hosts is empty)")
 
 
-def certificates(session: Session, front: FrontProxy, container: str, mine: Route, routes: list[Route],
-                 since: str, loaded: set[str]) -> set[str]:
+def certificates(session: Session, front: FrontProxy, container: str, mine: Route, since: str,
+                 loaded: set[str]) -> set[str]:
     """Wait (certificate_timeout) until each name has a certificate or the CA refused it; redirect HTTP to HTTPS
     for the names that have one, and say in one line for each that has none why it stays on HTTP."""
     settings, ui = session.settings, session.ui
@@ -141,7 +142,10 @@ def certificates(session: Session, front: FrontProxy, container: str, mine: Rout
             break
         time.sleep(POLL)
     if have != loaded:  # the redirects of names whose certificate came meanwhile
-        front.apply(container, mine.listeners, routes, have)
+        with config_lock.changing(session.target, settings.front_dir, ui.note):
+            # The routes as they are now: another environment may have changed its own while this one waited.
+            _mine, routes = _routes_with_mine(settings, front.routes())
+            front.apply(container, mine.listeners, routes, front.certified(container))
     secure = [h for h in mine.hosts if h not in missing]
     if secure:
         ui.note(f"HTTPS: {', '.join(secure)} ({'certificate files' if mine.certificate else 'certificate from ' + mine.acme_directory}); HTTP redirects there")

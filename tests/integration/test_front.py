@@ -11,6 +11,7 @@ so nothing here binds 80/443 or listens beyond this machine.
 from __future__ import annotations
 
 import subprocess
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -121,6 +122,33 @@ def test_each_environment_is_served_by_name_over_https_with_a_certificate_from_t
     assert "started the front proxy" in first["a.app.test"].stdout
     assert "started the front proxy" not in first["b.app.test"].stdout
     assert len([c for c in front_containers(host["front_name"]) if c.endswith("running")]) == 1
+
+
+def test_two_projects_deployed_at_once_both_stay_routed(host):
+    """Their front steps change the one config of the host; the front's lock (<front_dir>/lock) keeps them apart."""
+    a, b, root, https = host["a"], host["b"], host["root"], host["https"]
+    serving = {site.name: site.project.head() for site in host["sites"]}
+    a.write("CHANGES.md", "a, deployed beside b\n")
+    b.write("CHANGES.md", "b, deployed beside a\n")
+    revisions = {"staging.a.app.test": a.commit("deployed at once"), "b.app.test": b.commit("deployed at once")}
+    sites = [site for site in host["sites"] if site.name in revisions]
+    results: dict[str, subprocess.CompletedProcess] = {}
+    threads = [threading.Thread(target=lambda site=site: results.update({site.name: site.deploy(check=False)}))
+               for site in sites]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    for name, result in results.items():
+        assert result.returncode == 0, (name, result.stdout[-3000:], result.stderr[-2000:])
+    assert len(results) == 2
+    config = (host["base"] / "front-dir" / "caddy.json").read_text()
+    for site in host["sites"]:
+        assert site.name in config  # no load dropped another environment's route
+        answer = wait_get(site.name, https, "/api/health", root=root)
+        assert answer.status == 200, (site.name, answer)
+        assert revisions.get(site.name, serving[site.name]) in answer.body  # a.app.test was not deployed
+    assert not (host["base"] / "front-dir" / "lock").exists()
 
 
 def test_a_name_whose_dns_points_elsewhere_fails_in_one_line_and_stays_on_http(host):

@@ -44,13 +44,21 @@ def starter(stack: Stack, proxy: Container, image: str) -> list[str]:
     inline; compose puts such a file into a container when it starts it. Done here beforehand, the way compose
     does it (a copy into the container), the start is a bare ``docker start``. A proxy of the user's own compose
     file is started by compose, whatever its file says."""
-    settings, target = stack.settings, stack.target
-    if stack.overrides and not _file_has_proxy(stack):
-        conf = posixpath.join(posixpath.dirname(stack.overrides[0]), "proxy.nginx.conf")
-        target.write_text(conf, nginx.config(settings.upstream_file))
-        target.run(docker.copy_into(proxy.id, conf, nginx.CONFIG_PATH))
+    if refresh_config(stack, proxy):
         return docker.start([proxy.id])
-    return stack.compose(image).up([settings.proxy_service], no_deps=True, no_recreate=True)
+    return stack.compose(image).up([stack.settings.proxy_service], no_deps=True, no_recreate=True)
+
+
+def refresh_config(stack: Stack, proxy: Container) -> bool:
+    """Put this release's nginx config into the toolkit's own proxy (False: the compose file has its own proxy).
+    Before a switch too: compose leaves a running proxy as it made it, with the config of that deploy, and the
+    switch's graceful reload then takes a changed max_body_mb or read_timeout."""
+    if not stack.overrides or _file_has_proxy(stack):
+        return False
+    conf = posixpath.join(posixpath.dirname(stack.overrides[0]), "proxy.nginx.conf")
+    stack.target.write_text(conf, nginx.config_for(stack.settings))
+    stack.target.run(docker.copy_into(proxy.id, conf, nginx.CONFIG_PATH))
+    return True
 
 
 def _file_has_proxy(stack: Stack) -> bool:

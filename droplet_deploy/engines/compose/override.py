@@ -229,9 +229,7 @@ def build(doc: Mapping, app: AppService, settings: Settings, image: str, *, has_
         proxy = _literal(proxy_service(app, settings, name))
         proxy["ports"] = proxy_ports(app, settings)
         services[settings.proxy_service] = proxy
-        content = nginx.config(settings.upstream_file) if not settings.frontend_service else \
-            nginx.routed_config(settings.upstream_file, nginx.frontend_file(settings.upstream_file), settings.api_path)
-        override["configs"] = {name: {"content": _literal(content)}}
+        override["configs"] = {name: {"content": _literal(nginx.config_for(settings))}}
     return override
 
 

@@ -168,6 +168,7 @@ class Rollout:
         self.say(f"switching traffic to {new.name}")
         p.switching = new
         try:
+            handover.refresh_config(self.stack, p.proxy)
             p.upstream = self.stack.switch(p.proxy, new)
         except DeployError as exc:
             # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.

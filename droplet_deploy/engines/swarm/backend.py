@@ -150,6 +150,7 @@ class SwarmBackend(Backend):
             app_service=settings.app_service, proxy_service=settings.proxy_service, replicas=settings.replicas,
             app_port=settings.app_port, health_path=settings.health_path,
             health_interval=max(1.0, settings.health_interval),
+            max_body_mb=settings.max_body_mb, read_timeout=settings.read_timeout,
             health_start_period=max(MIN_HEALTH_START, timeout or settings.health_timeout))
 
     def render(self, plan: stackfile.StackPlan, compose: Stack) -> tuple[dict, list[str]]:

@@ -48,11 +48,11 @@ _PROXY_CONF = """\
 resolver 127.0.0.11 valid=1s ipv6=off;
 resolver_timeout 2s;
 
-{request_id_map}
+{header_maps}
 server {{
     listen 80 default_server;
     server_name _;
-    client_max_body_size 1m;
+    client_max_body_size {max_body};
 
 {health_location}
     location / {{
@@ -60,7 +60,7 @@ server {{
         proxy_pass http://$app_tasks:{port};
 {forwarded_headers}\
         proxy_connect_timeout 2s;
-        proxy_read_timeout 60s;
+        proxy_read_timeout {read_timeout};
         proxy_next_upstream error timeout;
         proxy_next_upstream_tries 3;
         proxy_next_upstream_timeout 10s;
@@ -86,6 +86,8 @@ class StackPlan:
     health_interval: float = 2.0
     health_start_period: float = 60.0  # at least the deploy's health timeout: failures before it do not count
     max_replicas_per_node: int | None = None
+    max_body_mb: int = 100  # deploy.max_body_mb, deploy.read_timeout: the proxy's limits
+    read_timeout: float = 60.0
     dropped: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -96,8 +98,10 @@ class StackPlan:
 
 
 def proxy_conf(plan: StackPlan) -> str:
-    return _PROXY_CONF.format(app=plan.app_service, port=plan.app_port, request_id_map=nginx.REQUEST_ID_MAP,
-                              health_location=nginx.HEALTH_LOCATION, forwarded_headers=nginx.FORWARDED_HEADERS)
+    return _PROXY_CONF.format(app=plan.app_service, port=plan.app_port, header_maps=nginx.HEADER_MAPS,
+                              health_location=nginx.HEALTH_LOCATION, forwarded_headers=nginx.FORWARDED_HEADERS,
+                              max_body=nginx.body_limit(plan.max_body_mb),
+                              read_timeout=nginx.read_timeout(plan.read_timeout))
 
 
 def proxy_config_name(plan: StackPlan) -> str:
