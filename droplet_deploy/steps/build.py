@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from droplet_deploy.commands import docker, files
 from droplet_deploy.core.config import Settings
+from droplet_deploy.core.errors import CommandFailed
 from droplet_deploy.core.redact import display
 from droplet_deploy.steps.revision import Revision
 from droplet_deploy.transport.target import Target
@@ -80,5 +81,7 @@ def _build(target: Target, settings: Settings, image: str, revision: Revision, *
     try:
         target.run(docker.with_values_from(values, argv), stream=True, progress=progress, shown=display(argv),
                    does=display(argv))
+    except CommandFailed as exc:  # name the build, not the wrapper that hands it the values
+        raise CommandFailed(argv, exc.exit_status, exc.stderr, where=exc.where) from None
     finally:
         target.run(files.remove_file(values), check=False, does="remove the build args' values file")
