@@ -122,7 +122,7 @@ _LOCATION = """\
 """ + FORWARDED_HEADERS + """\
         proxy_connect_timeout 5s;
         proxy_send_timeout 60s;
-        proxy_read_timeout 60s;
+        proxy_read_timeout @READ_TIMEOUT@;
         proxy_next_upstream error timeout;
         proxy_next_upstream_tries 2;
         proxy_next_upstream_timeout 10s;
@@ -131,7 +131,7 @@ _LOCATION = """\
 
 _ROUTED = """\
 # Written by the deploy toolkit: the proxy in front of the app and its frontend. Rewritten on every deploy.
-""" + REQUEST_ID_MAP + """
+""" + HEADER_MAPS + """
 upstream app_upstream {
     include @UPSTREAM_FILE@;
 }
@@ -142,17 +142,20 @@ upstream frontend_upstream {
 server {
     listen @LISTEN_PORT@ default_server;
     server_name _;
+    client_max_body_size @MAX_BODY@;
 
 """ + HEALTH_LOCATION + "@API@" + "@FRONT@" + "}\n"
 
 
-def routed_config(upstream_file: str, frontend_file: str, api_path: str) -> str:
+def routed_config(upstream_file: str, frontend_file: str, api_path: str, *, max_body_mb: int = 100,
+                  read_timeout_s: float = 60.0) -> str:
     """``api_path`` to the app, everything else to the frontend: each upstream its own file, switched on its own.
     The paths are validated to plain characters (config.py)."""
     api = _LOCATION.replace("@PATH@", api_path).replace("@UPSTREAM@", "app_upstream")
     front = _LOCATION.replace("@PATH@", "/").replace("@UPSTREAM@", "frontend_upstream")
     return (_ROUTED.replace("@API@", api).replace("@FRONT@", front).replace("@UPSTREAM_FILE@", upstream_file)
-            .replace("@FRONTEND_FILE@", frontend_file).replace("@LISTEN_PORT@", str(LISTEN_PORT)))
+            .replace("@FRONTEND_FILE@", frontend_file).replace("@LISTEN_PORT@", str(LISTEN_PORT))
+            .replace("@MAX_BODY@", body_limit(max_body_mb)).replace("@READ_TIMEOUT@", read_timeout(read_timeout_s)))
 
 
 def frontend_file(upstream_file: str) -> str:
@@ -163,5 +166,6 @@ def frontend_file(upstream_file: str) -> str:
 def config_for(settings: Settings) -> str:
     """The proxy config of one environment: its upstream file(s), body limit and read timeout."""
     if settings.frontend_service:
-        return routed_config(settings.upstream_file, frontend_file(settings.upstream_file), settings.api_path)
+        return routed_config(settings.upstream_file, frontend_file(settings.upstream_file), settings.api_path,
+                             max_body_mb=settings.max_body_mb, read_timeout_s=settings.read_timeout)
     return config(settings.upstream_file, max_body_mb=settings.max_body_mb, read_timeout_s=settings.read_timeout)

@@ -58,6 +58,8 @@ services:
   worker:
     image: ${APP_IMAGE:-deploy-demo:latest}
     restart: unless-stopped
+    # The app image's HEALTHCHECK probes a web server a worker does not run (docs: workers on the app's image).
+    healthcheck: {disable: true}
     # As a worker does, it stops on SIGTERM (as PID 1 it would otherwise wait out the stop timeout).
     command: ["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, lambda *_: exit(0)); time.sleep(10**9)"]
 """

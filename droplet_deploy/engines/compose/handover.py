@@ -55,6 +55,8 @@ def refresh_config(stack: Stack, proxy: Container) -> bool:
     switch's graceful reload then takes a changed max_body_mb or read_timeout."""
     if not stack.overrides or _file_has_proxy(stack):
         return False
+    if stack.settings.app_service == stack.settings.frontend_service:
+        return False  # the frontend's roll (frontend.settings_for): the app's rollout put the routed config in
     conf = posixpath.join(posixpath.dirname(stack.overrides[0]), "proxy.nginx.conf")
     stack.target.write_text(conf, nginx.config_for(stack.settings))
     stack.target.run(docker.copy_into(proxy.id, conf, nginx.CONFIG_PATH))
