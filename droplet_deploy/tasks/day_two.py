@@ -20,7 +20,6 @@ from droplet_deploy.tasks.flags import (
     number_flag,
     session_for,
 )
-from droplet_deploy.transaction import clean as clean_ops
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP, "accept-new-host-key": ACCEPT_NEW_HELP}
 SERVICE_HELP = "only these services, comma-separated (default: all)"
@@ -151,6 +150,8 @@ def clean(c, dry=False, volume=None, yes=False, env=None, host=None, accept_new_
     if volume and not (yes or dry) and not sys.stdin.isatty():
         raise UsageError(f"deploy.clean --volume {volume} deletes its data and there is no terminal to confirm on",
                          hint="pass --yes to remove it without asking")
+    from droplet_deploy.transaction import clean as clean_ops
+
     with session_for(c, env, host, accept_new_host_key=accept_new_host_key) as session:
         clean_ops.run(session, dry=dry or session.target.dry, volume=volume, confirm=lambda full: yes or input(
             f"Remove volume {full} and all its data? Type {volume} to confirm: ").strip() == volume)

@@ -14,8 +14,6 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-from paramiko import ChannelException
-
 
 class LinkWatch:
     EVERY = 5.0
@@ -48,6 +46,9 @@ class LinkWatch:
         if not self.transport.is_active():
             return "the connection closed"
         answered = threading.Event()
+
+        # Here, not at the top: a local deploy never loads paramiko (a tenth of a second at start-up).
+        from paramiko import ChannelException
 
         def ask() -> None:
             # In a thread of its own: a write into a full send buffer of a dead connection blocks, too.
