@@ -52,19 +52,26 @@ def in_order(*checks: Check) -> Callable[[], list[Item]]:
 
 
 def run(stages: list[list[Check]], report: Callable[[Item], None]) -> list[Item]:
-    """Run the stages in order and the checks of a stage at once (each is its own command, and none changes
-    anything running); report the items in the order given and raise on the first failure. A failed stage ends
-    the run: the next one needs it (nothing is worth checking without an engine)."""
+    """Every check at once (each is its own command, and none changes anything running), reported stage by stage
+    in the order given; raise on the first failure. A failed stage ends the run and nothing of a later stage is
+    reported: those need it (nothing is worth checking without an engine), so their answers would only repeat it.
+    The later stages start beside the first instead of after it: a check costs its command's start-up, and the
+    stages of a passing preflight, the usual case, then take as long as their slowest check, not their sum."""
     done: list[Item] = []
-    for stage in stages:
-        with ThreadPoolExecutor(max_workers=max(1, len(stage)), thread_name_prefix="preflight") as pool:
-            for future in [pool.submit(check) for check in stage]:
+    pool = ThreadPoolExecutor(max_workers=max(1, sum(len(stage) for stage in stages)), thread_name_prefix="preflight")
+    try:
+        running = [[pool.submit(check) for check in stage] for stage in stages]
+        for stage in running:
+            for future in stage:
                 found = future.result()
                 for item in found if isinstance(found, list) else [found]:
                     report(item)
                     done.append(item)
-        if any(not item.ok for item in done):
-            break
+            if any(not item.ok for item in done):
+                break
+    finally:
+        # A failed stage does not wait for the later ones' answers (they only read, and end within their bounds).
+        pool.shutdown(wait=False, cancel_futures=True)
     failed = [i for i in done if not i.ok]
     if failed:
         first = failed[0]

@@ -60,15 +60,33 @@ def test_checks_in_order_run_one_after_the_other():
 
 
 def test_a_failed_stage_ends_the_run_and_the_first_failure_is_the_error():
-    ran = []
     reported = []
 
     def later() -> Item:
-        ran.append("later")
         return Item("compose file", True, "ok")
 
     with pytest.raises(PreflightFailed) as info:
         preflight.run([[lambda: Item("docker engine", False, "`docker version` failed"), passing("docker compose")],
                        [later]], reported.append)
     assert str(info.value).startswith("preflight: docker engine: `docker version` failed")
-    assert [i.name for i in reported] == ["docker engine", "docker compose"] and ran == []
+    assert [i.name for i in reported] == ["docker engine", "docker compose"], "nothing of the later stage is said"
+
+
+def test_the_stages_run_at_once_and_are_reported_in_order():
+    import threading
+
+    first_started = threading.Event()
+    later_started = threading.Event()
+
+    def first() -> Item:
+        first_started.set()
+        # Passes only when the later stage's check is running meanwhile: stage by stage, it would wait here.
+        return Item("docker engine", later_started.wait(5), "server 28")
+
+    def later() -> Item:
+        later_started.set()
+        return Item("compose file", first_started.wait(5), "valid")
+
+    reported = []
+    preflight.run([[first], [later]], reported.append)
+    assert [(i.name, i.ok) for i in reported] == [("docker engine", True), ("compose file", True)]
