@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from invoke import Context
 
 from droplet_deploy.commands import docker
+from droplet_deploy.core import signals
 from droplet_deploy.core.config import Settings
 from droplet_deploy.core.errors import NotDeployed
 from droplet_deploy.engines.base import Backend, Check, RestartPlan
@@ -94,8 +96,20 @@ class ComposeBackend(Backend):
     def in_use(self) -> InUse:
         return self.stack.in_use()
 
-    def read_ahead(self) -> None:
-        self.stack.read_ahead()
+    @contextlib.contextmanager
+    def ahead(self, image: str) -> Iterator[None]:
+        """The first read of what runs and, when the app service goes first in the release (no service updated
+        before it), the new app container created, not started: the rollout then only starts it."""
+        first, _ = release_services.in_order(self.session.settings, [
+            n for n in self.services_of(self.stack).names if n != self.session.settings.frontend_service])
+        self.stack.read_ahead(None if first else image)
+        try:
+            yield
+        finally:
+            with signals.shielded():
+                dropped = self.stack.drop_ahead()
+            if dropped is not None:
+                self.session.ui.note(f"removed {dropped.name}, created for this release and never started")
 
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
                 back_to: Rollback | None = None) -> Outcome:
@@ -178,6 +192,8 @@ class ComposeBackend(Backend):
             return []
         pruned = images.prune(session.target, session.settings, keep)
         built = [b.service for b in self.built_services()]
+        if not built:
+            return pruned
         running = {c.image for c in self.snapshot(upstream=False).containers}
         return pruned + images.prune_services(session.target, session.settings, built, keep | running)
 
