@@ -55,10 +55,14 @@ class Compose:
             argv += ["--scale", f"{service}={count}"]
         return argv + list(services)
 
-    def create(self, services: Sequence[str]) -> list[str]:
+    def create(self, services: Sequence[str], *, scale: Mapping[str, int] | None = None) -> list[str]:
         """Create the services' containers without starting them or their dependencies: a start later is then
-        only ``docker start`` (the port handover keeps its gap to that)."""
-        return [*self._base(), "up", "--no-start", "--no-deps", "--no-recreate", *services]
+        only ``docker start`` (the port handover keeps its gap to that; a rollout creates the new app container
+        while verify.build runs)."""
+        argv = [*self._base(), "up", "--no-start", "--no-deps", "--no-recreate"]
+        for service, count in sorted((scale or {}).items()):
+            argv += ["--scale", f"{service}={count}"]
+        return argv + list(services)
 
     def stop(self, services: Sequence[str] = (), *, timeout: int | None = None) -> list[str]:
         argv = [*self._base(), "stop"]

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from invoke import Context
@@ -99,8 +100,12 @@ class Backend:
         """The files a release runs with (compose file, override, env file): kept once it serves."""
         raise NotImplementedError
 
-    def read_ahead(self) -> None:
-        """Start what the rollout will read first beside the next step, where that is free (nothing by default)."""
+    @contextlib.contextmanager
+    def ahead(self, image: str) -> Iterator[None]:
+        """Around the steps between the build and the rollout (verify.build, the pre_switch hooks): start beside
+        them what the rollout of ``image`` reads first, and what it may prepare without running anything of the
+        image, where that is free; whatever the rollout did not take is undone at the end (nothing by default)."""
+        yield
 
     def rollout(self, image: str, revision: str, *, timeout: float | None, drain_beside: bool = False,
                 back_to: Rollback | None = None) -> Outcome:

@@ -96,21 +96,24 @@ def _steps(session: Session, options: Options, revision: Revision, image: str, e
     with ui.step("build", image), ui.live("building") as live:
         build_image(target, settings, revision, no_cache=options.no_cache, progress=live.feed)
     built = service_images.build_all(session, revision, no_cache=options.no_cache)
-    # The rollout's first read of what runs goes on beside verify.build (reads only: nothing starts before it).
-    session.backend.read_ahead()
-    with ui.step("verify.build", image):
-        verify_step(session, image, revision)
-    service_images.verify_all(session, built, revision)
-    if settings.hooks.pre_switch:
-        with ui.step("hooks.pre_switch", image):
-            pre_switch(session, image)
-    # The release's compose file, override and env file are kept once it serves: a rollback brings all of it back.
-    with ui.step("rollout"), kept.keeping(session, revision, session.backend.in_use()) as keeping:
-        # Compose reads the env file when it creates the new container: record which version that was.
-        entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir)))
-        # The old container drains beside the prune: nothing after the switch needs it gone first.
-        result = session.backend.rollout(image, revision.full, timeout=options.health_timeout, drain_beside=True)
-        entry["proof"] = result.proof
+    # Compose reads the env file when it creates the new container: record which version that was.
+    entry.update(envfile.fields(envfile.drift(target, settings, session.state_dir)))
+    # The rollout's first read of what runs, and the new container's creation (not its start), go on beside
+    # verify.build and the hooks: nothing of the new image runs before they passed.
+    with session.backend.ahead(image):
+        with ui.step("verify.build", image):
+            verify_step(session, image, revision)
+        service_images.verify_all(session, built, revision)
+        if settings.hooks.pre_switch:
+            with ui.step("hooks.pre_switch", image):
+                pre_switch(session, image)
+        # The release's compose file, override and env file are kept once it serves: a rollback brings all of
+        # it back.
+        with ui.step("rollout"), kept.keeping(session, revision, session.backend.in_use()) as keeping:
+            # The old container drains beside the prune: nothing after the switch needs it gone first.
+            result = session.backend.rollout(image, revision.full, timeout=options.health_timeout,
+                                             drain_beside=True)
+            entry["proof"] = result.proof
     after_first_deploy(session, image, entry.get("backup", ""))
     entry["release"] = keeping.id
     if front.applies(session) or front.was_routed(session):

@@ -89,6 +89,38 @@ def test_failed_build_leaves_the_running_release_untouched(project):
     assert project.health()["revision"] == serving
 
 
+def test_a_release_that_fails_verify_never_starts_and_leaves_no_container_behind(project):
+    """The new app container is created while verify.build runs (a start is then all the rollout waits for):
+    created is not started, and a failed verify removes it."""
+    project.inv("deploy.test")
+    before, serving = project.containers(), project.health()["revision"]
+    dockerfile = project.path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nUSER 0\nRUN mkdir -p /srv/app/__pycache__ && "
+                          "touch /srv/app/__pycache__/stale.cpython-311.pyc\nUSER 10001\n")
+    project.commit("a release holding bytecode")
+    since = subprocess.run(["docker", "system", "info", "--format", "{{.SystemTime}}"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    result = project.inv("deploy.test", check=False)
+    assert result.returncode == 1 and "FAIL  no bytecode" in result.stdout
+    assert "created for this release and never started" in result.stdout
+    until = subprocess.run(["docker", "system", "info", "--format", "{{.SystemTime}}"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    events = subprocess.run(["docker", "events", "--since", since, "--until", until, "--format",
+                             "{{.Action}} {{.Actor.Attributes.name}}", "--filter", "type=container", "--filter",
+                             f"label=com.docker.compose.project={project.compose_project()}"],
+                            capture_output=True, text=True, check=True, timeout=30).stdout.split("\n")
+    actions = {line.split()[0] for line in events if line.strip()}
+    assert "create" in actions, f"the new container is created beside verify.build: {events}"
+    assert not actions & {"start", "restart"}, f"nothing of the stack started: {events}"
+    assert "destroy" in actions, f"and the created one is removed: {events}"
+    everything = subprocess.run(["docker", "ps", "-aq", "--no-trunc", "--filter",
+                                 f"label=com.docker.compose.project={project.compose_project()}", "--filter",
+                                 "label=com.docker.compose.service=app"], capture_output=True, text=True,
+                                check=True).stdout.split()
+    assert everything == before, "no container left, created or running, beside the one serving"
+    assert project.health()["revision"] == serving
+
+
 def test_bad_config_is_one_line_and_changes_nothing(project):
     project.configure(environments={"test": {"public_port": "eighty"}})
     result = project.inv("deploy.test", check=False)

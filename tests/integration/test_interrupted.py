@@ -65,8 +65,9 @@ def deploying(project: Project, tmp_path: Path, *task: str):
 
 
 def wait_for_new_container(project: Project, proc: subprocess.Popen, serving: list[str]) -> str:
-    """The new container the rollout started beside the serving one (it is booting, the rollout waits on it)."""
-    fresh = wait_for(lambda: [c for c in all_apps(project) if c not in serving] or proc.poll() is not None,
+    """The new container the rollout started beside the serving one (it is booting, the rollout waits on it).
+    Running, not only there: it is created while verify.build runs, and started once that passed."""
+    fresh = wait_for(lambda: [c for c in project.containers() if c not in serving] or proc.poll() is not None,
                      timeout=300)
     assert isinstance(fresh, list), f"the deploy ended before starting a container:\n{proc.err.read_text()[-3000:]}"
     assert proc.poll() is None

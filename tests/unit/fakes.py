@@ -130,6 +130,7 @@ class FakeTarget:
         self.engine, self.dry, self.public_port = engine, dry, public_port
         self.runs: list[tuple[str, ...]] = []
         self.probes: list[tuple[str, ...]] = []
+        self.calls: list[tuple[str, ...]] = []  # runs and probes, in the order they came
         self.said: list[str] = []
         self.files: dict[str, str] = {}
         self.dirs: set[str] = set()
@@ -141,6 +142,7 @@ class FakeTarget:
             does: str | None = None, progress: object = None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.runs.append(argv)
+        self.calls.append(argv)
         if self.dry:
             self.say(f"[dry-run] [{self.name}] {does or ' '.join(argv)}")
             return Result(argv, 0, "", "")
@@ -149,6 +151,7 @@ class FakeTarget:
     def probe(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None) -> Result:
         argv = tuple(str(a) for a in argv)
         self.probes.append(argv)
+        self.calls.append(argv)
         return self._answer(argv, check)
 
     def say(self, text: str) -> None:
@@ -213,6 +216,8 @@ class FakeTarget:
             return self._start
         if argv[:2] == ("docker", "exec") and proxy_cmd.SWITCH_UPSTREAM in argv:
             return self._switch
+        if argv[:2] == ("docker", "exec") and proxy_cmd.WAIT_WORKERS in argv:
+            return lambda a: (0, "", "")
         if argv[:2] == ("docker", "exec") and argv[3:4] == ("cat",):
             return lambda a: (0, f"server {self.engine.upstream}:8000;\n", "")
         if argv[:2] == ("docker", "stop"):
@@ -337,8 +342,10 @@ class FakeTarget:
     def _switch(self, argv):
         if self.engine.nginx_rejects:
             return 1, "", "nginx rejected the upstream"
-        self.engine.upstream = argv[-2]
-        return 0, f"server {argv[-2]}:{argv[-1]};\n", ""  # the script prints the upstream nginx accepted
+        name, port = argv[-3:-1]
+        self.engine.upstream = name
+        # The script prints the upstream nginx accepted, then the workers of the configuration before.
+        return 0, f"server {name}:{port};\nworkers-before: 41 42\n", ""
 
     def _stop(self, argv):
         if self.engine.stop_fails:

@@ -73,6 +73,22 @@ def test_a_healthy_release_takes_the_traffic_and_the_old_one_drains(engine, sett
     assert ("docker", "stop", "--time", "1", old.id) in target.runs, "the old one got its drain time"
 
 
+def test_the_switch_returns_once_nginx_serves_the_new_config_and_the_drain_waits_for_its_old_workers(engine,
+                                                                                                     settings):
+    from droplet_deploy.commands import proxy as proxy_cmd
+
+    old = serving_old(engine)
+    target, said, outcome = deploy_new(engine, settings)
+    calls = target.calls
+    [switch] = [i for i, argv in enumerate(calls) if proxy_cmd.SWITCH_UPSTREAM in argv]
+    assert calls[switch][-1] == "return", "the rollout's switch does not wait for the old workers"
+    [wait] = [i for i, argv in enumerate(calls) if proxy_cmd.WAIT_WORKERS in argv]
+    stop = calls.index(("docker", "stop", "--time", "1", old.id))
+    assert switch < wait < stop, "the old container stops only once nginx's old workers are gone"
+    assert calls[wait][-2:] == ("41", "42"), "it waits for the workers the switch named"
+    assert engine.upstream == outcome.container.name
+
+
 def test_given_defer_the_rollout_returns_once_traffic_moved_and_the_old_one_drains_beside(engine, settings):
     old = serving_old(engine)
     target, said = FakeTarget(engine), []

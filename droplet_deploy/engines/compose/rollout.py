@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from droplet_deploy.commands.compose import Compose
 from droplet_deploy.core import signals
 from droplet_deploy.core.errors import DeployError, HealthRejected, HealthTimeout, RolloutFailed
 from droplet_deploy.engines.compose import handover, recover
-from droplet_deploy.engines.compose.stack import Stack
+from droplet_deploy.engines.compose.stack import Stack, Switched
 from droplet_deploy.engines.snapshot import Container, Outcome, Snapshot
 from droplet_deploy.steps import health, public_route
 
@@ -37,6 +38,7 @@ class Progress:
     new: Container | None = None
     switching: Container | None = None  # set before the switch command: it may have applied when interrupted
     upstream: str | None = None  # what the proxy's upstream file names after the switch
+    switched: Switched | None = None  # the switch that moved traffic, whose old nginx workers the drain waits for
     proof: str = ""
     # A takeover: the old containers that publish the port, the proxy created to take it, whether they stopped.
     holders: list[Container] = field(default_factory=list)
@@ -96,15 +98,7 @@ class Rollout:
             self.say("no app container running: starting the whole stack")
             self.target.run(compose.up())
         else:
-            self.say(f"starting {self.image} beside {', '.join(c.name for c in p.old)}")
-            self.target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
-                                       scale={settings.app_service: len(p.old) + 1}))
-            p.holders = handover.holding(p.old, settings.public_port) if p.proxy is None else []
-            if p.holders:
-                # The port is the old container's until the new one has proved itself: create, start later.
-                self.target.run(compose.create([settings.proxy_service]))
-            elif p.proxy is None:
-                self.target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
+            self._start_next(p, compose)
         if self.target.dry:
             p.new = _planned(settings.project, settings.app_service, len(p.old) + 1)
             return
@@ -119,6 +113,21 @@ class Rollout:
             raise RolloutFailed(f"expected one new {settings.app_service} container, found {len(fresh)}",
                                 hint="check `inv deploy.status` and the compose file's scale settings")
         p.new = fresh[0]
+
+    def _start_next(self, p: Progress, compose: Compose) -> None:
+        """One more app container beside the running ones (the one created beside verify.build, if any), and the
+        proxy when none runs."""
+        settings = self.settings
+        self.say(f"starting {self.image} beside {', '.join(c.name for c in p.old)}")
+        if not (p.proxy is not None and self.stack.started_ahead()):
+            self.target.run(compose.up([settings.app_service], no_deps=True, no_recreate=True,
+                                       scale={settings.app_service: len(p.old) + 1}))
+        p.holders = handover.holding(p.old, settings.public_port) if p.proxy is None else []
+        if p.holders:
+            # The port is the old container's until the new one has proved itself: create, start later.
+            self.target.run(compose.create([settings.proxy_service]))
+        elif p.proxy is None:
+            self.target.run(compose.up([settings.proxy_service], no_deps=True, no_recreate=True))
 
     def prove(self, p: Progress) -> None:
         """Poll the new container on its own address, before any traffic reaches it."""
@@ -169,7 +178,9 @@ class Rollout:
         p.switching = new
         try:
             handover.refresh_config(self.stack, p.proxy)
-            p.upstream = self.stack.switch(p.proxy, new)
+            # Back as soon as the new configuration serves: the drain waits for nginx's old workers, off the path.
+            p.switched = self.stack.switch(p.proxy, new, settle=False)
+            p.upstream = p.switched.upstream
         except DeployError as exc:
             # The switch script restores the previous upstream when nginx rejects the new one: traffic never moved.
             p.switching = None
@@ -202,13 +213,13 @@ class Rollout:
         self.say(f"draining {', '.join(c.name for c in previous)} (up to {self.settings.drain_seconds}s)"
                  + (", meanwhile going on" if self.defer else ""))
         if self.defer is None:
-            self._retire(previous)
+            self._retire(previous, p.switched)
         else:
-            self.defer(lambda: self._retire(previous), "drain")
+            self.defer(lambda: self._retire(previous, p.switched), "drain")
 
-    def _retire(self, previous: list[Container]) -> None:
+    def _retire(self, previous: list[Container], switched: Switched | None) -> None:
         try:
-            self.stack.retire(previous, drain=self.settings.drain_seconds)
+            self.stack.retire(previous, drain=self.settings.drain_seconds, after=switched)
         except DeployError as exc:
             # The new release serves and has proved itself: an old container that would not stop in time is
             # removed by force, and the deploy stands.

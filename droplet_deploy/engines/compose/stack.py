@@ -6,6 +6,7 @@ import posixpath
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from droplet_deploy.commands import compose as compose_cmd
 from droplet_deploy.commands import docker
@@ -58,6 +59,16 @@ def compose_variables(settings: Settings, image: str | None = None, *, env_file:
     return variables
 
 
+@dataclass(frozen=True)
+class Switched:
+    """Where a switch pointed the proxy: ``upstream``, what its file names now; ``workers_before``, the nginx
+    workers of the configuration before, still finishing their requests (empty once they have exited)."""
+
+    upstream: str | None
+    proxy: str
+    workers_before: tuple[int, ...] = ()
+
+
 class Stack:
     """Compose on one target for one environment: the command line, the state snapshot and the changes a
     rollout makes (start, switch the proxy, retire containers)."""
@@ -77,6 +88,8 @@ class Stack:
         self._detected: tuple[tuple[str, ...], str] | None = None
         self._detecting = threading.Lock()  # preflight's checks run at once, and several need the binary
         self._ahead: Future[state.Snapshot] | None = None  # read_ahead's read, until a snapshot takes it
+        # The new app container read_ahead created (not started) once verify.build passes, until a start takes it.
+        self._created: Future[Container | None] | None = None
 
     @property
     def binary(self) -> tuple[str, ...]:
@@ -142,23 +155,59 @@ class Stack:
         return state.read(self.target, self.settings, upstream=upstream)
 
     # -- reading ahead -------------------------------------------------------------------------------------
-    def read_ahead(self) -> None:
+    def read_ahead(self, image: str | None = None) -> None:
         """Start the rollout's first read of what runs (containers, the proxy's upstream) beside the caller's
         next step (verify.build): it changes nothing, and under the deploy lock nothing else starts or stops the
-        stack's containers meanwhile. Only on this machine, where commands run side by side; over SSH they share
-        one shell."""
+        stack's containers meanwhile. Given the ``image``, the new app container is then created beside it too,
+        not started (``started_ahead`` starts it once verify.build passed; ``drop_ahead`` removes it otherwise):
+        creating runs nothing of the image, and a start alone is the shorter step. Only on this machine, where
+        commands run side by side; over SSH they share one shell."""
         if self.target.dry or self.settings.is_remote or self._ahead is not None:
             return
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         self._ahead = pool.submit(state.read, self.target, self.settings)
+        if image is not None:
+            self._created = pool.submit(self._create_beside, self._ahead, image)
         pool.shutdown(wait=False)
 
+    def _create_beside(self, read: Future[state.Snapshot], image: str) -> Container | None:
+        """The plain case only: app containers and the proxy running, nothing left over by an interrupted deploy
+        (the rollout clears that first: ``--scale`` would count a stopped container)."""
+        before = read.result()
+        if not before.apps or before.proxy is None or before.stopped_apps or before.orphans():
+            return None
+        app = self.settings.app_service
+        self.target.run(self.compose(image).create([app], scale={app: len(before.apps) + 1}))
+        known = {c.id for c in before.containers}
+        made = [c for c in state.read(self.target, self.settings, upstream=False).of(app) if c.id not in known]
+        return made[0] if len(made) == 1 and not made[0].running else None
+
+    def started_ahead(self) -> bool:
+        """Start the container ``read_ahead`` created, if it did; False when there is none to start."""
+        created, self._created = self._created, None
+        container = _done(created)
+        if container is None:
+            return False
+        # A failed start leaves the compose start to say why in its own words (it starts this one, or a new one).
+        return self.target.run(docker.start([container.id]), check=False).ok
+
+    def drop_ahead(self) -> Container | None:
+        """Remove the container ``read_ahead`` created when nothing started it (verify.build or a hook failed, or
+        the deploy was interrupted before the rollout); the one removed, if any."""
+        created, self._created = self._created, None
+        container = _done(created)
+        if container is not None:
+            self.remove([container])
+        return container
+
     # -- changes -----------------------------------------------------------------------------------------
-    def switch(self, proxy: Container, container: Container) -> str | None:
-        """Point the proxy at ``container``; returns what its upstream file names afterwards."""
+    def switch(self, proxy: Container, container: Container, *, settle: bool = True) -> Switched:
+        """Point the proxy at ``container``. ``settle``: return once nginx's workers of the configuration before
+        have exited; otherwise as soon as the new one serves, and ``retire(after=...)`` waits for them."""
         result = self.target.run(proxy_cmd.switch(proxy.id, self.settings.upstream_file, container.name,
-                                                  self.settings.app_port))
-        return state.parse_upstream(result.stdout)
+                                                  self.settings.app_port, settle=settle))
+        return Switched(state.parse_upstream(result.stdout), proxy.id,
+                        () if settle else state.parse_workers_before(result.stdout))
 
     def reset_upstream(self, compose: Compose) -> None:
         """Rewrite the upstream through a one-off proxy container, for when no proxy runs to exec into."""
@@ -167,10 +216,14 @@ class Stack:
                                     proxy_cmd.reset_script(settings.upstream_file, settings.app_service,
                                                            settings.app_port)))
 
-    def retire(self, containers: Sequence[Container], *, drain: int) -> None:
-        """Graceful stop (SIGTERM, then ``drain`` seconds to finish in-flight requests), then remove."""
+    def retire(self, containers: Sequence[Container], *, drain: int, after: Switched | None = None) -> None:
+        """Graceful stop (SIGTERM, then ``drain`` seconds to finish in-flight requests), then remove. ``after``:
+        the switch that took their traffic, whose old nginx workers may still send them requests until they exit."""
         if not containers:
             return
+        if after is not None and after.workers_before:
+            # Bounded in the script; a proxy that went away meanwhile has no workers left to wait for.
+            self.target.probe(proxy_cmd.wait_workers(after.proxy, after.workers_before), timeout=40)
         ids = [c.id for c in containers]
         self.target.run(docker.stop(ids, timeout=drain))
         self.target.run(docker.remove(ids, force=True))
@@ -179,3 +232,14 @@ class Stack:
         """At once, for containers that take no traffic (stopped leftovers, a new one that never proved itself)."""
         if containers:
             self.target.run(docker.remove([c.id for c in containers], force=True))
+
+
+def _done(created: Future[Container | None] | None) -> Container | None:
+    """What a create ahead made, once it ended; None when it made nothing or failed (the rollout then starts the
+    container itself, and the failure's leftover, if any, is a stopped container it clears)."""
+    if created is None:
+        return None
+    try:
+        return created.result()
+    except Exception:  # noqa: BLE001 - the rollout's own start says what is wrong, in its words
+        return None

@@ -44,6 +44,14 @@ def parse_upstream(text: str) -> str | None:
     return None
 
 
+def parse_workers_before(text: str) -> tuple[int, ...]:
+    """The pids on a switch's ``workers-before:`` line (commands/proxy.py's SWITCH_UPSTREAM)."""
+    for line in text.splitlines():
+        if line.startswith("workers-before:"):
+            return tuple(int(w) for w in line.split(":", 1)[1].split() if w.isdigit())
+    return ()
+
+
 def parse_ids(stdout: str) -> list[str]:
     ids = []
     for line in stdout.splitlines():
