@@ -5,6 +5,7 @@ Usage, from the repository root, with the Docker engine running and the local ba
 integration tests; scripts/bootstrap does both):
 
     .venv/bin/python bench/commands.py --before <git revision>     # e.g. the commit before a change to the core
+    .venv/bin/python bench/commands.py --before <git revision> --timeline   # also when each one ran
 
 Both versions deploy the reference app in throwaway clones (their own compose projects, image names, ports): a
 first deploy, not measured, then a one-line change, measured. Every `docker` and `git` the deploy starts goes
@@ -35,22 +36,33 @@ printf '%s\\n' "$(basename "$0") $*" >> "$BENCH_COMMAND_LOG"
 exec "{real}" "$@"
 """
 
+# --timeline: the same line, after the command ended, prefixed with its start and end (seconds since the epoch).
+TIMED_SHIM = """#!/bin/sh
+started=$(date +%s.%N)
+"{real}" "$@"
+status=$?
+printf '%s %s %s\\n' "$started" "$(date +%s.%N)" "$(basename "$0") $*" >> "$BENCH_COMMAND_LOG"
+exit $status
+"""
 
-def shims(directory: Path) -> Path:
+
+def shims(directory: Path, *, timed: bool = False) -> Path:
     directory.mkdir()
     for tool in ("docker", "git"):
         real = shutil.which(tool)
         if real is None:
             raise SystemExit(f"bench: {tool} not found on PATH")
         path = directory / tool
-        path.write_text(SHIM.format(real=real))
+        path.write_text((TIMED_SHIM if timed else SHIM).format(real=real))
         path.chmod(0o755)
     return directory
 
 
 
 
-def measure(label: str, revision: str, tmp: Path, shim_dir: Path) -> tuple[float, collections.Counter]:
+def measure(label: str, revision: str, tmp: Path, shim_dir: Path, *,
+            timed: bool = False) -> tuple[float, collections.Counter, list[str]]:
+    """Wall time, commands by kind and (``timed``) the timeline of one deploy of a one-line change."""
     where = tmp / label
     where.mkdir()
     project = make_project(where)
@@ -61,13 +73,23 @@ def measure(label: str, revision: str, tmp: Path, shim_dir: Path) -> tuple[float
         releases.one_line_change(project, f"{label} release")
         log = where / "commands.log"
         env = {"BENCH_COMMAND_LOG": str(log), "PATH": f"{shim_dir}:{project.env()['PATH']}"}
-        started = time.monotonic()
+        epoch, started = time.time(), time.monotonic()
         project.inv("deploy.test", timeout=600, **env)
         wall = time.monotonic() - started
-        words = [line.split()[:2] for line in log.read_text().splitlines() if line.strip()]
-        return wall, collections.Counter(" ".join(w) for w in words)
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        words = [line.split()[2 if timed else 0:][:2] for line in lines]
+        return wall, collections.Counter(" ".join(w) for w in words), timeline(lines, epoch) if timed else []
     finally:
         remove_project_resources(project.name)
+
+
+def timeline(lines: list[str], epoch: float) -> list[str]:
+    """Each command's start and end, in seconds from the moment `inv` was started, in the order they started."""
+    rows = []
+    for line in lines:
+        start, end, command = line.split(" ", 2)
+        rows.append((float(start) - epoch, float(end) - epoch, command))
+    return [f"{start:6.2f} {end:6.2f} {end - start:5.2f}  {command[:110]}" for start, end, command in sorted(rows)]
 
 
 def _checkout(path: Path, revision: str) -> None:
@@ -85,13 +107,18 @@ def _checkout(path: Path, revision: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default="HEAD", help="git revision of the toolkit to compare (default: HEAD)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print when each command started and ended (start, end, seconds, command)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-commands-") as tmp_name:
         tmp = Path(tmp_name)
-        shim_dir = shims(tmp / "shims")
-        results = {label: measure(label, revision, tmp, shim_dir)
+        shim_dir = shims(tmp / "shims", timed=args.timeline)
+        results = {label: measure(label, revision, tmp, shim_dir, timed=args.timeline)
                    for label, revision in (("before", args.before), ("after", "WORKTREE"))}
-    kinds = sorted(set().union(*(counts for _, counts in results.values())))
+    for label, (wall, _, rows) in results.items() if args.timeline else ():
+        print(f"{label}: {wall:.2f} s from `inv deploy.test` to its exit; seconds since its start:")
+        print("\n".join(f"  {row}" for row in rows) + "\n")
+    kinds = sorted(set().union(*(counts for _, counts, _ in results.values())))
     header = f"{'command':<24} {'before':>7} {'after':>7}"
     print(f"commands run by one `inv deploy.test` of a one-line change (before: {args.before}, after: work tree)")
     print(header + "\n" + "-" * len(header))

@@ -424,6 +424,22 @@ def floor_row(floors: list[Floor]) -> tuple[str, float]:
     return parts, median([f.total for f in floors])
 
 
+def net_of_build(floors: list[Floor], places: dict[str, Place], peer: DockerRollout | None) -> str:
+    """Each flow's wall time less its own build in the same run: a cached build of the same change varies by
+    seconds from run to run here, and this leaves out what all flows share. Over SSH the floor keeps its upload,
+    ours its release step."""
+    base = median([f.total - f.parts["build"] for f in floors])
+    shown = [f"floor {base:.2f} s"]
+    for version, place in places.items():
+        net = median([d.wall - d.steps.get("build", 0.0) for d in place.runs])
+        shown.append(f"{'after' if version == 'WORKTREE' else f'before ({version})'} {net:.2f} s "
+                     f"({net - base:+.2f} s)")
+    if peer and peer.walls:
+        net = median([wall - built for wall, built in zip(peer.walls, peer.builds, strict=False)])
+        shown.append(f"docker-rollout {net:.2f} s ({net - base:+.2f} s)")
+    return "- net of each run's own build (medians): " + ", ".join(shown)
+
+
 def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], rate: float,
           peer: DockerRollout | None = None) -> list[str]:
     parts, floor = floor_row(floors)
@@ -459,7 +475,7 @@ def table(app: App, where: str, floors: list[Floor], places: dict[str, Place], r
         if peer.restarted:
             lines.append(f"  (docker-rollout's app had to be started again {peer.restarted} time(s) before a run: "
                          "something outside the benchmark had stopped it)")
-    lines.append("")
+    lines += ["", net_of_build(floors, places, peer)]
     for version, place in places.items():
         steps = {s: median([d.steps.get(s, 0.0) for d in place.runs]) for s in STEPS}
         accounted = sum(steps.values())
