@@ -100,8 +100,7 @@ class ComposeBackend(Backend):
     def ahead(self, image: str) -> Iterator[None]:
         """The first read of what runs and, when the app service goes first in the release (no service updated
         before it), the new app container created, not started: the rollout then only starts it."""
-        first, _ = release_services.in_order(self.session.settings, [
-            n for n in self.services_of(self.stack).names if n != self.session.settings.frontend_service])
+        first, _ = self.around_app(self.stack)
         self.stack.read_ahead(None if first else image)
         try:
             yield
@@ -117,7 +116,7 @@ class ComposeBackend(Backend):
         stack = self.stack_for(back_to)
         # Every service on the release goes with the app: a rollback's from the compose file kept with it.
         settings, front = session.settings, session.settings.frontend_service
-        first, after = release_services.in_order(settings, [n for n in self.services_of(stack).names if n != front])
+        first, after = self.around_app(stack)
         wait = timeout or settings.health_timeout
         release_services.update(stack, image, revision, first, say=session.ui.note, timeout=wait)
         outcome = rollout(stack, image, revision, say=session.ui.note, health_timeout=timeout,
@@ -142,6 +141,13 @@ class ComposeBackend(Backend):
         session.ui.note(f"rolling {front} beside its old container(s)")
         rollout(stack.about(frontend.settings_for(session.settings)), image, revision, say=session.ui.note,
                 health_timeout=timeout)
+
+    def around_app(self, stack: Stack) -> tuple[list[str], list[str]]:
+        """The release's services besides the frontend (it rolls on its own): those updated before the app's
+        rollout (``services_first``), and those after it."""
+        front = self.session.settings.frontend_service
+        return release_services.in_order(self.session.settings,
+                                         [n for n in self.services_of(stack).names if n != front])
 
     def services_of(self, stack: Stack) -> ReleaseServices:
         if stack.services is None:
