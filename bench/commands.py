@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import os
 import shutil
 import subprocess
@@ -98,7 +99,8 @@ def _checkout(path: Path, revision: str) -> None:
                              capture_output=True, check=True).stdout
     shutil.rmtree(path / "droplet_deploy")
     subprocess.run(["tar", "-x"], cwd=path, input=archive, check=True)  # noqa: S603 - fixed argv
-    for argv in (["git", "add", "-A"], ["git", "commit", "-q", "-m", f"toolkit at {revision}"]):
+    compileall.compile_dir(str(path / "droplet_deploy"), quiet=1)  # as make_project does for the work tree's
+    for argv in (["git", "add", "-A"], ["git", "commit", "-q", "--allow-empty", "-m", f"toolkit at {revision}"]):
         subprocess.run(argv, cwd=path, check=True, capture_output=True,  # noqa: S603 - fixed argv
                        env={**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
                             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"})

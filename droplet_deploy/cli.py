@@ -17,7 +17,7 @@ from importlib import metadata
 from invoke import Collection, Program, task
 
 from droplet_deploy import notify as notify_mod
-from droplet_deploy.core.config import DEFAULTS
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.tasks.doctor import doctor
 from droplet_deploy.tasks.init import init
 

@@ -6,6 +6,7 @@ port, and everything it created is removed afterwards, so tests can run beside a
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -160,6 +161,10 @@ def make_project(tmp_path: Path, *, files: list[str] | None = None) -> Project:
         dest = path / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dest)
+    if (path / "droplet_deploy").is_dir():
+        # Invoke turns off writing bytecode (its --write-pyc), so without this every `inv` in the clone compiles
+        # the toolkit again; an installed wheel holds the bytecode pip compiled, which this matches.
+        compileall.compile_dir(str(path / "droplet_deploy"), quiet=1)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")

@@ -17,121 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from droplet_deploy.core import front_settings, validate
+from droplet_deploy.core.config_keys import (
+    BOOL,
+    DICT,
+    FIELDS,
+    FLOAT,
+    INT,
+    LIST,
+    STR,
+    article,
+    describe,
+    kind_of,
+    show,
+)
 from droplet_deploy.core.errors import ConfigError
-from droplet_deploy.core.redact import redact
-
-# (type, default). ``None`` as a default means "optional, no value".
-_STR, _INT, _FLOAT, _BOOL, _LIST, _DICT = "string", "integer", "number", "true/false", "list of strings", "mapping"
-_HOOKS = "mapping of hooks"
-
-FIELDS: dict[str, tuple[str, Any]] = {
-    "app_name": (_STR, None),
-    "context": (_STR, "."),
-    "dockerfile": (_STR, "Dockerfile"),
-    "build_target": (_STR, None),
-    "build_args": (_DICT, {}),
-    "compose_file": (_STR, "docker-compose.test.yml"),
-    "project": (_STR, None),
-    "host": (_STR, None),
-    "public_port": (_INT, 8001),
-    "app_service": (_STR, "app"),
-    "app_port": (_INT, 8000),
-    "proxy_service": (_STR, "proxy"),
-    "proxy_image": (_STR, "nginx:1.27-alpine"),
-    "upstream_file": (_STR, "/etc/nginx/upstream/app.conf"),
-    "app_dir": (_STR, "/srv/app"),
-    "check_command": (_LIST, ["python3", "-m", "app", "--check"]),
-    "health_path": (_STR, "/api/health"),
-    "health_timeout": (_FLOAT, 60.0),
-    "health_interval": (_FLOAT, 0.5),
-    # How the revision is proven: the health body (body), the answering container's image label (label), or the
-    # body when it reports one and the label otherwise (auto).
-    "health_revision": (_STR, "auto"),
-    "check_endpoints": (_LIST, ["/api/health"]),
-    # The Host header of every health probe: a name the app accepts (Django's ALLOWED_HOSTS). Unset: the first of
-    # the environment's public names when it has any, else localhost (Settings.probe_host).
-    "health_host": (_STR, None),
-    # Services on the release (a worker on the app's image, a service built of its own) recreated before the app's
-    # switch rather than after it, in this order: for a worker the new release's code needs running first.
-    "services_first": (_LIST, []),
-    # The plan's backend + frontend shape: the proxy the toolkit adds sends api_path to the app and everything else
-    # to this service (static files behind its own web server, listening on frontend_port), each rolled the same way.
-    "frontend_service": (_STR, None),
-    "frontend_port": (_INT, 8080),
-    "api_path": (_STR, "/api/"),
-    "drain_seconds": (_INT, 15),
-    "keep_images": (_INT, 5),
-    "keep_releases": (_INT, 5),
-    "compose_command": (_STR, "auto"),
-    "state_dir": (_STR, None),
-    "remote_dir": (_STR, None),
-    "env_file": (_STR, None),
-    "min_free_mb": (_INT, 1024),
-    # Below this much free space where Docker keeps images, preflight warns and a deploy ends with deploy.clean's
-    # step (0: never).
-    "clean_below_mb": (_INT, 4096),
-    "lock_stale_seconds": (_FLOAT, 120.0),
-    "ssh_config": (_STR, None),
-    "known_hosts": (_STR, None),
-    "accept_new_host_key": (_BOOL, False),
-    "connect_timeout": (_FLOAT, 15.0),
-    "backup_command": (_LIST, None),
-    "backup_dir": (_STR, None),
-    "keep_backups": (_INT, 7),
-    # null: the app has no database (backups then hold only logs and config, and a deploy takes none).
-    "db_path": (_STR, "/data/app.db"),
-    "restore_command": (_LIST, None),
-    # Unset: on for environments with a host (production data), off for the local test stack.
-    "backup_before_deploy": (_BOOL, None),
-    # Commands run around a release: pre_switch in the new image before traffic moves, post_deploy where inv runs.
-    "hooks": (_HOOKS, {}),
-    # Where the stack runs: compose (one engine) or swarm (a Swarm cluster, through its manager: docs/swarm.md).
-    "engine": (_STR, "compose"),
-    # Swarm only: how many app tasks the cluster runs, and how the manager reaches each other node's engine
-    # (a DOCKER_HOST such as ssh://deploy@worker-1) to send it the image.
-    "replicas": (_INT, 2),
-    "swarm_nodes": (_LIST, []),
-    # Swarm only: the registry image the manager runs on its 127.0.0.1 to hand each node only the layers it lacks;
-    # null: every node gets the whole image by docker save | docker load.
-    "swarm_registry_image": (_STR, "registry:2"),
-    # The front proxy: one per host, shared by every environment with `hosts` (docs/several-apps.md, docs/https.md).
-    "hosts": (_LIST, []),
-    "path_prefix": (_STR, None),
-    "http_port": (_INT, 80),
-    "https_port": (_INT, 443),
-    "tls": (_STR, "auto"),
-    "acme_directory": (_STR, "https://acme-v02.api.letsencrypt.org/directory"),
-    "acme_email": (_STR, None),
-    "acme_ca_bundle": (_STR, None),
-    "tls_certificate": (_STR, None),
-    "tls_key": (_STR, None),
-    "hsts": (_BOOL, False),
-    "certificate_timeout": (_FLOAT, 90.0),
-    "front_name": (_STR, "droplet-front"),
-    "front_image": (_STR, "caddy:2"),
-    "front_dir": (_STR, "/var/lib/droplet-deploy/front"),
-    "front_bind": (_STR, None),
-    "front_admin_port": (_INT, 2019),
-    "max_body_mb": (_INT, 100),
-    "read_timeout": (_FLOAT, 60.0),
-    "gzip": (_BOOL, True),
-    "renew_check_interval": (_FLOAT, 600.0),
-    # Deadlines: how long one command may run when nothing else bounds it, by kind, and how long the host may
-    # take to answer the SSH link check (a lost link is noticed within link_timeout + 5 seconds).
-    "command_timeout": (_FLOAT, 900.0),
-    "build_timeout": (_FLOAT, 3600.0),
-    "pre_switch_timeout": (_FLOAT, 3600.0),
-    "link_timeout": (_FLOAT, 15.0),
-    # Backups of a database service: where they run (a compose service; unset: the app service) and what the
-    # database is (sqlite: the built-in copy of db_path; postgres: pg_dump/pg_restore in that service's container,
-    # as db_user on db_name, unset: its POSTGRES_USER/POSTGRES_DB).
-    "backup_service": (_STR, None),
-    "db_kind": (_STR, None),
-    "db_user": (_STR, None),
-    "db_name": (_STR, None),
-    # Where each backup is copied once it passed its check: ssh://<host>/<dir> and s3://<bucket>/<prefix>.
-    "backup_copy": (_LIST, []),
-}
 
 # Keys that only make sense at the top of ``deploy:`` rather than per environment.
 _TOP_ONLY = {"environments", "default_env"}
@@ -171,22 +70,6 @@ RANGES: dict[str, validate.Range] = {
 # would accept any key on every fresh machine (a new CI runner each time): trust on first use, forever.
 _FLAG_ONLY = {"accept_new_host_key": "--accept-new-host-key"}
 
-DEFAULTS: dict[str, Any] = {
-    **{key: default for key, (_, default) in FIELDS.items()},
-    "default_env": "test",
-    "environments": {
-        "test": {
-            "compose_file": "docker-compose.test.yml",
-            "public_port": 8001,
-        },
-        "prod": {
-            "compose_file": "docker-compose.beta.yml",
-            "public_port": 8000,
-            "host": "prod",
-            "env_file": ".env",
-        },
-    },
-}
 
 # How deploy.health may prove the revision (the setting health_revision).
 HEALTH_REVISION_MODES = ("auto", "body", "label")
@@ -423,7 +306,7 @@ def _environment(raw: dict[str, Any], env: str | None) -> tuple[str, dict[str, A
     if not isinstance(environments, dict):
         raise ConfigError("deploy.environments", f"must be a mapping of names to settings, got {kind_of(environments)}",
                           "write e.g. `environments: {test: {public_port: 8001}}`")
-    env = env or _check("deploy.default_env", raw.get("default_env"), _STR) or "test"
+    env = env or _check("deploy.default_env", raw.get("default_env"), STR) or "test"
     if env not in environments:
         names = ", ".join(sorted(environments)) or "none"
         raise ConfigError(f"deploy.environments.{env}", "no such environment",
@@ -527,8 +410,8 @@ def _hook_commands(where: str, value: Any) -> tuple[tuple[str, ...], ...]:
 
 def _typed(where: str, value: Any, key: str, kind: str, default: Any) -> Any:
     if value is None and default is not None and key not in _NULL_MEANS:
-        raise ConfigError(where, f"must be {_article(kind)} {kind}, got null",
-                          f"remove {where} to use the default {_show(default)}")
+        raise ConfigError(where, f"must be {article(kind)} {kind}, got null",
+                          f"remove {where} to use the default {show(default)}")
     checked = _check(where, value, kind)
     if key in RANGES:
         return validate.setting(where, checked, RANGES[key])
@@ -537,12 +420,12 @@ def _typed(where: str, value: Any, key: str, kind: str, default: Any) -> Any:
 
 # Booleans are ints to Python; a config value `true` is never a number here.
 _IS_KIND: dict[str, Callable[[Any], bool]] = {
-    _STR: lambda value: isinstance(value, str),
-    _INT: lambda value: isinstance(value, int) and not isinstance(value, bool),
-    _FLOAT: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
-    _BOOL: lambda value: isinstance(value, bool),
-    _LIST: lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
-    _DICT: lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value),
+    STR: lambda value: isinstance(value, str),
+    INT: lambda value: isinstance(value, int) and not isinstance(value, bool),
+    FLOAT: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
+    BOOL: lambda value: isinstance(value, bool),
+    LIST: lambda value: isinstance(value, list) and all(isinstance(v, str) for v in value),
+    DICT: lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value),
 }
 
 
@@ -550,18 +433,18 @@ def _check(where: str, value: Any, kind: str) -> Any:
     if value is None:
         return None
     if not _IS_KIND[kind](value):
-        article = _article(kind)
-        raise ConfigError(where, f"must be {article} {kind}, got {kind_of(value)} {_show(value)}",
-                          f"set {where} to {article} {kind}")
+        a = article(kind)
+        raise ConfigError(where, f"must be {a} {kind}, got {kind_of(value)} {show(value)}",
+                          f"set {where} to {a} {kind}")
     return _normalised(where, value, kind)
 
 
 def _normalised(where: str, value: Any, kind: str) -> Any:
-    if kind == _FLOAT:
+    if kind == FLOAT:
         return float(value)
-    if kind == _DICT:
+    if kind == DICT:
         return _string_values(where, value)
-    if kind == _LIST:
+    if kind == LIST:
         return list(value)
     return value
 
@@ -651,11 +534,11 @@ def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:
         path = values[key]
         if path is not None and not path.startswith("/"):
             raise ConfigError(origins[key], f"{path!r} is not an absolute path",
-                              f"write the full path from /, e.g. {_show(FIELDS[key][1] or '/srv/myapp')}")
+                              f"write the full path from /, e.g. {show(FIELDS[key][1] or '/srv/myapp')}")
     for key in ("remote_dir", "db_path", "app_dir", "upstream_file", "state_dir", "backup_dir", "env_file",
                 "compose_file", "context", "dockerfile"):
         if values[key] is not None and _CONTROL_RE.search(values[key]):
-            raise ConfigError(origins[key], f"{_show(values[key])} holds a control character (a newline?)",
+            raise ConfigError(origins[key], f"{show(values[key])} holds a control character (a newline?)",
                               "write the path on one line")
     if values["remote_dir"] is not None and values["remote_dir"].rstrip("/") == "":
         raise ConfigError(origins["remote_dir"], "is the root directory",
@@ -667,13 +550,13 @@ def _check_paths(values: dict[str, Any], origins: dict[str, str]) -> None:
 
 def _check_choices(values: dict[str, Any], origins: dict[str, str]) -> None:
     if values["engine"] not in ENGINES:
-        raise ConfigError(origins["engine"], f"{_show(values['engine'])} is not an engine",
+        raise ConfigError(origins["engine"], f"{show(values['engine'])} is not an engine",
                           "use compose (one Docker engine) or swarm (a Swarm cluster through its manager)")
     if values["compose_command"] not in ("auto", "docker compose", "docker-compose"):
         raise ConfigError(origins["compose_command"], f"{values['compose_command']!r} is not supported",
                           "use auto, 'docker compose' (v2) or docker-compose (v1)")
     if values["health_revision"] not in HEALTH_REVISION_MODES:
-        raise ConfigError(origins["health_revision"], f"{_show(values['health_revision'])} is not a way to prove "
+        raise ConfigError(origins["health_revision"], f"{show(values['health_revision'])} is not a way to prove "
                           "the revision", "use auto (the health body if it reports one, else the image label), "
                           "body (insist on the health body) or label (the image label of the answering container)")
     if not values["proxy_image"].strip() or any(ch.isspace() for ch in values["proxy_image"]):
@@ -688,14 +571,14 @@ _DB_ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]{0,62}$")
 def _check_database(values: dict[str, Any], origins: dict[str, str]) -> None:
     service = values["backup_service"]
     if service is not None and not _SERVICE_RE.match(service):
-        raise ConfigError(origins["backup_service"], f"{_show(service)} is not a compose service name",
+        raise ConfigError(origins["backup_service"], f"{show(service)} is not a compose service name",
                           "name the service that holds the database, e.g. backup_service: db")
     if service is not None and service == values["proxy_service"]:
         raise ConfigError(origins["backup_service"], "is the proxy service",
                           "name the service that holds the database (e.g. db), or remove it for the app service")
     kind = values["db_kind"]
     if kind is not None and kind not in DB_KINDS:
-        raise ConfigError(origins["db_kind"], f"{_show(kind)} is not a database kind",
+        raise ConfigError(origins["db_kind"], f"{show(kind)} is not a database kind",
                           "use sqlite (the built-in copy of db_path) or postgres (pg_dump in backup_service)")
     if kind is not None and values["backup_command"] is not None:
         raise ConfigError(origins["db_kind"], "is set together with backup_command",
@@ -705,7 +588,7 @@ def _check_database(values: dict[str, Any], origins: dict[str, str]) -> None:
             raise ConfigError(origins[key], "applies to db_kind: postgres only",
                               f"set db_kind: postgres or remove {key}")
         if values[key] is not None and not _DB_ROLE_RE.match(values[key]):
-            raise ConfigError(origins[key], f"{_show(values[key])} is not a PostgreSQL name",
+            raise ConfigError(origins[key], f"{show(values[key])} is not a PostgreSQL name",
                               "use letters, digits and '_', starting with a letter or '_'")
 
 
@@ -715,7 +598,7 @@ _COPY_RE = re.compile(r"^(ssh://[^/\s]+/[^\s]*[^/\s][^\s]*|s3://[a-z0-9][a-z0-9.
 def _check_copies(values: dict[str, Any], origins: dict[str, str]) -> None:
     for index, place in enumerate(values["backup_copy"] or []):
         if not _COPY_RE.match(place):
-            raise ConfigError(f"{origins['backup_copy']}[{index}]", f"{_show(place)} is not a place to copy to",
+            raise ConfigError(f"{origins['backup_copy']}[{index}]", f"{show(place)} is not a place to copy to",
                               "write ssh://<host>/<absolute dir> or s3://<bucket>/<prefix>")
 
 
@@ -741,25 +624,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def describe(value: Any) -> str:
-    """A value as error messages show it: its YAML kind, then the value (cut short)."""
-    return "null" if value is None else f"{kind_of(value)} {_show(value)}"
-
-
-def _article(kind: str) -> str:
-    return "an" if kind[0] in "aeiou" else "a"
-
-
-def kind_of(value: Any) -> str:
-    """The YAML name of a value's type: mapping, list, string, true/false, integer, number, null."""
-    return {dict: "mapping", list: "list", str: "string", bool: "true/false", int: "integer", float: "number",
-            type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _show(value: Any) -> str:
-    text = redact(repr(value))  # a mistyped backup_command may hold a password
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -79,35 +79,42 @@ def _named(match: re.Match[str]) -> bool:
 
 
 _JSON_VALUE = r'(?P<q>\\?")(?P<name>[A-Za-z_][\w.-]*)(?P=q)\s*:\s*(?P=q)(?P<secret>(?:(?!(?P=q))[^\\]|\\.)*?)(?P=q)'
-# In the order they are tried; an earlier shape's mask is not looked at again.
-_SHAPES = (
-    # NAME=value and --name=value, also inside a script (`PGPASSWORD=x pg_dump`) or a query string (`?password=x&`).
-    # Before URLs: SENTRY_DSN=https://key@host is masked whole.
-    # (A name starts where no name character is before it, nor one and a '-': tried at every character of a long
-    # word, the pattern would take quadratic time.)
-    _Shape(re.compile(r"(?<![A-Za-z0-9_.])(?<![A-Za-z0-9_.]-)(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;'\"]+)"),
-           _named),
-    # JSON and Python-repr values of secret keys: {"token": "x"}, {\"password\":\"x\"} (JSON inside JSON), {'pw': 'x'}.
-    _Shape(re.compile(_JSON_VALUE), _named),
-    _Shape(re.compile(r"'(?P<name>[A-Za-z_][\w.-]*)'\s*:\s*'(?P<secret>[^']*)'"), _named),
-    # Authorization: Bearer x (any scheme), and headers named for a secret: X-Api-Key: x, PRIVATE-TOKEN: x.
-    _Shape(re.compile(r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|bot|apikey|negotiate)\s+)?"
-                      r"(?P<secret>[^\s'\"]+)")),
-    _Shape(re.compile(r"(?<![A-Za-z0-9-])(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+)\s*:\s*(?P<secret>[^\s'\"]+)"),
-           _named),
-    # Webhook URLs are their own credential: whoever has one can post. The ids before the token stay readable.
-    _Shape(re.compile(r"\bhttps?://hooks\.slack\.com/(?:services|workflows|triggers)/(?:[^\s'\"/?#]+/)*"
-                      r"(?P<secret>[^\s'\"/?#]+)")),
-    _Shape(re.compile(r"\bhttps?://(?:[\w-]+\.)?discord(?:app)?\.com/api/webhooks/\d+/(?P<secret>[^\s'\"/?#]+)")),
-    _Shape(re.compile(r"\bhttps?://[\w.-]+\.webhook\.office\.com/(?P<secret>[^\s'\"?#]+)")),
-    _Shape(re.compile(r"\bhttps?://api\.telegram\.org/(?:file/)?bot\d+:(?P<secret>[^\s'\"/?#]+)")),
-    _Shape(re.compile(r"(?<![\w:/])\d{6,12}:(?P<secret>[A-Za-z0-9_-]{30,})\b")),  # a bare Telegram bot token
-    # scheme://user:PASSWORD@host. The password runs to the last '@' of the word: users paste passwords with an
-    # unencoded '@' in them, and showing the part after the first one would show most of the password.
-    _Shape(re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/]*:(?P<secret>\S+)@(?=[^\s@]*(?:\s|$))")),
-    # https://KEY@host: a user without a password in a web URL is a token (a Sentry DSN, a GitHub clone URL).
-    _Shape(re.compile(r"\b(?:https?|wss?)://(?P<secret>[^\s:/@'\"]+)@(?=[^\s@]*(?:\s|$))")),
-)
+
+
+@functools.cache
+def _shapes() -> tuple[_Shape, ...]:
+    """In the order they are tried; an earlier shape's mask is not looked at again. Compiled at the first
+    mask, not at import: listing the tasks never masks anything."""
+    return (
+        # NAME=value and --name=value, also inside a script (`PGPASSWORD=x pg_dump`) or a query string (`?password=x&`).
+        # Before URLs: SENTRY_DSN=https://key@host is masked whole.
+        # (A name starts where no name character is before it, nor one and a '-': tried at every character of a long
+        # word, the pattern would take quadratic time.)
+        _Shape(re.compile(r"(?<![A-Za-z0-9_.])(?<![A-Za-z0-9_.]-)(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<secret>'[^']*'|\"[^\"]*\"|[^\s&;'\"]+)"),
+               _named),
+        # JSON and Python-repr values of secret keys: {"token": "x"}, {\"password\":\"x\"} (JSON inside JSON), {'pw': 'x'}.
+        _Shape(re.compile(_JSON_VALUE), _named),
+        _Shape(re.compile(r"'(?P<name>[A-Za-z_][\w.-]*)'\s*:\s*'(?P<secret>[^']*)'"), _named),
+        # Authorization: Bearer x (any scheme), and headers named for a secret: X-Api-Key: x, PRIVATE-TOKEN: x.
+        _Shape(re.compile(r"(?i)\b(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|bot|apikey|negotiate)\s+)?"
+                          r"(?P<secret>[^\s'\"]+)")),
+        _Shape(re.compile(r"(?<![A-Za-z0-9-])(?P<name>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+)\s*:\s*(?P<secret>[^\s'\"]+)"),
+               _named),
+        # Webhook URLs are their own credential: whoever has one can post. The ids before the token stay readable.
+        _Shape(re.compile(r"\bhttps?://hooks\.slack\.com/(?:services|workflows|triggers)/(?:[^\s'\"/?#]+/)*"
+                          r"(?P<secret>[^\s'\"/?#]+)")),
+        _Shape(re.compile(r"\bhttps?://(?:[\w-]+\.)?discord(?:app)?\.com/api/webhooks/\d+/(?P<secret>[^\s'\"/?#]+)")),
+        _Shape(re.compile(r"\bhttps?://[\w.-]+\.webhook\.office\.com/(?P<secret>[^\s'\"?#]+)")),
+        _Shape(re.compile(r"\bhttps?://api\.telegram\.org/(?:file/)?bot\d+:(?P<secret>[^\s'\"/?#]+)")),
+        _Shape(re.compile(r"(?<![\w:/])\d{6,12}:(?P<secret>[A-Za-z0-9_-]{30,})\b")),  # a bare Telegram bot token
+        # scheme://user:PASSWORD@host. The password runs to the last '@' of the word: users paste passwords with an
+        # unencoded '@' in them, and showing the part after the first one would show most of the password.
+        _Shape(re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/]*:(?P<secret>\S+)@(?=[^\s@]*(?:\s|$))")),
+        # https://KEY@host: a user without a password in a web URL is a token (a Sentry DSN, a GitHub clone URL).
+        _Shape(re.compile(r"\b(?:https?|wss?)://(?P<secret>[^\s:/@'\"]+)@(?=[^\s@]*(?:\s|$))")),
+    )
+
+
 # A word of a shell line, quotes kept, and what ends a simple command (the program in force ends with it; a
 # backquote too, also where a message quotes a command in backquotes).
 _WORD = re.compile(r"(?P<word>(?:'[^']*'|\"[^\"]*\"|[^\s'\";&|()<>`])+)|(?P<end>[;&|()\n`])")
@@ -209,7 +216,7 @@ def _masked(argv: Sequence[str]) -> list[tuple[str, str | None]]:
 def _redact(text: str) -> tuple[str, list[str]]:
     """``text`` masked, and the raw values masked in it."""
     found: list[str] = []
-    for shape in _SHAPES:
+    for shape in _shapes():
         text = shape.pattern.sub(functools.partial(_mask_group, shape=shape, found=found), text)
     return (_mask_words(text, found) if _has_placed_secrets(text) else text), found
 

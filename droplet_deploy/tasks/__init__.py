@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from droplet_deploy.core.config import DEFAULTS
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.tasks import backup, config_errors, deploy, health, verify
 from droplet_deploy.tasks import day_two as ops
 from droplet_deploy.tasks import front as front_tasks

@@ -10,7 +10,6 @@ from invoke import Collection, task
 
 from droplet_deploy.core import validate
 from droplet_deploy.core.errors import UsageError
-from droplet_deploy.core.ui import Reporter
 from droplet_deploy.tasks.flags import (
     ENV_HELP,
     HOST_HELP,
@@ -22,6 +21,7 @@ from droplet_deploy.tasks.flags import (
 
 if TYPE_CHECKING:  # annotations only: the task bodies import what they run
     from droplet_deploy.backup import manifest as mf
+    from droplet_deploy.core.ui import Reporter
 
 WHERE = {"env": ENV_HELP, "host": HOST_HELP}
 
@@ -87,6 +87,7 @@ def verify(c, backup_id, env=None, host=None):
     """Check a backup: every file's sha256, and the database copy opens and passes its integrity check."""
     from droplet_deploy import backup as backups
     from droplet_deploy.backup import manifest as mf
+    from droplet_deploy.core.ui import Reporter
     if _is_local_path(backup_id):
         ui = Reporter()
         found = backups.verify_local(backup_id, _report(ui))

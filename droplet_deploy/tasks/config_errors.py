@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
-from droplet_deploy.core.config import DEFAULTS, describe, kind_of
+from droplet_deploy.core.config_keys import DEFAULTS, describe, kind_of
 from droplet_deploy.core.errors import ConfigError
 
 _FILES = ("system", "user", "project", "runtime")

@@ -386,7 +386,7 @@ def test_the_ctrl_c_message_is_explained():
 
 
 def config_fields() -> dict[str, tuple[str, object]]:
-    from droplet_deploy.core.config import FIELDS
+    from droplet_deploy.core.config_keys import FIELDS
 
     return dict(FIELDS)
 

@@ -9,7 +9,8 @@ import pytest
 from droplet_deploy.backup import manifest as mf
 from droplet_deploy.backup.store import check_id, path_of, root
 from droplet_deploy.backup.verify import verify_local
-from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.config import load
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.core.errors import BackupError, BackupInvalid, ConfigError, UsageError
 from droplet_deploy.pipeline.backup_step import wanted
 

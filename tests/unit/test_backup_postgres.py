@@ -7,7 +7,8 @@ from droplet_deploy.backup import manifest as mf
 from droplet_deploy.backup.postgres import _compare
 from droplet_deploy.commands import backup as cmd
 from droplet_deploy.commands import postgres as pg
-from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.config import load
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.core.errors import ConfigError
 from droplet_deploy.transport.target import command_line
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.config import load
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.core.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ import os
 import pytest
 from invoke import Config
 
-from droplet_deploy.core.config import DEFAULTS
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.tasks import config_errors
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from invoke import Config, Context
 
-from droplet_deploy.core import config, signals
+from droplet_deploy.core import config, config_keys, signals
 from droplet_deploy.core.errors import CommandFailed, ConfigError
 from droplet_deploy.transport.target import Bounds, LocalTarget
 
@@ -42,7 +42,7 @@ def test_a_probe_gets_the_plain_bound_and_an_explicit_timeout_wins(tmp_path):
 
 
 def test_the_bounds_come_from_the_settings_with_their_defaults(root):
-    settings = config.load({**config.DEFAULTS, "app_name": "shop"}, "test", root=root)
+    settings = config.load({**config_keys.DEFAULTS, "app_name": "shop"}, "test", root=root)
     assert (settings.command_timeout, settings.build_timeout, settings.pre_switch_timeout) == (900, 3600, 3600)
     assert settings.link_timeout == 15
 
@@ -50,7 +50,7 @@ def test_the_bounds_come_from_the_settings_with_their_defaults(root):
 @pytest.mark.parametrize("key", ["command_timeout", "build_timeout", "pre_switch_timeout", "link_timeout"])
 def test_a_bound_out_of_range_is_one_line_naming_the_key(key, root):
     with pytest.raises(ConfigError, match=rf"deploy\.{key}: .*seconds"):
-        config.load({**config.DEFAULTS, "app_name": "shop", key: 0}, "test", root=root)
+        config.load({**config_keys.DEFAULTS, "app_name": "shop", key: 0}, "test", root=root)
 
 
 class Lost(Exception):

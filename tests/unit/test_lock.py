@@ -17,7 +17,7 @@ import pytest
 from invoke import Config, Context
 
 from droplet_deploy.commands import files
-from droplet_deploy.core import config
+from droplet_deploy.core import config, config_keys
 from droplet_deploy.core.errors import LockHeld, LockLost
 from droplet_deploy.core.ui import Reporter
 from droplet_deploy.operations import unlock as unlock_ops
@@ -229,7 +229,7 @@ def test_a_dry_run_takes_no_lock_but_refuses_a_live_one(tmp_path):
 
 @pytest.fixture
 def session(root):
-    settings = config.load({**config.DEFAULTS, "app_name": "shop"}, "test", root=root)
+    settings = config.load({**config_keys.DEFAULTS, "app_name": "shop"}, "test", root=root)
     target = LocalTarget(Context(Config(overrides={"run": {"in_stream": False}})), str(root), out=io.StringIO())
     return Session(settings, target, target, Reporter(io.StringIO()))
 

@@ -153,7 +153,8 @@ def test_the_env_file_search_also_finds_the_configured_env_files_own_name(tmp_pa
     import dataclasses
     import subprocess
 
-    from droplet_deploy.core.config import DEFAULTS, load
+    from droplet_deploy.core.config import load
+    from droplet_deploy.core.config_keys import DEFAULTS
 
     for rel in ("a/.env", "b/prod.vars", "c/.env.example", "d/.env.local", "e/notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

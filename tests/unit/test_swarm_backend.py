@@ -9,7 +9,8 @@ import json
 import pytest
 
 from droplet_deploy.commands.swarm import STOPPED_LABEL
-from droplet_deploy.core.config import DEFAULTS, load
+from droplet_deploy.core.config import load
+from droplet_deploy.core.config_keys import DEFAULTS
 from droplet_deploy.core.errors import ConfigError, UsageError
 from droplet_deploy.engines.base import RestartPlan
 from droplet_deploy.engines.swarm.day_two import restart_note, restarted, scaling, settled

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from droplet_deploy.core import validate
-from droplet_deploy.core.config import DEFAULTS, FIELDS, RANGES, load
+from droplet_deploy.core.config import RANGES, load
+from droplet_deploy.core.config_keys import DEFAULTS, FIELDS
 from droplet_deploy.core.errors import ConfigError, UsageError
 
 RULES = [validate.TIMEOUT, validate.INTERVAL, validate.DRAIN, validate.PORT, validate.KEEP, validate.MEGABYTES,
