@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ import yaml
 
 from droplet_deploy.core import config
 from droplet_deploy.core.errors import ComposeFileError
-from droplet_deploy.engines.compose import compose_file, override
+from droplet_deploy.engines.compose import checks, compose_file, override
 from droplet_deploy.engines.compose import override_file as adopt
 from droplet_deploy.engines.compose.backend import ComposeBackend
 from droplet_deploy.engines.compose.compose_file import Port, parse_port
@@ -271,3 +274,49 @@ def test_rendered_yaml_is_plain_yaml_for_other_readers(tmp_path):
     with pytest.raises(yaml.constructor.ConstructorError):
         yaml.safe_load(text)  # compose's own tag: only loaders that know it (ours, compose) read it
     assert "proxy" not in compose_file.load(text, "override")["services"]
+
+
+class SlowVersionTarget(ScriptedTarget):
+    """A host whose `compose version` answers only once ``answer`` is set: what else ran before it did."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.answer = threading.Event()
+        self.probed: list[list[str]] = []
+
+    def probe(self, argv, *, check=False, timeout=None) -> Result:
+        argv = [str(a) for a in argv]
+        self.probed.append(argv)
+        if argv[-2:] == ["version", "--short"]:
+            assert self.answer.wait(10), "the version probe was never answered"
+        elif argv[-2:] == ["config", "--quiet"]:
+            program = next(a for a in argv[1:] if "=" not in a)  # after `env NAME=value ...`
+            found = program == ("docker" if self.version.startswith("2") else "docker-compose")
+            return Result(tuple(argv), 0 if found else 1, "", "" if found else "not a docker command")
+        return super().probe(argv, check=check, timeout=timeout)
+
+
+def test_the_compose_file_check_runs_beside_the_binarys_detection_not_after_it(tmp_path):
+    target = SlowVersionTarget(EXISTING, "2.40.3")
+    stack = session_with(target, settings_for(tmp_path)).backend.stack
+    detecting = threading.Thread(target=lambda: stack.binary)
+    detecting.start()
+    checking = concurrent.futures.ThreadPoolExecutor(1).submit(checks.compose_file, stack, "shop:abc")
+    deadline = time.monotonic() + 10
+    while not any(a[-2:] == ["config", "--quiet"] for a in target.probed) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(a[-2:] == ["config", "--quiet"] for a in target.probed), "config waited for the version"
+    target.answer.set()
+    item = checking.result(10)
+    detecting.join(10)
+    assert item.ok, item.detail
+    assert [a[5:7] for a in target.probed if a[-2:] == ["config", "--quiet"]] == [["docker", "compose"]]
+
+
+def test_a_host_with_another_compose_binary_is_checked_again_with_the_one_found(tmp_path):
+    target = SlowVersionTarget(EXISTING, "1.29.2")
+    target.answer.set()
+    stack = session_with(target, settings_for(tmp_path)).backend.stack
+    item = checks.compose_file(stack, "shop:abc")
+    assert item.ok, item.detail
+    assert [a[5] for a in target.probed if a[-2:] == ["config", "--quiet"]] == ["docker", "docker-compose"]

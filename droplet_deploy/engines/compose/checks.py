@@ -31,12 +31,15 @@ def compose_file(stack: Stack, image: str) -> Item:
         # A dry run before the first release: the files were not uploaded, so there is nothing to check yet.
         return Item("compose file", True, f"{stack.compose_file} not on {stack.target.name} yet (dry run before "
                                           "the first release): checked when a real deploy uploads it")
-    compose = stack.compose(image)
+    # Run beside the binary's detection (its `version` takes as long as this check), not after it.
+    compose = stack.compose(image, binary=stack.first_binary)
     if stack.target.dry:
         # A dry run prints the override instead of writing it: check what is there.
         compose = dataclasses.replace(compose, overrides=tuple(
             f for f in compose.overrides if stack.target.probe(files.is_file(f)).ok))
     result = stack.target.probe(compose.config(quiet=True))
+    if stack.binary != compose.binary:
+        result = stack.target.probe(dataclasses.replace(compose, binary=stack.binary).config(quiet=True))
     names = " + ".join([stack.compose_file, *compose.overrides])
     if not result.ok:
         tail = (result.stderr.strip().splitlines() or ["invalid"])[-1][:200]

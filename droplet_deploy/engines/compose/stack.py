@@ -138,9 +138,16 @@ class Stack:
         return InUse(self.compose_file, self.overrides[0] if self.overrides else None,
                      env if env and env != NO_ENV_FILE else None)
 
-    def compose(self, image: str | None = None) -> Compose:
+    @property
+    def first_binary(self) -> tuple[str, ...]:
+        """The detected binary, or while detection runs the one it tries first (nearly always the one found): a
+        check that only reads runs with it beside the detection, and again if another was found."""
+        detected = self._detected
+        return detected[0] if detected else COMPOSE_BINARIES[self.settings.compose_command][0]
+
+    def compose(self, image: str | None = None, *, binary: tuple[str, ...] | None = None) -> Compose:
         variables = compose_variables(self.settings, image, env_file=self.env_file)
-        return Compose(self.settings.project, self.compose_file, self.binary, variables, self.overrides,
+        return Compose(self.settings.project, self.compose_file, binary or self.binary, variables, self.overrides,
                        self.project_directory)
 
     def snapshot(self, *, upstream: bool = True) -> state.Snapshot:
