@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from invoke import Context
@@ -125,8 +125,9 @@ class Backend:
         is the serving app container whose image and revision it keeps."""
         return []
 
-    def prune_images(self, keep: set[str]) -> list[str]:
-        """Remove the app's old images beyond ``keep_images``; returns what was removed."""
+    def prune_images(self, keep: Callable[[], set[str]]) -> list[str]:
+        """Remove the app's old images beyond ``keep_images`` except ``keep()``'s, asked once they are listed;
+        returns what was removed."""
         raise NotImplementedError
 
     # --- day two (deploy.logs, deploy.exec, deploy.start/stop, backups) ------------------------------------------

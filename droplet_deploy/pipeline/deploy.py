@@ -12,6 +12,7 @@ release history. The lock comes first so that nothing on the host changes while 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from droplet_deploy.front import publish as front
@@ -74,11 +75,19 @@ def prune(session: Session, image: str, release_id: str) -> None:
     """Images and kept release files past keep_images and keep_releases, sparing what a rollback to the release
     before this one needs (deploy.releases.needed)."""
     ui, settings = session.ui, session.settings
-    # The rollout retired every other app container: the newest running one serves, no upstream read needed.
-    snapshot = session.backend.snapshot(upstream=False)
-    serving = snapshot.serving.revision if snapshot.serving else None
-    need = releases.needed(history.recent(session.target, session.state_dir, releases.HISTORY_LINES), serving)
-    pruned = session.backend.prune_images({c.image for c in snapshot.apps} | {image} | need.images)
+
+    def wanted() -> tuple[set[str], releases.Needed]:
+        # The rollout retired every other app container: the newest running one serves, no upstream read needed.
+        snapshot = session.backend.snapshot(upstream=False)
+        serving = snapshot.serving.revision if snapshot.serving else None
+        need = releases.needed(history.recent(session.target, session.state_dir, releases.HISTORY_LINES), serving)
+        return {c.image for c in snapshot.apps} | {image} | need.images, need
+
+    # What runs and what a rollback needs are read while the images are listed: neither waits for the other.
+    with ThreadPoolExecutor(1, thread_name_prefix="prune") as pool:
+        reading = pool.submit(wanted)
+        pruned = session.backend.prune_images(lambda: reading.result()[0])
+        need = reading.result()[1]
     ui.note(f"kept the newest {settings.keep_images} images" + (f", removed {len(pruned)}" if pruned else ""))
     removed = kept.prune(session, settings.keep_releases, need.releases | {release_id})
     if removed:

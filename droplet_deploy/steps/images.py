@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from droplet_deploy.commands import docker
@@ -43,9 +43,11 @@ def choose_prunable(images: list[Image], keep: int, in_use: set[str]) -> list[Im
     return [i for i in images[keep:] if i.ref not in in_use]
 
 
-def prune(target: Target, settings: Settings, in_use: set[str]) -> list[str]:
-    """Remove the app's images past ``keep_images`` that no container uses; the references removed."""
-    doomed = [i.ref for i in choose_prunable(kept_images(target, settings), settings.keep_images, in_use)]
+def prune(target: Target, settings: Settings, in_use: Callable[[], set[str]]) -> list[str]:
+    """Remove the app's images past ``keep_images`` that no container uses; the references removed. ``in_use`` is
+    asked once the images are listed, so a caller may read it meanwhile."""
+    listed = kept_images(target, settings)
+    doomed = [i.ref for i in choose_prunable(listed, settings.keep_images, in_use())]
     if doomed:
         target.run(docker.remove_images(doomed), check=False)
     return doomed

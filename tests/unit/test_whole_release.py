@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import pytest
 
@@ -168,6 +169,29 @@ def test_prune_after_a_deploy_spares_the_image_and_files_of_the_release_to_go_ba
     assert removal[3:] == (OLDER_IMAGE,), "keep_images 1 and the image of the release a rollback would bring back"
     assert sorted(d.rsplit("/", 1)[-1] for d in target.dirs if d.startswith(kept.root(STATE) + "/")) == \
         ["20250102T000000Z-" + OLD[:12], "20250103T000000Z-" + NEW[:12]]
+
+
+def test_prune_lists_the_images_while_it_reads_what_runs(engine, root):
+    engine.add("proxy", "nginx", None)
+    engine.upstream = engine.add("app", NEW_IMAGE, NEW).name
+    listed = threading.Event()
+
+    class ListingFirst(FakeTarget):
+        """``docker ps`` answers only once the image listing has started: a prune that reads one after the other
+        never gets its answer within the bound."""
+
+        def probe(self, argv, *, check=False, timeout=None):
+            if tuple(argv[:3]) == ("docker", "image", "ls"):
+                listed.set()
+            elif tuple(argv[:2]) == ("docker", "ps"):
+                assert listed.wait(5), "the images were listed only after what runs was read"
+            return super().probe(argv, check=check, timeout=timeout)
+
+    target = ListingFirst(engine)
+    session, _ = session_on(target, make_settings(root, keep_images=1, keep_releases=1))
+    pipeline.prune(session, NEW_IMAGE, "20250103T000000Z-" + NEW[:12])
+    [removal] = [argv for argv in target.runs if argv[:3] == ("docker", "image", "rm")]
+    assert NEW_IMAGE not in removal, "the image that serves is kept"
 
 
 # -- what a rollback runs with ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from invoke import Context
 
@@ -192,7 +192,7 @@ class ComposeBackend(Backend):
                          "restarts it, with a moment of downtime)")
         return notes
 
-    def prune_images(self, keep: set[str]) -> list[str]:
+    def prune_images(self, keep: Callable[[], set[str]]) -> list[str]:
         session = self.session
         if session.target.dry:
             return []
@@ -201,7 +201,7 @@ class ComposeBackend(Backend):
         if not built:
             return pruned
         running = {c.image for c in self.snapshot(upstream=False).containers}
-        return pruned + images.prune_services(session.target, session.settings, built, keep | running)
+        return pruned + images.prune_services(session.target, session.settings, built, keep() | running)
 
     def log_commands(self, services: Sequence[str], *, since: str | None, tail: int | None,
                      follow: bool) -> list[list[str]]:

@@ -17,7 +17,7 @@ import os
 import posixpath
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from invoke import Context
 
@@ -333,7 +333,7 @@ class SwarmBackend(Backend):
                                     hint=f"`docker service ps {self.stack_name}_{short}` says why")
             time.sleep(0.5)
 
-    def prune_images(self, keep: set[str]) -> list[str]:
+    def prune_images(self, keep: Callable[[], set[str]]) -> list[str]:
         session = self.session
         return images.prune(session.target, session.settings, keep) if not session.target.dry else []
 
