@@ -193,9 +193,10 @@ def remove_project_resources(name: str) -> None:
     networks = [n for n in out("docker", "network", "ls", "--format", "{{.Name}}") if n.startswith(name)]
     if networks:
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    # The app's images and its services' own (<name>-<service>).
-    images = [*out("docker", "image", "ls", name, "--format", "{{.Repository}}:{{.Tag}}"),
-              *out("docker", "image", "ls", "--filter", f"reference={name}-*", "--format", "{{.Repository}}:{{.Tag}}")]
+    # The app's images, its services' own (<name>-<service>) and those a test made under a name of its own that
+    # starts with the app's (<name>other, standing for another project).
+    images = [ref for ref in out("docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
+              if ref.startswith(name)]
     if images:
         subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
 
