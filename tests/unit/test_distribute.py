@@ -149,3 +149,19 @@ def test_a_release_image_without_python3_falls_back_to_save_and_load(registry_po
     delivered = ensure_everywhere(target, IMAGE, NODES, registry=REGISTRY)
     assert [d.how for d in delivered] == ["save | load", "save | load"]
     assert any("w1: the relay did not start (exec: python3: not found)" in line for line in target.said)
+
+
+def test_every_node_is_asked_for_the_image_at_once():
+    """Each node answers only once both were asked: asked one after the other, the first never answers."""
+    asked = threading.Barrier(2, timeout=5)
+
+    class Waiting(Engines):
+        def run(self, argv, *, check=True, **kwargs):
+            engine, words = self._engine(list(argv))
+            if engine != "manager" and words[:2] == ["image", "inspect"]:
+                asked.wait()
+            return super().run(argv, check=check, **kwargs)
+
+    target = Waiting(None, {"w1": {IMAGE: WANT}, "w2": {IMAGE: WANT}})
+    deliveries = ensure_everywhere(target, IMAGE, NODES)  # type: ignore[arg-type]
+    assert [d.sent for d in deliveries] == [False, False]

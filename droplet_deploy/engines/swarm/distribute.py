@@ -61,8 +61,12 @@ def ensure_everywhere(target: Target, image: str, nodes: Sequence[NodeEngine], *
     if want is None:
         raise PreflightFailed(f"[{target.name}] image {image} is not on the manager",
                               hint="build it on the manager first (the build step does)")
-    done = {node.hostname: Delivery(node.hostname, want, sent=False) for node in nodes
-            if image_on(target, image, node.docker) == want}
+    # Every node is asked at once: each answer is a connection to that node's engine, and ten of them one after
+    # the other would cost more than the delivery itself.
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes)), thread_name_prefix="distribute") as pool:
+        found = list(pool.map(lambda node: image_on(target, image, node.docker), nodes))
+    done = {node.hostname: Delivery(node.hostname, want, sent=False)
+            for node, have in zip(nodes, found, strict=True) if have == want}
     lacking = [node for node in nodes if node.hostname not in done]
     if lacking and registry is not None and not target.dry:
         done.update(_through_registry(target, image, want, lacking, registry, say))
